@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "dev-services-key", "dev-encryption-key"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVICES_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8001
+    # What instances are told to call back on (INSTANCE env SERVICES_URL); defaults to host:port.
+    public_url: str = ""
+    pool_url: str = "http://127.0.0.1:8000"
+    api_key: str = "dev-services-key"
+    encryption_key: str = "dev-encryption-key"
+    log_level: str = "INFO"
+
+    platform: Literal["local", "railway"] = "local"
+    # Image the platform deploys for each instance (Railway); the local provider runs `python -m runtime`.
+    runtime_image: str = "ghcr.io/warmpool/runtime:latest"
+    # Tools every new instance gets unless the create request names its own.
+    default_tools: list[str] = []
+
+    probe_concurrency: int = 40
+    probe_timeout_seconds: float = 2.0
+
+    # local provider
+    local_data_dir: str = ".data/local-instances"
+    # Extra env for every local runtime process (test knobs such as RUNTIME_STARTUP_DELAY).
+    local_runtime_env: dict[str, str] = {}
+
+    sweep_interval_seconds: float = 300.0
+    sweep_grace_seconds: float = 600.0
+
+    @model_validator(mode="after")
+    def _reject_placeholders_in_production(self) -> Settings:
+        if self.environment == "production":
+            for name in ("api_key", "encryption_key"):
+                if getattr(self, name) in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"SERVICES_{name.upper()} must be set to a real secret in production")
+        return self
+
+    @property
+    def callback_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"

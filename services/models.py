@@ -1,0 +1,78 @@
+"""Services' tables. `instance_id` is the only value shared with the pool's database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import make_metadata
+
+
+class Base(DeclarativeBase):
+    metadata = make_metadata()
+
+
+class InstanceInfra(Base):
+    """One row per instance, written before the platform is called (write-ahead)."""
+
+    __tablename__ = "instance_infra"
+
+    instance_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(Text)
+    # creating → active → destroying; a crash leaves creating/destroying for destroy or the sweep.
+    state: Mapped[str] = mapped_column(Text, server_default="creating")
+    provider_project_id: Mapped[str | None] = mapped_column(Text)
+    provider_env_id: Mapped[str | None] = mapped_column(Text)
+    provider_service_id: Mapped[str | None] = mapped_column(Text, unique=True)
+    volume_id: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    deploy_status: Mapped[str | None] = mapped_column(Text)
+    runtime_image: Mapped[str | None] = mapped_column(Text)
+    provider_meta: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # Only hashes: services compares tokens, it never needs to read them back.
+    gateway_token_hash: Mapped[str | None] = mapped_column(Text)
+    services_token_hash: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class InstanceService(Base):
+    """The ledger: one row per external resource, written (status `creating`) before it is made."""
+
+    __tablename__ = "instance_services"
+    __table_args__ = (
+        Index(
+            "uq_instance_services_live_tool",
+            "instance_id",
+            "tool_id",
+            unique=True,
+            postgresql_where=text("status <> 'destroyed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[str] = mapped_column(
+        String(12), ForeignKey("instance_infra.instance_id", ondelete="CASCADE"), index=True
+    )
+    tool_id: Mapped[str] = mapped_column(Text)
+    resource_id: Mapped[str | None] = mapped_column(Text)
+    resource_meta: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    env_key: Mapped[str] = mapped_column(Text)
+    # Encrypted with SERVICES_ENCRYPTION_KEY; never logged, never returned to the pool.
+    env_value: Mapped[str | None] = mapped_column(Text)
+    # creating → active → destroying → destroyed (or failed, kept for the sweep)
+    status: Mapped[str] = mapped_column(Text, server_default="creating")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

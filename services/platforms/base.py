@@ -1,0 +1,83 @@
+"""What services needs from a platform (Railway, local processes).
+
+Every method is safe to call again after a crash: `create` reports each resource through
+`on_progress` as soon as it exists (the caller persists it before the next step), and `destroy`
+of something already gone succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass
+class InstanceSpec:
+    instance_id: str
+    name: str
+    # Every variable the instance boots with: GATEWAY_TOKEN, INSTANCE_SERVICES_TOKEN, tool keys, ...
+    env: dict[str, str]
+    image: str | None = None
+
+
+@dataclass
+class PlatformRef:
+    """Where an instance lives on its platform; persisted as columns of `instance_infra`."""
+
+    provider: str
+    project_id: str | None = None
+    environment_id: str | None = None
+    service_id: str | None = None
+    volume_id: str | None = None
+    domain: str | None = None
+    url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PlatformState:
+    deploy_status: str | None
+    url: str | None = None
+
+
+@dataclass
+class PlatformOrphanRef:
+    ref: str
+    name: str
+    created_at: datetime | None = None
+
+
+@dataclass
+class FleetSnapshot:
+    """One observation of the whole fleet: states by instance id, plus what we have no row for."""
+
+    states: dict[str, PlatformState]
+    orphans: list[PlatformOrphanRef] = field(default_factory=list)
+    api_calls: int = 0
+
+
+ProgressCallback = Callable[[PlatformRef], Awaitable[None]]
+
+
+class Platform(Protocol):
+    name: str
+
+    async def create(self, spec: InstanceSpec, on_progress: ProgressCallback) -> PlatformRef: ...
+
+    async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+        """Deploy state of each given instance (keyed by instance id), in O(pages) platform calls."""
+        ...
+
+    async def destroy(self, ref: PlatformRef) -> bool:
+        """Remove everything the instance has on the platform. False when it was already gone."""
+        ...
+
+    async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None: ...
+
+    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
+        """Roll the instance to `image` (or its configured one); returns the new deploy status."""
+        ...
+
+    async def aclose(self) -> None: ...

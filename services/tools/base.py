@@ -1,0 +1,35 @@
+"""What services needs from a tool provider (OpenRouter, AgentMail, Telnyx, pooled secrets).
+
+`provision` must be safe to repeat for the same instance (it returns or re-finds the resource),
+and `revoke` of a resource that is already gone succeeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Grant:
+    resource_id: str
+    env_value: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InventoryItem:
+    resource_id: str
+    name: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ToolProvider(Protocol):
+    name: str
+    env_key: str
+    # "per-instance" (one resource each) or "pooled" (assigned from an operator-supplied pool)
+    mode: str
+
+    async def provision(self, instance_id: str) -> Grant: ...
+
+    async def revoke(self, resource_id: str, meta: dict[str, Any]) -> None: ...
