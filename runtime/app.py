@@ -1,0 +1,121 @@
+import asyncio
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runtime.config import Settings
+from runtime.errors import RuntimeAppError, Unauthorized
+from runtime.schemas import ConvosStatus, Health, ProvisionRequest, ProvisionResult, ResetResult
+from runtime.service import Agent
+from runtime.state import BindingStore
+
+log = logging.getLogger("runtime")
+
+
+def get_agent(request: Request) -> Agent:
+    agent: Agent = request.app.state.agent
+    return agent
+
+
+AgentDep = Annotated[Agent, Depends(get_agent)]
+
+
+async def require_token(request: Request, agent: AgentDep) -> None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token")
+    expected = agent.settings.gateway_token.get_secret_value()
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("invalid bearer token")
+
+
+public = APIRouter()
+private = APIRouter(dependencies=[Depends(require_token)])
+
+
+@public.get("/pool/health", response_model=Health, responses={503: {"description": "Not ready yet"}})
+async def health(agent: AgentDep) -> Health | JSONResponse:
+    """Report whether the instance is ready to be provisioned."""
+    if not agent.ready():
+        return JSONResponse({"ready": False}, status_code=503)
+    return Health(version=agent.settings.runtime_version)
+
+
+@private.post("/pool/provision", response_model=ProvisionResult)
+async def provision(body: ProvisionRequest, agent: AgentDep) -> ProvisionResult:
+    """Bind this instance to a new conversation, or join the one behind `joinUrl`."""
+    return await agent.provision(body)
+
+
+@private.get("/convos/status", response_model=ConvosStatus)
+async def status(agent: AgentDep) -> ConvosStatus:
+    """Show the conversation this instance is bound to, if any."""
+    return agent.status()
+
+
+@private.post("/convos/reset", response_model=ResetResult)
+async def reset(agent: AgentDep) -> ResetResult:
+    """Forget the conversation, returning the instance to a clean state."""
+    await agent.reset()
+    return ResetResult()
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RuntimeAppError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    body = {"error": type(exc).__name__, "detail": exc.message}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # The contract promises 400 with an `error` key; the raw `input` is dropped so bodies are never echoed.
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse({"error": "BadRequest", "detail": detail}, status_code=400)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    body = {"error": "HTTPError", "detail": exc.detail}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _lifespan(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        crash = None
+        if settings.runtime_crash_after is not None:
+            crash = asyncio.create_task(_crash_after(settings.runtime_crash_after))
+        yield
+        if crash is not None:
+            crash.cancel()
+        log.info("runtime.stopped")
+
+    return lifespan
+
+
+async def _crash_after(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    log.error("runtime.crash after=%s", seconds)
+    logging.shutdown()
+    # os._exit skips uvicorn's graceful shutdown: the point is to look like a process that died.
+    os._exit(1)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title="warmpool-runtime", version=settings.runtime_version, lifespan=_lifespan(settings))
+    app.state.agent = Agent(settings, BindingStore(settings.data_dir / "binding.json"))
+    app.add_exception_handler(RuntimeAppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.include_router(public)
+    app.include_router(private)
+    return app

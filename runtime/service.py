@@ -1,0 +1,109 @@
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+
+from runtime.config import Settings
+from runtime.errors import Conflict, NotReady, ProvisionFailed
+from runtime.schemas import ConvosStatus, ProvisionRequest, ProvisionResult
+from runtime.state import Binding, BindingStore
+
+log = logging.getLogger("runtime")
+
+
+class Agent:
+    """A stand-in for the chat agent: there is no chat network, so conversations are just minted ids."""
+
+    def __init__(self, settings: Settings, store: BindingStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._started = time.monotonic()
+        # Held across a whole provision, delay included, so two concurrent provisions cannot both bind.
+        self._lock = asyncio.Lock()
+
+    def ready(self) -> bool:
+        if self.settings.runtime_never_ready:
+            return False
+        return time.monotonic() - self._started >= self.settings.runtime_startup_delay
+
+    async def provision(self, request: ProvisionRequest) -> ProvisionResult:
+        if not self.ready():
+            raise NotReady("runtime is still starting")
+        async with self._lock:
+            if self.store.binding is not None:
+                raise Conflict(f"already bound to {self.store.binding.conversation_id}")
+            if self.settings.runtime_provision_delay:
+                await asyncio.sleep(self.settings.runtime_provision_delay)
+            if self.settings.runtime_fail_provision:
+                log.warning("runtime.provision.failed reason=RUNTIME_FAIL_PROVISION")
+                raise ProvisionFailed("provisioning failed (RUNTIME_FAIL_PROVISION)")
+            binding = self._bind(request)
+            self.store.save(binding)
+        result = _result(binding)
+        log.info(
+            "runtime.provisioned conversation_id=%s status=%s agent_name=%r",
+            binding.conversation_id,
+            result.status,
+            binding.agent_name,
+        )
+        return result
+
+    def status(self) -> ConvosStatus:
+        binding = self.store.binding
+        if binding is None:
+            return ConvosStatus(conversation_id=None, inbox_id=None, pending=False, clean=True)
+        return ConvosStatus(
+            conversation_id=binding.conversation_id,
+            inbox_id=binding.inbox_id,
+            pending=binding.pending,
+            clean=False,
+        )
+
+    async def reset(self) -> None:
+        async with self._lock:
+            previous = self.store.binding
+            self.store.clear()
+        log.info("runtime.reset conversation_id=%s", previous.conversation_id if previous else None)
+
+    def _bind(self, request: ProvisionRequest) -> Binding:
+        if request.join_url is None:
+            conversation_id = f"conv_{secrets.token_hex(8)}"
+            invite_url = f"{self.settings.runtime_invite_base}{conversation_id}"
+        else:
+            conversation_id = self._conversation_for(request.join_url)
+            invite_url = request.join_url
+        return Binding(
+            conversation_id=conversation_id,
+            inbox_id=f"inbox_{secrets.token_hex(8)}",
+            invite_url=invite_url,
+            agent_name=request.agent_name,
+            instructions=request.instructions,
+            join_url=request.join_url,
+            pending=request.join_url is not None and self.settings.runtime_join_pending,
+        )
+
+    def _conversation_for(self, join_url: str) -> str:
+        # Our own invite URLs end in the conversation id; any other URL maps to a stable id, so that
+        # two instances joining the same invite agree on the conversation.
+        base = self.settings.runtime_invite_base
+        suffix = join_url.removeprefix(base) if join_url.startswith(base) else ""
+        if suffix and suffix.replace("_", "").isalnum():
+            return suffix
+        return f"conv_{hashlib.sha256(join_url.encode()).hexdigest()[:16]}"
+
+
+def _result(binding: Binding) -> ProvisionResult:
+    if binding.join_url is None:
+        return ProvisionResult(
+            conversation_id=binding.conversation_id,
+            invite_url=binding.invite_url,
+            joined=False,
+            status="created",
+        )
+    return ProvisionResult(
+        conversation_id=binding.conversation_id,
+        invite_url=binding.invite_url,
+        joined=not binding.pending,
+        status="pending_acceptance" if binding.pending else "joined",
+    )
