@@ -1,11 +1,106 @@
-"""The pool's tables (filled in by the pool's own migration)."""
+"""The pool's tables.
+
+`instances` holds one row per instance the pool owns. A row is inserted as `creating` before
+services is asked to create the instance (so in-flight creates count against the target), and
+becomes `starting` once services answered. Every status write is conditional on the status it read.
+
+`claims` dedupes claims: a unique `idempotency_key`, and a partial unique index allowing one
+active claim (`pending` or `succeeded`) per `join_url`.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import make_metadata
+
+STATUSES = (
+    "creating",
+    "starting",
+    "idle",
+    "claiming",
+    "claimed",
+    "pending_acceptance",
+    "tainted",
+    "crashed",
+    "dead",
+    "sleeping",
+)
+CLAIM_STATUSES = ("pending", "succeeded", "released")
+ACTIVE_CLAIM_STATUSES = ("pending", "succeeded")
+
+
+def _in_list(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Base(DeclarativeBase):
     metadata = make_metadata()
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    __table_args__ = (
+        CheckConstraint(_in_list("status", STATUSES), name="status"),
+        Index("ix_instances_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    agent_name: Mapped[str | None] = mapped_column(Text)
+    conversation_id: Mapped[str | None] = mapped_column(Text)
+    invite_url: Mapped[str | None] = mapped_column(Text)
+    join_url: Mapped[str | None] = mapped_column(Text)
+    instructions: Mapped[str | None] = mapped_column(Text)
+    profile_image: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    template_id: Mapped[str | None] = mapped_column(Text)
+    owner_id: Mapped[str | None] = mapped_column(Text)
+    parent_instance: Mapped[str | None] = mapped_column(String(12))
+    # SecretBox ciphertext (POOL_ENCRYPTION_KEY); services hands the token out once, at create.
+    gateway_token_enc: Mapped[str | None] = mapped_column(Text)
+    failed_probes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_healthy_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deploy_status: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Claim(Base):
+    __tablename__ = "claims"
+    __table_args__ = (
+        CheckConstraint(_in_list("status", CLAIM_STATUSES), name="status"),
+        Index(
+            "uq_claims_active_join_url",
+            "join_url",
+            unique=True,
+            postgresql_where=text("join_url IS NOT NULL AND status IN ('pending', 'succeeded')"),
+        ),
+        Index("ix_claims_instance_id", "instance_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    # sha256 of the request body, so a key reused for a different request is refused.
+    request_hash: Mapped[str] = mapped_column(Text)
+    join_url: Mapped[str | None] = mapped_column(Text)
+    instance_id: Mapped[str | None] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

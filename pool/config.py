@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "dev-pool-key", "dev-services-key", "dev-encryption-key"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POOL_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Operators, the dashboard's server and the public site's server present this as a bearer token.
+    api_key: str = "dev-pool-key"
+    services_url: str = "http://127.0.0.1:8001"
+    services_api_key: str = "dev-services-key"
+    # Encrypts each instance's gateway token at rest (SecretBox passphrase).
+    encryption_key: str = "dev-encryption-key"
+
+    min_idle: int = Field(3, ge=0)
+    max_total: int = Field(50, ge=1)
+    create_concurrency: int = Field(4, ge=1)
+    tools: list[str] = []
+
+    tick_enabled: bool = True
+    tick_interval_seconds: float = Field(30.0, gt=0)
+    starting_probe_interval_seconds: float = Field(2.0, gt=0)
+    stuck_timeout_seconds: float = Field(600.0, gt=0)
+    failed_probes_for_death: int = Field(3, ge=1)
+    orphan_grace_seconds: float = Field(600.0, ge=0)
+
+    claim_provision_timeout_seconds: float = Field(30.0, gt=0)
+    claim_wait_max_seconds: int = Field(30, ge=0)
+    # How long a request that duplicates an in-flight claim waits for the first one's answer.
+    claim_duplicate_wait_seconds: float = Field(45.0, gt=0)
+
+    @model_validator(mode="after")
+    def _reject_placeholders_in_production(self) -> Settings:
+        if self.environment == "production":
+            for name in ("api_key", "services_api_key", "encryption_key"):
+                if getattr(self, name) in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"POOL_{name.upper()} must be set to a real secret in production")
+        return self
