@@ -76,3 +76,40 @@ class InstanceService(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class PooledResource(Base):
+    """Operator-supplied resources (wallet keys, pre-bought or recycled numbers), one per instance per kind.
+
+    Assigned with `FOR UPDATE SKIP LOCKED`; the partial unique index makes a second assignment of
+    the same kind to one instance impossible even when two requests race.
+    """
+
+    __tablename__ = "pooled_resource"
+    __table_args__ = (
+        Index(
+            "uq_pooled_resource_kind_instance",
+            "kind",
+            "instance_id",
+            unique=True,
+            postgresql_where=text("instance_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_pooled_resource_kind_ref",
+            "kind",
+            "resource_ref",
+            unique=True,
+            postgresql_where=text("resource_ref IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(Text, server_default="")
+    # The vendor's id for it when it has one (a Telnyx number id); never secret.
+    resource_ref: Mapped[str | None] = mapped_column(Text)
+    # Encrypted with SERVICES_ENCRYPTION_KEY; never listed, only handed to the instance it is assigned to.
+    value: Mapped[str] = mapped_column(Text)
+    instance_id: Mapped[str | None] = mapped_column(String(12))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

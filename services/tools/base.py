@@ -7,7 +7,8 @@ and `revoke` of a resource that is already gone succeeds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass
@@ -22,6 +23,10 @@ class InventoryItem:
     resource_id: str
     name: str
     meta: dict[str, Any] = field(default_factory=dict)
+    # Which instance the resource was made for (parsed from its name), and when the provider made it:
+    # the sweep only removes unknown resources older than its grace period.
+    instance_id: str | None = None
+    created_at: datetime | None = None
 
 
 class ToolProvider(Protocol):
@@ -33,3 +38,12 @@ class ToolProvider(Protocol):
     async def provision(self, instance_id: str) -> Grant: ...
 
     async def revoke(self, resource_id: str, meta: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class InventoryProvider(Protocol):
+    """Optional: a provider that can list what exists at the vendor, for the sweep."""
+
+    name: str
+
+    async def inventory(self) -> list[InventoryItem]: ...
