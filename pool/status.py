@@ -1,0 +1,196 @@
+"""The pool's statuses as a pure function (DESIGN.md §5).
+
+`decide(current, observation, rules)` says what the reconcile loop should do with one instance.
+Invariants the tests hold it to:
+- `claiming` belongs to the claim in flight and `creating` to the create in flight: never touched.
+- A failed observation (platform error, services down) changes nothing, not even the counters.
+- Death needs several consecutive failed observations, or a FAILED/CRASHED deploy.
+- A claimed instance is never destroyed by the loop; it becomes `crashed` and stays so until
+  an operator dismisses it or it is seen again serving *our* conversation.
+- Only a healthy, clean instance with no conversation becomes `idle`; `crashed` never does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.schemas import DEPLOY_FAILED, DEPLOY_GONE
+
+Status = Literal[
+    "creating",
+    "starting",
+    "idle",
+    "claiming",
+    "claimed",
+    "pending_acceptance",
+    "tainted",
+    "crashed",
+    "dead",
+    "sleeping",
+]
+STATUSES: tuple[Status, ...] = (
+    "creating",
+    "starting",
+    "idle",
+    "claiming",
+    "claimed",
+    "pending_acceptance",
+    "tainted",
+    "crashed",
+    "dead",
+    "sleeping",
+)
+# Someone's conversation lives on these: the loop may mark them crashed, never destroy them.
+BOUND: frozenset[Status] = frozenset({"claimed", "pending_acceptance", "crashed"})
+# Owned by a request in flight; the loop neither reads meaning into them nor writes them.
+IN_FLIGHT: frozenset[Status] = frozenset({"claiming", "creating"})
+
+# keep: write nothing but the probe counter; set: conditional status write;
+# destroy: mark, tear down through services, delete the row; gone: the platform already
+# removed it, so tear down what is left and delete the row.
+Action = Literal["keep", "set", "destroy", "gone"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the instance says about itself on `GET /convos/status`."""
+
+    conversation_id: str | None
+    clean: bool
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One tick's view of one instance.
+
+    `failed` means we could not observe (services down, platform error): nothing may change.
+    `known` is False when services has no record of the instance any more.
+    `healthy` is the /pool/health probe; `runtime` is None when /convos/status was not
+    reached. `age_seconds` is the time spent in the current status.
+    """
+
+    deploy_status: str | None
+    healthy: bool
+    runtime: Runtime | None = None
+    age_seconds: float = 0.0
+    failed_probes: int = 0
+    ours: str | None = None
+    failed: bool = False
+    known: bool = True
+
+
+@dataclass(frozen=True)
+class Rules:
+    stuck_timeout_seconds: float = 900.0
+    death_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    status: Status
+    failed_probes: int
+    reason: str
+
+
+def keep(current: Status, failed_probes: int, reason: str) -> Decision:
+    return Decision("keep", current, failed_probes, reason)
+
+
+def _to(current: Status, status: Status, failed_probes: int, reason: str) -> Decision:
+    return Decision("set" if status != current else "keep", status, failed_probes, reason)
+
+
+def _destroy(status: Status, failed_probes: int, reason: str) -> Decision:
+    return Decision("destroy", status, failed_probes, reason)
+
+
+def decide(current: Status, obs: Observation, rules: Rules) -> Decision:
+    if current in IN_FLIGHT:
+        return keep(current, obs.failed_probes, "in flight")
+    if obs.failed:
+        return keep(current, obs.failed_probes, "observation failed")
+    if not obs.known:
+        return _gone(current, obs, "unknown to services")
+    deploy = obs.deploy_status
+    if deploy in DEPLOY_GONE:
+        return _gone(current, obs, f"deploy {deploy}")
+    if deploy in DEPLOY_FAILED:
+        return _failed_deploy(current, obs, f"deploy {deploy}")
+    if current not in BOUND and _dirty(obs.runtime):
+        return _destroy("tainted", 0, "conversation we did not give it or not clean")
+    if current == "dead":
+        return _destroy("dead", obs.failed_probes, "dead")
+    if current == "tainted":
+        return _destroy("tainted", obs.failed_probes, "tainted")
+    if deploy is None:
+        # No deploy status (e.g. no deployment recorded): trust the probe, else still booting.
+        deploy = "SUCCESS" if obs.healthy or current != "starting" else "DEPLOYING"
+    if deploy == "SLEEPING":
+        return _sleeping(current)
+    if deploy == "SUCCESS" and obs.healthy and obs.runtime is not None:
+        return _healthy(current, obs.runtime, obs.ours)
+    if deploy == "SUCCESS" and obs.healthy:
+        # Alive but /convos/status did not answer: one more failed observation.
+        return _unreachable(current, obs, rules, "runtime status unreachable")
+    if deploy == "SUCCESS":
+        return _unreachable(current, obs, rules, "health probe failed")
+    # Deploy in progress, or a status we do not know: the instance is (re)starting.
+    return _deploying(current, obs, rules, f"deploy {deploy}")
+
+
+def _gone(current: Status, obs: Observation, reason: str) -> Decision:
+    if current in BOUND:
+        return _to(current, "crashed", obs.failed_probes, reason)
+    return Decision("gone", current, obs.failed_probes, reason)
+
+
+def _failed_deploy(current: Status, obs: Observation, reason: str) -> Decision:
+    if current in BOUND:
+        return _to(current, "crashed", obs.failed_probes, reason)
+    return _destroy("tainted" if current == "tainted" else "dead", obs.failed_probes, reason)
+
+
+def _sleeping(current: Status) -> Decision:
+    # Sleeping is not death; a bound instance stays bound while it sleeps.
+    if current in BOUND:
+        return keep(current, 0, "sleeping")
+    return _to(current, "sleeping", 0, "deploy SLEEPING")
+
+
+def _healthy(current: Status, runtime: Runtime, ours: str | None) -> Decision:
+    if current in BOUND:
+        conversation = runtime.conversation_id
+        if conversation is not None and conversation == ours:
+            wanted: Status = "pending_acceptance" if runtime.pending else "claimed"
+            if current == "crashed" or current == wanted:
+                return _to(current, wanted, 0, "serving our conversation")
+        # Any other answer: leave a bound instance to the claim flow or an operator.
+        return keep(current, 0, "healthy")
+    return _to(current, "idle", 0, "healthy and clean")
+
+
+def _dirty(runtime: Runtime | None) -> bool:
+    return runtime is not None and (runtime.conversation_id is not None or not runtime.clean)
+
+
+def _unreachable(current: Status, obs: Observation, rules: Rules, reason: str) -> Decision:
+    failed = obs.failed_probes + 1
+    if failed < rules.death_threshold:
+        return keep(current, failed, reason)
+    if current in BOUND:
+        return _to(current, "crashed", failed, reason)
+    if current == "starting" and obs.age_seconds < rules.stuck_timeout_seconds:
+        return keep(current, failed, f"{reason}; still booting")
+    return _destroy("dead", failed, reason)
+
+
+def _deploying(current: Status, obs: Observation, rules: Rules, reason: str) -> Decision:
+    if current in BOUND:
+        # A redeploy of a claimed agent must not revert it to starting.
+        return keep(current, obs.failed_probes, reason)
+    if current == "starting" and obs.age_seconds >= rules.stuck_timeout_seconds:
+        return _destroy("dead", obs.failed_probes, f"{reason}; stuck past timeout")
+    return _to(current, "starting", 0, reason)
