@@ -1,0 +1,203 @@
+"""`poolctl`: the operator's terminal client of the pool's bearer API, plus `poolctl up`.
+
+Exit codes: 0 ok, 1 the pool refused the request (4xx/5xx), 2 usage error, 3 unauthorized (401),
+4 pool empty or busy (503), 5 the pool cannot be reached.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import segno
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EXIT_REFUSED, EXIT_UNAUTHORIZED, EXIT_UNAVAILABLE, EXIT_UNREACHABLE = 1, 3, 4, 5
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+app = typer.Typer(help="Operate a warm pool of agent instances.", no_args_is_help=True, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+
+UrlOpt = Annotated[str, typer.Option("--url", envvar="POOL_URL", help="Pool base URL.")]
+KeyOpt = Annotated[
+    str, typer.Option("--key", envvar="POOL_API_KEY", help="Operator API key.", show_default=False)
+]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        detail = body.get("detail", body.get("error", body))
+        return detail if isinstance(detail, str) else str(detail)
+    return str(body)
+
+
+def call(method: str, url: str, key: str, path: str, *, json: Any = None, timeout: float = 60.0) -> Any:
+    """One request to the pool; every failure becomes a message and an exit code."""
+    if not key:
+        fail("no API key: pass --key or set POOL_API_KEY", 2)
+    try:
+        response = httpx.request(
+            method,
+            url.rstrip("/") + path,
+            json=json,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+        )
+    except httpx.ConnectError:
+        fail(f"cannot reach the pool at {url} (is it running? `poolctl up` starts one)", EXIT_UNREACHABLE)
+    except httpx.TimeoutException:
+        fail(f"the pool at {url} did not answer within {timeout:.0f}s", EXIT_UNREACHABLE)
+    if response.status_code == 401:
+        fail("unauthorized: the API key was refused (check POOL_API_KEY)", EXIT_UNAUTHORIZED)
+    if response.status_code == 503:
+        retry = response.headers.get("Retry-After")
+        hint = f" (retry after {retry}s)" if retry else ""
+        fail(f"pool unavailable: {_detail(response)}{hint}", EXIT_UNAVAILABLE)
+    if response.status_code >= 400:
+        fail(f"{response.status_code}: {_detail(response)}", EXIT_REFUSED)
+    if not response.content:
+        return None
+    return response.json()
+
+
+def counts_table(counts: dict[str, Any]) -> Table:
+    table = Table(title="Instances by status")
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for status, count in counts.items():
+        table.add_row(status, str(count))
+    return table
+
+
+def agents_table(agents: list[dict[str, Any]]) -> Table:
+    table = Table(title="Agents")
+    for column in ("id", "status", "name", "agent", "since"):
+        table.add_column(column)
+    for agent in agents:
+        table.add_row(
+            str(agent.get("id", "")),
+            str(agent.get("status", "")),
+            str(agent.get("name") or ""),
+            str(agent.get("agentName") or ""),
+            str(agent.get("statusChangedAt") or agent.get("createdAt") or ""),
+        )
+    return table
+
+
+def _agents_of(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in ("agents", "instances"):
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    return []
+
+
+@app.command()
+def status(url: UrlOpt = DEFAULT_URL, key: KeyOpt = "") -> None:
+    """Show counts by status, the target, loop health and the instances."""
+    body = call("GET", url, key, "/api/pool/status")
+    counts = body.get("counts", {}) if isinstance(body, dict) else {}
+    console.print(counts_table(counts))
+    for label in ("target", "minIdle"):
+        if label in body:
+            console.print(f"[bold]{label}[/]: {body[label]}")
+    loop = body.get("loop") or body.get("tick")
+    if loop:
+        console.print(f"[bold]loop[/]: {loop}")
+    agents = _agents_of(body)
+    if agents:
+        console.print(agents_table(agents))
+
+
+@app.command()
+def claim(
+    name: Annotated[str, typer.Option("--name", help="Agent name.")],
+    instructions: Annotated[str, typer.Option("--instructions", help="What the agent should do.")],
+    join: Annotated[str | None, typer.Option("--join", help="Invite URL of a conversation to join.")] = None,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = "",
+) -> None:
+    """Claim an idle instance as a new agent; prints the invite URL and its QR code."""
+    payload: dict[str, Any] = {"agentName": name, "instructions": instructions}
+    if join:
+        payload["joinUrl"] = join
+    with console.status("Claiming an idle instance and provisioning the agent…"):
+        result = call("POST", url, key, "/api/pool/claim", json=payload)
+    console.print(f"[green]claimed[/] instance {result.get('instanceId')} ({result.get('status')})")
+    invite = result.get("inviteUrl")
+    if invite:
+        console.print(f"invite URL: [bold]{invite}[/]")
+        segno.make(invite, error="m").terminal(compact=True)
+
+
+@app.command()
+def kill(
+    instance_id: Annotated[str, typer.Argument(help="Instance id.")],
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = "",
+) -> None:
+    """Destroy one instance, claimed or not."""
+    call("DELETE", url, key, f"/api/pool/instances/{instance_id}")
+    console.print(f"[green]killed[/] {instance_id}")
+
+
+@app.command()
+def drain(
+    count: Annotated[int, typer.Argument(min=1, help="How many idle instances to remove.")],
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = "",
+) -> None:
+    """Remove up to N idle (never claimed) instances."""
+    body = call("POST", url, key, "/api/pool/drain", json={"count": count})
+    console.print(f"[green]drain[/]: {body}")
+
+
+@app.command()
+def replenish(
+    count: Annotated[int, typer.Argument(min=1, help="How many instances to create.")],
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = "",
+) -> None:
+    """Create N more instances now."""
+    body = call("POST", url, key, "/api/pool/replenish", json={"count": count})
+    console.print(f"[green]replenish[/]: {body}")
+
+
+@app.command()
+def up(
+    data_dir: Annotated[str, typer.Option("--data-dir", envvar="WARMPOOL_DATA_DIR")] = ".data",
+    min_idle: Annotated[int, typer.Option("--min-idle", envvar="POOL_MIN_IDLE", min=0)] = 2,
+    pool_port: Annotated[int, typer.Option("--pool-port", envvar="POOL_PORT")] = 8000,
+    services_port: Annotated[int, typer.Option("--services-port", envvar="SERVICES_PORT")] = 8001,
+) -> None:
+    """Run the whole system on this machine (what `make up` runs); Ctrl-C stops it all."""
+    from pool import up as up_module
+
+    code = up_module.run(
+        up_module.UpOptions(
+            data_dir=data_dir, min_idle=min_idle, pool_port=pool_port, services_port=services_port
+        )
+    )
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

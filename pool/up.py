@@ -1,0 +1,410 @@
+"""`make up` / `poolctl up`: the whole system on one machine, stopped cleanly by Ctrl-C.
+
+Order: recover from a previous crash → embedded PostgreSQL → both databases migrated → (fake
+Railway) → services → pool → banner → warm-up progress → wait for Ctrl-C or a child's death →
+stop children in reverse order → kill leftover runtime processes → stop PostgreSQL.
+
+Crash recovery relies on two records under the data dir: `up.pids` (pid + create time of every
+child we started, so a reused pid is never mistaken for ours) and the local provider's instance
+folders (runtime processes carry `RUNTIME_DATA_DIR` inside them). Runtime processes run in their
+own sessions, so they are found by that variable, not by parentage. The next run finds those
+instances dead and the pool replaces them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared.migrations import upgrade
+from shared.pg import EmbeddedPostgres
+
+console = Console(highlight=False)
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class UpOptions:
+    data_dir: str = ".data"
+    min_idle: int = 2
+    pool_port: int = 8000
+    services_port: int = 8001
+    host: str = "127.0.0.1"
+    warmup_timeout: float = 300.0
+    # Exit after warm-up instead of serving until a signal (not used by `make up`).
+    exit_when_ready: bool = False
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    create_time: float = field(default=0.0)
+
+
+# -- secrets -----------------------------------------------------------------------------------
+
+
+SECRET_NAMES = ("pool_api_key", "services_api_key", "pool_encryption_key", "services_encryption_key")
+
+
+def load_secrets(data_dir: Path) -> dict[str, str]:
+    """Generated once and kept (mode 0600) so a restart can still decrypt what it stored."""
+    path = data_dir / "secrets.json"
+    stored: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads(path.read_text())
+        if isinstance(loaded, dict):
+            stored = {str(k): str(v) for k, v in loaded.items()}
+    prefixes = {"pool_api_key": "pool_sk", "services_api_key": "services_sk"}
+    for name in SECRET_NAMES:
+        stored.setdefault(name, f"{prefixes.get(name, 'key')}_{secrets.token_urlsafe(32)}")
+    stored.setdefault("admin_password", secrets.token_urlsafe(12))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(stored, fh, indent=2)
+    path.chmod(0o600)
+    return stored
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _same_process(pid: int, create_time: float) -> psutil.Process | None:
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def _terminate(procs: list[psutil.Process], grace: float) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def runtime_leftovers(instances_dir: Path) -> list[psutil.Process]:
+    """Runtime processes whose data dir lies under ours, whoever started them."""
+    root = str(instances_dir.resolve()) + os.sep
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            data_dir = proc.environ().get("RUNTIME_DATA_DIR")
+            if data_dir and str(Path(data_dir).resolve()).startswith(root):
+                found.append(proc)
+    return found
+
+
+def recover(data_dir: Path) -> list[str]:
+    """Stop what a crashed earlier run left behind; returns what was stopped, for the banner."""
+    stopped: list[str] = []
+    pidfile = data_dir / "up.pids"
+    with contextlib.suppress(OSError, ValueError):
+        for entry in json.loads(pidfile.read_text()):
+            proc = _same_process(int(entry["pid"]), float(entry["create_time"]))
+            if proc is not None:
+                _terminate([proc, *proc.children(recursive=True)], STOP_GRACE_SECONDS)
+                stopped.append(f"{entry['name']} (pid {entry['pid']})")
+    with contextlib.suppress(FileNotFoundError):
+        pidfile.unlink()
+    leftovers = runtime_leftovers(data_dir / "local-instances")
+    _terminate(leftovers, STOP_GRACE_SECONDS)
+    stopped += [f"runtime (pid {proc.pid})" for proc in leftovers]
+    return stopped
+
+
+class Supervisor:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.children: list[Child] = []
+        self.postgres: EmbeddedPostgres | None = None
+        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        log_path = self.data_dir / "logs" / f"{name}.log"
+        with open(log_path, "ab") as log:
+            # Own session: Ctrl-C reaches only us, and we stop the children in our own order.
+            process = subprocess.Popen(
+                args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        child = Child(name, process, log_path, psutil.Process(process.pid).create_time())
+        self.children.append(child)
+        self._record()
+        return child
+
+    def _record(self) -> None:
+        entries = [
+            {"name": c.name, "pid": c.process.pid, "create_time": c.create_time} for c in self.children
+        ]
+        (self.data_dir / "up.pids").write_text(json.dumps(entries))
+
+    def dead_child(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                console.print(f"stopping {child.name}…")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, signal.SIGTERM)
+                try:
+                    child.process.wait(STOP_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(child.process.pid, signal.SIGKILL)
+                    child.process.wait()
+            # Anything left in the child's process group (workers it spawned) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / "up.pids").unlink()
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+class Stopped(Exception):
+    """A signal asked us to stop."""
+
+
+class ChildDied(Exception):
+    pass
+
+
+def _base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def services_env(opts: UpOptions, data_dir: Path, keys: dict[str, str], db_url: str) -> dict[str, str]:
+    env = _base_env()
+    env.update(
+        SERVICES_DATABASE_URL=db_url,
+        SERVICES_HOST=opts.host,
+        SERVICES_PORT=str(opts.services_port),
+        SERVICES_API_KEY=keys["services_api_key"],
+        SERVICES_ENCRYPTION_KEY=keys["services_encryption_key"],
+        SERVICES_POOL_URL=f"http://{opts.host}:{opts.pool_port}",
+        SERVICES_LOCAL_DATA_DIR=str(data_dir / "local-instances"),
+    )
+    env.setdefault("SERVICES_PLATFORM", "railway" if env.get("RAILWAY_API_TOKEN") else "local")
+    return env
+
+
+def pool_env(opts: UpOptions, keys: dict[str, str], db_url: str) -> dict[str, str]:
+    env = _base_env()
+    # A key or password the operator configured wins over the generated one.
+    env.setdefault("POOL_API_KEY", keys["pool_api_key"])
+    env.setdefault("POOL_ADMIN_PASSWORD", keys["admin_password"])
+    env.setdefault("POOL_TICK_INTERVAL_SECONDS", "5")
+    env.update(
+        POOL_DATABASE_URL=db_url,
+        POOL_HOST=opts.host,
+        POOL_PORT=str(opts.pool_port),
+        POOL_MIN_IDLE=str(opts.min_idle),
+        POOL_SERVICES_URL=f"http://{opts.host}:{opts.services_port}",
+        POOL_SERVICES_API_KEY=keys["services_api_key"],
+        POOL_ENCRYPTION_KEY=keys["pool_encryption_key"],
+    )
+    return env
+
+
+def _check(stop: threading.Event, supervisor: Supervisor) -> None:
+    if stop.is_set():
+        raise Stopped
+    dead = supervisor.dead_child()
+    if dead is not None:
+        raise ChildDied(f"{dead.name} exited with code {dead.process.returncode}:\n{log_tail(dead.log_path)}")
+
+
+def wait_healthy(url: str, stop: threading.Event, supervisor: Supervisor, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _check(stop, supervisor)
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        stop.wait(0.2)
+    raise ChildDied(f"{url} did not become healthy within {timeout:.0f}s")
+
+
+def watch_warmup(opts: UpOptions, api_key: str, stop: threading.Event, supervisor: Supervisor) -> None:
+    """A progress bar of idle instances against the target, fed by GET /api/pool/counts."""
+    url = f"http://{opts.host}:{opts.pool_port}/api/pool/counts"
+    headers = {"Authorization": f"Bearer {api_key}"}
+    columns = (TextColumn("warming up"), BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    deadline = time.monotonic() + opts.warmup_timeout
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("", total=max(opts.min_idle, 1))
+        while time.monotonic() < deadline:
+            _check(stop, supervisor)
+            counts: dict[str, Any] = {}
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                counts = httpx.get(url, headers=headers, timeout=5.0).json()
+            idle, starting = int(counts.get("idle", 0)), int(counts.get("starting", 0))
+            progress.update(
+                task, completed=min(idle, opts.min_idle), description=f"{idle} idle, {starting} starting"
+            )
+            if idle >= opts.min_idle:
+                return
+            stop.wait(1.0)
+    console.print(
+        f"[yellow]warm-up is slow: fewer than {opts.min_idle} idle after {opts.warmup_timeout:.0f}s[/]"
+    )
+
+
+def banner(opts: UpOptions, data_dir: Path, keys: dict[str, str], pool_key: str) -> None:
+    base = f"http://{opts.host}:{opts.pool_port}"
+    configured = "POOL_ADMIN_PASSWORD" in os.environ
+    password_hint = (
+        "the password in POOL_ADMIN_PASSWORD"
+        if configured
+        else f"the password in {data_dir / 'admin-password'}  (cat it)"
+    )
+    console.print(f"\n[bold green]dashboard[/]  {base}/dashboard")
+    console.print(f"log in with {password_hint}, or the admin key")
+    console.print(f"[bold]poolctl[/]    export POOL_URL={base} POOL_API_KEY=$(cat {data_dir / 'admin-key'})")
+    console.print(f"logs       {data_dir / 'logs'}/   Ctrl-C stops everything\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+
+
+def start_all(opts: UpOptions, data_dir: Path, stop: threading.Event, supervisor: Supervisor) -> None:
+    stale = recover(data_dir)
+    if stale:
+        console.print(f"[yellow]stopped leftovers of an earlier run:[/] {', '.join(stale)}")
+    keys = load_secrets(data_dir)
+    with console.status("starting PostgreSQL and migrating…"):
+        pg = EmbeddedPostgres(data_dir / "pg").start()
+        supervisor.postgres = pg
+        pool_db, services_db = pg.create_database("pool"), pg.create_database("services")
+        upgrade("services", services_db)
+        upgrade("pool", pool_db)
+    console.print(f"PostgreSQL on 127.0.0.1:{pg.port} (data in {pg.data_dir})")
+    s_env = services_env(opts, data_dir, keys, services_db)
+    if os.environ.get("RAILWAY_FAKE") == "1":
+        start_fake_railway(opts, supervisor, s_env)
+    supervisor.start("services", [sys.executable, "-m", "services"], s_env)
+    wait_healthy(f"http://{opts.host}:{opts.services_port}/healthz", stop, supervisor)
+    p_env = pool_env(opts, keys, pool_db)
+    _write_private(data_dir / "admin-key", p_env["POOL_API_KEY"])
+    _write_private(data_dir / "admin-password", p_env["POOL_ADMIN_PASSWORD"])
+    supervisor.start("pool", [sys.executable, "-m", "pool"], p_env)
+    wait_healthy(f"http://{opts.host}:{opts.pool_port}/healthz", stop, supervisor)
+    banner(opts, data_dir, keys, p_env["POOL_API_KEY"])
+    watch_warmup(opts, p_env["POOL_API_KEY"], stop, supervisor)
+
+
+def start_fake_railway(opts: UpOptions, supervisor: Supervisor, s_env: dict[str, str]) -> None:
+    port = _free_port()
+    supervisor.start(
+        "railway-fake",
+        [sys.executable, "-m", "services.platforms.railway.fake", "--port", str(port)],
+        _base_env(),
+    )
+    s_env.update(SERVICES_PLATFORM="railway", RAILWAY_API_URL=f"http://{opts.host}:{port}/graphql/v2")
+    s_env.setdefault("RAILWAY_API_TOKEN", "fake-railway-token")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(opts: UpOptions) -> int:
+    data_dir = Path(opts.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    supervisor = Supervisor(data_dir)
+    code = 0
+    try:
+        start_all(opts, data_dir, stop, supervisor)
+        console.print("[bold green]ready[/]")
+        while not opts.exit_when_ready:
+            _check(stop, supervisor)
+            stop.wait(0.5)
+    except Stopped:
+        console.print("\nstopping…")
+    except ChildDied as exc:
+        console.print(f"[bold red]{exc}[/]")
+        code = 1
+    finally:
+        shutdown(supervisor, data_dir)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
+def shutdown(supervisor: Supervisor, data_dir: Path) -> None:
+    supervisor.stop_all()
+    leftovers = runtime_leftovers(data_dir / "local-instances")
+    if leftovers:
+        console.print(f"stopping {len(leftovers)} runtime instance(s)…")
+        _terminate(leftovers, STOP_GRACE_SECONDS)
+    if supervisor.postgres is not None:
+        console.print("stopping PostgreSQL…")
+        supervisor.postgres.stop()
+    console.print("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pool.up", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("WARMPOOL_DATA_DIR", ".data"))
+    parser.add_argument("--min-idle", type=int, default=int(os.environ.get("POOL_MIN_IDLE", "2")))
+    parser.add_argument("--pool-port", type=int, default=int(os.environ.get("POOL_PORT", "8000")))
+    parser.add_argument("--services-port", type=int, default=int(os.environ.get("SERVICES_PORT", "8001")))
+    args = parser.parse_args(argv)
+    return run(
+        UpOptions(
+            data_dir=args.data_dir,
+            min_idle=args.min_idle,
+            pool_port=args.pool_port,
+            services_port=args.services_port,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
