@@ -104,3 +104,23 @@ class Claim(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class TickState(Base):
+    """Health of the reconcile loop, one row per fleet, so any replica can report it."""
+
+    __tablename__ = "tick_state"
+
+    fleet: Mapped[str] = mapped_column(Text, primary_key=True)
+    leader_id: Mapped[str | None] = mapped_column(Text)
+    leader_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_tick_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_tick_duration_ms: Mapped[int | None] = mapped_column(Integer)
+    last_summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_create_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    backoff_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_create_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
