@@ -1,0 +1,242 @@
+"""Railway's GraphQL API: one method per operation, each operation in `operations/<Name>.graphql`.
+
+Retry policy (STYLE.md §6): a 429 is retried after its `Retry-After`; a "too quickly" answer is
+retried on the token whose cooldown ends first; transport errors, 5xx and Railway's generic
+"Problem processing request" are retried with exponential backoff, but only for operations that
+are safe to repeat (reads and deletes). A creating mutation is never re-sent after an answer we
+did not see, since Railway has no idempotency keys; the caller rolls back instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from services.platforms.railway.errors import (
+    RailwayRejected,
+    RailwayRetryable,
+    RailwayThrottled,
+    RailwayUnauthorized,
+    error_from_graphql,
+)
+from services.platforms.railway.limits import CreateKind, RateLimiter, TokenPool
+from services.platforms.railway.operations import operation
+from services.platforms.railway.settings import RailwaySettings
+from shared.http import ApiClient, retry_after_seconds
+from shared.logging import get_logger, register_secret
+
+log = get_logger("services.railway")
+
+
+@dataclass
+class CallStats:
+    calls: int = 0
+
+
+class CreatedProject(BaseModel):
+    id: str
+    environment_id: str
+
+
+class CreatedResource(BaseModel):
+    id: str
+    name: str = ""
+
+
+class CreatedDomain(BaseModel):
+    id: str
+    domain: str
+
+
+def without_none(value: Any) -> Any:
+    """Railway reads an explicit null as "unset this field", so optional inputs are omitted instead."""
+    if isinstance(value, dict):
+        return {key: without_none(item) for key, item in value.items() if item is not None}
+    return value
+
+
+class RailwayClient(ApiClient):
+    name = "railway"
+
+    def __init__(self, settings: RailwaySettings, client: httpx.AsyncClient) -> None:
+        super().__init__(
+            client,
+            max_attempts=settings.max_attempts,
+            backoff_seconds=settings.backoff_seconds,
+            max_retry_after=settings.max_retry_after_seconds,
+        )
+        self.settings = settings
+        for token in settings.tokens:
+            register_secret(token)
+        self.tokens = TokenPool(
+            settings.tokens,
+            {
+                "project": settings.project_create_cooldown_seconds,
+                "volume": settings.volume_create_cooldown_seconds,
+            },
+        )
+        self.limiter = RateLimiter(settings.requests_per_second, settings.requests_per_hour)
+        self.calls: Counter[str] = Counter()
+
+    def _headers(self, token: str) -> dict[str, str]:
+        if self.settings.token_kind == "project":
+            return {"Project-Access-Token": token}
+        return {"Authorization": f"Bearer {token}"}
+
+    async def execute(
+        self,
+        operation_name: str,
+        variables: dict[str, Any],
+        *,
+        document: str | None = None,
+        create: CreateKind | None = None,
+        repeatable: bool = True,
+        stats: CallStats | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "query": document or operation(operation_name),
+            "variables": without_none(variables),
+            "operationName": operation_name,
+        }
+        last: Exception = RailwayRetryable(f"railway {operation_name}: no attempt made")
+        for attempt in range(1, self._max_attempts + 1):
+            token = await self.tokens.for_create(create) if create else self.tokens.any()
+            await self.limiter.acquire()
+            self.calls[operation_name] += 1
+            if stats is not None:
+                stats.calls += 1
+            try:
+                response = await self._client.post(
+                    self.settings.api_url, json=body, headers=self._headers(token)
+                )
+            except httpx.TransportError as exc:
+                last = RailwayRetryable(f"railway {operation_name}: {type(exc).__name__}")
+                if not repeatable:
+                    raise last from exc
+                await asyncio.sleep(self._delay(attempt))
+                continue
+            if response.status_code == 429:
+                # A rate-limited request was not executed, so even a creation may be re-sent.
+                last = RailwayRetryable(f"railway {operation_name}: rate limited (429)")
+                wait = min(retry_after_seconds(response, self._delay(attempt)), self._max_retry_after)
+                log.warning("railway.rate_limited", operation=operation_name, retry_after=wait)
+                await asyncio.sleep(wait)
+                continue
+            if response.status_code >= 500:
+                last = RailwayRetryable(f"railway {operation_name}: HTTP {response.status_code}")
+                if not repeatable:
+                    raise last
+                await asyncio.sleep(self._delay(attempt))
+                continue
+            if response.status_code in (401, 403):
+                raise RailwayUnauthorized(f"railway {operation_name}: HTTP {response.status_code}")
+            if response.status_code != 200:
+                # 400: the document failed validation, a bug on our side that retrying cannot fix.
+                raise RailwayRejected(f"railway {operation_name}: HTTP {response.status_code}")
+            payload = response.json()
+            errors = payload.get("errors")
+            if not errors:
+                data: dict[str, Any] = payload.get("data") or {}
+                return data
+            last = error_from_graphql(operation_name, errors)
+            if isinstance(last, RailwayThrottled) and create is not None:
+                self.tokens.penalize(token, create)
+                log.info("railway.throttled", operation=operation_name, kind=create)
+                continue
+            if isinstance(last, RailwayRetryable) and repeatable:
+                await asyncio.sleep(self._delay(attempt))
+                continue
+            raise last
+        raise last
+
+    async def project_create(self, name: str, workspace_id: str | None) -> CreatedProject:
+        data = await self.execute(
+            "ProjectCreate",
+            {"input": {"name": name, "workspaceId": workspace_id or None}},
+            create="project",
+            repeatable=False,
+        )
+        project = data["projectCreate"]
+        environments = [edge["node"] for edge in project["environments"]["edges"]]
+        if not environments:
+            raise RailwayRejected(f"railway ProjectCreate: project {project['id']} has no environment")
+        return CreatedProject(id=project["id"], environment_id=environments[0]["id"])
+
+    async def project_environment_id(self, project_id: str) -> str:
+        data = await self.execute("ProjectEnvironments", {"projectId": project_id})
+        environments = [edge["node"] for edge in data["project"]["environments"]["edges"]]
+        named = [env["id"] for env in environments if env["name"] == "production"]
+        if not environments:
+            raise RailwayRejected(f"railway project {project_id} has no environment")
+        return str(named[0] if named else environments[0]["id"])
+
+    async def project_delete(self, project_id: str) -> None:
+        await self.execute("ProjectDelete", {"id": project_id})
+
+    async def service_create(self, project_id: str, environment_id: str, name: str) -> CreatedResource:
+        # No `source`: a service created with one deploys at once, before volume, domain and variables.
+        variables = {"input": {"projectId": project_id, "environmentId": environment_id, "name": name}}
+        data = await self.execute("ServiceCreate", variables, repeatable=False)
+        return CreatedResource.model_validate(data["serviceCreate"])
+
+    async def service_delete(self, service_id: str, environment_id: str | None) -> None:
+        await self.execute("ServiceDelete", {"id": service_id, "environmentId": environment_id})
+
+    async def volume_create(
+        self, project_id: str, environment_id: str, service_id: str, mount_path: str, region: str | None
+    ) -> CreatedResource:
+        volume_input = {
+            "projectId": project_id,
+            "environmentId": environment_id,
+            "serviceId": service_id,
+            "mountPath": mount_path,
+            "region": region,
+        }
+        data = await self.execute("VolumeCreate", {"input": volume_input}, create="volume", repeatable=False)
+        return CreatedResource.model_validate(data["volumeCreate"])
+
+    async def volume_delete(self, volume_id: str) -> None:
+        await self.execute("VolumeDelete", {"volumeId": volume_id})
+
+    async def service_domain_create(
+        self, environment_id: str, service_id: str, target_port: int
+    ) -> CreatedDomain:
+        domain_input = {"environmentId": environment_id, "serviceId": service_id, "targetPort": target_port}
+        # Repeatable: "Failed to create service domain" right after serviceCreate is expected and
+        # a service has at most one Railway-provided domain, so a retry cannot make a second one.
+        data = await self.execute("ServiceDomainCreate", {"input": domain_input})
+        return CreatedDomain.model_validate(data["serviceDomainCreate"])
+
+    async def environment_patch_commit(self, environment_id: str, patch: dict[str, Any], message: str) -> str:
+        variables = {"environmentId": environment_id, "patch": patch, "commitMessage": message}
+        data = await self.execute("EnvironmentPatchCommit", variables, repeatable=False)
+        return str(data["environmentPatchCommit"])
+
+    async def variables_upsert(
+        self,
+        project_id: str,
+        environment_id: str,
+        service_id: str,
+        variables: dict[str, str],
+        *,
+        deploy: bool,
+    ) -> None:
+        upsert = {
+            "projectId": project_id,
+            "environmentId": environment_id,
+            "serviceId": service_id,
+            "variables": variables,
+            "skipDeploys": not deploy,
+        }
+        # An upsert of the same values is harmless to repeat unless it also deploys.
+        await self.execute("VariableCollectionUpsert", {"input": upsert}, repeatable=not deploy)
+
+    async def service_instance_deploy(self, service_id: str, environment_id: str) -> str:
+        variables = {"serviceId": service_id, "environmentId": environment_id}
+        data = await self.execute("ServiceInstanceDeployV2", variables, repeatable=False)
+        return str(data["serviceInstanceDeployV2"])

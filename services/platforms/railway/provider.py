@@ -1,0 +1,183 @@
+"""The Railway platform: shared-project mode (one service per instance) or a project per instance.
+
+Create order (lessons-from-the-original.md): project (per-instance mode) → environment id →
+service with no source → volume → domain → one environment patch commit carrying image, start
+command and every variable, which starts the one and only deploy. Each resource is reported
+through `on_progress` as soon as it exists, and a failure part-way destroys what was made.
+
+Calls per create: 5 in per-instance mode (ProjectCreate, ServiceCreate, VolumeCreate,
+ServiceDomainCreate, EnvironmentPatchCommit); 4 in shared mode (the environment id comes from
+settings, or one ProjectEnvironments lookup per process when not configured).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import httpx
+
+from services.config import Settings
+from services.platforms.base import FleetSnapshot, InstanceSpec, PlatformRef, ProgressCallback
+from services.platforms.railway.client import RailwayClient
+from services.platforms.railway.errors import RailwayNotFound
+from services.platforms.railway.settings import RailwaySettings
+from services.platforms.railway.status import per_instance_status, shared_status
+from shared.errors import PermanentError
+from shared.logging import get_logger
+
+log = get_logger("services.platforms.railway")
+
+NAME_LIMIT = 32
+
+
+class RailwayPlatform:
+    name = "railway"
+
+    def __init__(self, settings: RailwaySettings, http_client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = RailwayClient(settings, http_client)
+        self._environment_id = settings.environment_id or None
+
+    @property
+    def per_instance(self) -> bool:
+        return self.settings.mode == "per-instance"
+
+    def resource_name(self, instance_id: str) -> str:
+        """Railway wants lower case and about 32 characters; instance ids are [0-9a-z]{12}."""
+        name = f"{self.settings.service_name_prefix}{instance_id}".lower()
+        if len(name) > NAME_LIMIT:
+            raise PermanentError(f"railway name {name!r} is longer than {NAME_LIMIT} characters")
+        return name
+
+    async def _shared_environment_id(self) -> str:
+        if self._environment_id is None:
+            self._environment_id = await self.client.project_environment_id(self.settings.project_id)
+        return self._environment_id
+
+    async def create(self, spec: InstanceSpec, on_progress: ProgressCallback) -> PlatformRef:
+        name = self.resource_name(spec.instance_id)
+        ref = PlatformRef(provider=self.name, extra={"mode": self.settings.mode})
+        try:
+            await self._create(spec, name, ref, on_progress)
+        except Exception:
+            # Roll back whatever exists; the ref already persisted lets destroy finish it after a crash.
+            with contextlib.suppress(Exception):
+                await self.destroy(ref)
+            raise
+        log.info("railway.instance.created", instance_id=spec.instance_id, service_id=ref.service_id)
+        return ref
+
+    async def _create(
+        self, spec: InstanceSpec, name: str, ref: PlatformRef, on_progress: ProgressCallback
+    ) -> None:
+        settings = self.settings
+        if self.per_instance:
+            project = await self.client.project_create(name, settings.workspace_id or None)
+            ref.project_id, ref.environment_id = project.id, project.environment_id
+            await on_progress(ref)
+        else:
+            ref.project_id = settings.project_id
+            ref.environment_id = await self._shared_environment_id()
+        assert ref.project_id and ref.environment_id
+        service = await self.client.service_create(ref.project_id, ref.environment_id, name)
+        ref.service_id = service.id
+        await on_progress(ref)
+        volume = await self.client.volume_create(
+            ref.project_id,
+            ref.environment_id,
+            service.id,
+            settings.volume_mount_path,
+            settings.region or None,
+        )
+        ref.volume_id = volume.id
+        await on_progress(ref)
+        domain = await self.client.service_domain_create(ref.environment_id, service.id, settings.target_port)
+        ref.domain = domain.domain
+        ref.url = f"{settings.public_scheme}://{domain.domain}"
+        ref.extra["domain_id"] = domain.id
+        await on_progress(ref)
+        patch = self._service_patch(service.id, spec)
+        await self.client.environment_patch_commit(ref.environment_id, patch, f"create {name}")
+
+    def _service_patch(self, service_id: str, spec: InstanceSpec) -> dict[str, Any]:
+        variables = {"PORT": str(self.settings.target_port), **spec.env, "INSTANCE_ID": spec.instance_id}
+        config: dict[str, Any] = {
+            "source": {"image": spec.image or self.settings.default_image},
+            "variables": {key: {"value": value} for key, value in variables.items()},
+        }
+        if self.settings.start_command:
+            config["deploy"] = {"startCommand": self.settings.start_command}
+        return {"services": {service_id: config}}
+
+    async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+        prefix = self.settings.service_name_prefix
+        if self.per_instance:
+            return await per_instance_status(self.client, refs, prefix)
+        return await shared_status(self.client, refs, await self._shared_environment_id(), prefix)
+
+    async def destroy(self, ref: PlatformRef) -> bool:
+        if self._mode_of(ref) == "per-instance":
+            if not ref.project_id:
+                return False
+            return await _gone_is_false(self.client.project_delete(ref.project_id))
+        existed = False
+        if ref.volume_id:
+            # Volumes first: deleting the service alone leaves its volume behind (and billed).
+            existed = await _gone_is_false(self.client.volume_delete(ref.volume_id))
+        if ref.service_id:
+            environment_id = ref.environment_id or self.settings.environment_id or None
+            existed = (
+                await _gone_is_false(self.client.service_delete(ref.service_id, environment_id)) or existed
+            )
+        return existed
+
+    async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
+        project_id, environment_id, service_id = await self._locate(ref)
+        await self.client.variables_upsert(project_id, environment_id, service_id, variables, deploy=redeploy)
+
+    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
+        _, environment_id, service_id = await self._locate(ref)
+        if image:
+            patch = {"services": {service_id: {"source": {"image": image}}}}
+            await self.client.environment_patch_commit(environment_id, patch, f"roll to {image}")
+        else:
+            # Deploys the service's current configuration: the configured image and variables.
+            await self.client.service_instance_deploy(service_id, environment_id)
+        # Both calls queue a fresh deployment; the next status observation follows it.
+        return "QUEUED"
+
+    async def _locate(self, ref: PlatformRef) -> tuple[str, str, str]:
+        """(project, environment, service) from the ref, whichever mode created it."""
+        if not ref.service_id:
+            raise PermanentError("instance has no Railway service yet")
+        if self._mode_of(ref) == "per-instance":
+            if not (ref.project_id and ref.environment_id):
+                raise PermanentError("per-instance Railway ref lacks its project or environment")
+            return ref.project_id, ref.environment_id, ref.service_id
+        project_id = ref.project_id or self.settings.project_id
+        environment_id = ref.environment_id or await self._shared_environment_id()
+        return project_id, environment_id, ref.service_id
+
+    def _mode_of(self, ref: PlatformRef) -> str:
+        # An instance keeps the mode it was created in, even if the setting changed since.
+        return str(ref.extra.get("mode") or self.settings.mode)
+
+    async def aclose(self) -> None:
+        """The HTTP client belongs to the app that passed it in; nothing else holds resources."""
+
+
+async def _gone_is_false(call: Any) -> bool:
+    try:
+        await call
+    except RailwayNotFound:
+        return False
+    return True
+
+
+def build_railway_platform(settings: Settings, http_client: httpx.AsyncClient) -> RailwayPlatform:
+    """Built by services' platform registry; Railway's own settings come from `RAILWAY_*`."""
+    railway = RailwaySettings()
+    if "default_image" not in railway.model_fields_set:
+        railway = railway.model_copy(update={"default_image": settings.runtime_image})
+    return RailwayPlatform(railway, http_client)

@@ -1,0 +1,153 @@
+"""Observing the fleet in O(pages) calls (DESIGN.md §7).
+
+Shared mode: one environment holds every service; its `serviceInstances` connection is read page
+by page until `hasNextPage` is false. Per-instance mode: one `projects` listing (which also finds
+orphans and projects deleted behind our back), then aliased batches of `environment(...)` fields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from services.platforms.base import FleetSnapshot, PlatformOrphanRef, PlatformRef, PlatformState
+from services.platforms.railway.batch import BATCH_OPERATION, alias, batch_document, batch_variables
+from services.platforms.railway.client import CallStats, RailwayClient
+from services.platforms.railway.errors import (
+    RailwayNotFound,
+    RailwayRetryable,
+    RailwayUnauthorized,
+    error_alias,
+)
+
+GONE = "REMOVED"
+# Projects deleted between the listing and the batch are rare; many at once means something else.
+MAX_DROPS_PER_BATCH = 5
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _latest_status(node: dict[str, Any]) -> str | None:
+    deployment = node.get("latestDeployment")
+    return str(deployment["status"]) if deployment else None
+
+
+def _state(ref: PlatformRef, observed: dict[str, str | None]) -> PlatformState:
+    if not ref.service_id:
+        return PlatformState(deploy_status=None, url=ref.url)
+    if ref.service_id not in observed:
+        return PlatformState(deploy_status=GONE, url=ref.url)
+    return PlatformState(deploy_status=observed[ref.service_id], url=ref.url)
+
+
+async def shared_status(
+    client: RailwayClient, refs: dict[str, PlatformRef], environment_id: str, prefix: str
+) -> FleetSnapshot:
+    stats = CallStats()
+    known = {ref.service_id for ref in refs.values() if ref.service_id}
+    environments = {ref.environment_id or environment_id for ref in refs.values()} | {environment_id}
+    observed: dict[str, str | None] = {}
+    orphans: list[PlatformOrphanRef] = []
+    for env_id in sorted(environments):
+        after: str | None = None
+        while True:
+            variables = {"environmentId": env_id, "first": client.settings.page_size, "after": after}
+            data = await client.execute("EnvironmentServiceInstances", variables, stats=stats)
+            connection = data["environment"]["serviceInstances"]
+            for edge in connection["edges"]:
+                node = edge["node"]
+                observed[node["serviceId"]] = _latest_status(node)
+                if node["serviceId"] not in known and node["serviceName"].startswith(prefix):
+                    orphans.append(
+                        PlatformOrphanRef(
+                            ref=node["serviceId"],
+                            name=node["serviceName"],
+                            created_at=_parse_time(node["createdAt"]),
+                        )
+                    )
+            # The last page still carries an endCursor, so only hasNextPage ends the walk.
+            if not connection["pageInfo"]["hasNextPage"]:
+                break
+            after = connection["pageInfo"]["endCursor"]
+    states = {instance_id: _state(ref, observed) for instance_id, ref in refs.items()}
+    return FleetSnapshot(states=states, orphans=orphans, api_calls=stats.calls)
+
+
+async def _list_projects(client: RailwayClient, stats: CallStats) -> dict[str, dict[str, Any]]:
+    projects: dict[str, dict[str, Any]] = {}
+    after: str | None = None
+    while True:
+        variables = {
+            "workspaceId": client.settings.workspace_id or None,
+            "first": client.settings.page_size,
+            "after": after,
+        }
+        data = await client.execute("Projects", variables, stats=stats)
+        connection = data["projects"]
+        for edge in connection["edges"]:
+            projects[edge["node"]["id"]] = edge["node"]
+        if not connection["pageInfo"]["hasNextPage"]:
+            return projects
+        after = connection["pageInfo"]["endCursor"]
+
+
+async def _observe_batch(
+    client: RailwayClient, chunk: list[PlatformRef], stats: CallStats
+) -> dict[str, str | None]:
+    """Deploy status by service id. A project deleted since the listing drops out and is retried
+    without it (every root field is non-null, so one missing project nulls the whole answer)."""
+    observed: dict[str, str | None] = {}
+    pending = list(chunk)
+    for _ in range(MAX_DROPS_PER_BATCH + 1):
+        if not pending:
+            break
+        pairs = [(ref.environment_id or "", ref.project_id or "") for ref in pending]
+        try:
+            data = await client.execute(
+                BATCH_OPERATION, batch_variables(pairs), document=batch_document(len(pairs)), stats=stats
+            )
+        except (RailwayNotFound, RailwayUnauthorized) as exc:
+            failed = error_alias(exc)
+            indexes = [i for i in range(len(pending)) if alias(i) == failed]
+            if not indexes or len(pending) == 1 and isinstance(exc, RailwayUnauthorized):
+                raise
+            del pending[indexes[0]]
+            continue
+        for index in range(len(pending)):
+            for edge in data[alias(index)]["serviceInstances"]["edges"]:
+                observed[edge["node"]["serviceId"]] = _latest_status(edge["node"])
+        return observed
+    if pending:
+        raise RailwayRetryable(f"railway {BATCH_OPERATION}: too many projects vanished mid-tick")
+    return observed
+
+
+async def per_instance_status(
+    client: RailwayClient, refs: dict[str, PlatformRef], prefix: str
+) -> FleetSnapshot:
+    stats = CallStats()
+    projects = await _list_projects(client, stats)
+    known_projects = {ref.project_id for ref in refs.values()}
+    orphans = [
+        PlatformOrphanRef(
+            ref=project["id"], name=project["name"], created_at=_parse_time(project["createdAt"])
+        )
+        for project in projects.values()
+        if project["id"] not in known_projects and project["name"].startswith(prefix)
+    ]
+    live = [
+        ref for ref in refs.values() if ref.project_id in projects and ref.environment_id and ref.service_id
+    ]
+    observed: dict[str, str | None] = {}
+    size = client.settings.status_batch_size
+    for start in range(0, len(live), size):
+        observed.update(await _observe_batch(client, live[start : start + size], stats))
+    states = {instance_id: _state(ref, observed) for instance_id, ref in refs.items()}
+    return FleetSnapshot(states=states, orphans=orphans, api_calls=stats.calls)
