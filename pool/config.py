@@ -19,6 +19,8 @@ class Settings(BaseSettings):
 
     # Operators, the dashboard's server and the public site's server present this as a bearer token.
     api_key: str = "dev-pool-key"
+    # A second way into the dashboard (never the API); empty means only the admin key logs in.
+    admin_password: str = ""
     services_url: str = "http://127.0.0.1:8001"
     services_api_key: str = "dev-services-key"
     # Encrypts each instance's gateway token at rest (SecretBox passphrase).
