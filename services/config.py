@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     encryption_key: str = "dev-encryption-key"
     log_level: str = "INFO"
 
-    platform: Literal["local", "railway"] = "local"
+    # A name in services.platforms.registry.PLATFORMS ("local", "railway"); checked at start-up.
+    platform: str = "local"
     # Image the platform deploys for each instance (Railway); the local provider runs `python -m runtime`.
     runtime_image: str = "ghcr.io/warmpool/runtime:latest"
     # Tools every new instance gets unless the create request names its own.
@@ -35,6 +36,13 @@ class Settings(BaseSettings):
     local_data_dir: str = ".data/local-instances"
     # Extra env for every local runtime process (test knobs such as RUNTIME_STARTUP_DELAY).
     local_runtime_env: dict[str, str] = {}
+    # SIGTERM, then SIGKILL after this long.
+    local_stop_grace_seconds: float = 5.0
+
+    # A ledger row left `creating` this long is taken over by the next provision call (its owner died).
+    provision_stale_seconds: float = 120.0
+    # The `echo` test plugin (no network, fake secrets); for tests and `make up` demos only.
+    echo_tool: bool = False
 
     sweep_interval_seconds: float = 300.0
     sweep_grace_seconds: float = 600.0

@@ -1,0 +1,64 @@
+"""What the lifespan builds, and the dependencies that hand it to routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+import httpx
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.config import Settings
+from services.platforms.base import Platform
+from services.tools.base import ToolProvider
+from shared.auth import SecretBox
+
+
+class State(TypedDict):
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    http_client: httpx.AsyncClient
+    platform: Platform
+    tools: dict[str, ToolProvider]
+    box: SecretBox
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
+    return sessionmaker
+
+
+def get_http_client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.state.http_client
+    return client
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.state.platform
+    return platform
+
+
+def get_tools(request: Request) -> dict[str, ToolProvider]:
+    tools: dict[str, ToolProvider] = request.state.tools
+    return tools
+
+
+def get_box(request: Request) -> SecretBox:
+    box: SecretBox = request.state.box
+    return box
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+# Flows that call the outside world own short transactions of their own (write-ahead), so they
+# take the sessionmaker rather than the request's session.
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+ToolsDep = Annotated[dict[str, ToolProvider], Depends(get_tools)]
+BoxDep = Annotated[SecretBox, Depends(get_box)]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.config import Settings
+from services.deps import State
+from services.instances.router import router as instances_router
+from services.platforms.registry import build_platform
+from services.status.router import router as status_router
+from services.tools.registry import build_tools
+from services.tools.router import router as tools_router
+from shared.auth import SecretBox
+from shared.db import make_engine, make_sessionmaker
+from shared.errors import install_error_handlers
+from shared.health import health_router
+from shared.logging import get_logger, register_secret
+
+log = get_logger("services.http")
+
+
+class RequestLogMiddleware:
+    """One line per request: method, path, status, duration. Never headers or bodies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            log.info(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    register_secret(settings.api_key)
+    register_secret(settings.encryption_key)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        engine = make_engine(settings.database_url)
+        # One client for every outbound call (probes, providers); each caller sets its own timeout.
+        http_client = httpx.AsyncClient(
+            timeout=settings.probe_timeout_seconds,
+            limits=httpx.Limits(max_connections=max(100, settings.probe_concurrency * 2)),
+        )
+        platform = build_platform(settings, http_client)
+        try:
+            yield State(
+                settings=settings,
+                engine=engine,
+                sessionmaker=make_sessionmaker(engine),
+                http_client=http_client,
+                platform=platform,
+                tools=build_tools(settings, http_client),
+                box=SecretBox(settings.encryption_key),
+            )
+        finally:
+            await platform.aclose()
+            await http_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="warmpool services", lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestLogMiddleware)
+    app.include_router(health_router("services"))
+    app.include_router(instances_router)
+    app.include_router(status_router)
+    app.include_router(tools_router)
+    return app

@@ -1,0 +1,273 @@
+"""The `local` platform: each instance is a `python -m runtime` process on a free loopback port.
+
+Layout under `local_data_dir`: `<instance_id>/` holds our bookkeeping (`env.json` with the
+instance's variables, `process.json` with the live process, `runtime.log`) and `data/`, the
+runtime's own data dir. Processes run in their own session so they outlive a services restart;
+`process.json` (pid + create time + command line) lets a new services process re-adopt them
+and tell a live runtime from an unrelated process that got the same pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from runtime.launcher import runtime_command, runtime_env
+from services.config import Settings
+from services.platforms.base import (
+    FleetSnapshot,
+    InstanceSpec,
+    PlatformOrphanRef,
+    PlatformRef,
+    PlatformState,
+    ProgressCallback,
+)
+from shared.errors import NotFound
+from shared.logging import get_logger
+
+log = get_logger("services.platforms.local")
+
+# Variables the runtime launcher sets itself from the spec.
+_LAUNCHER_KEYS = ("INSTANCE_ID", "GATEWAY_TOKEN", "PORT", "RUNTIME_DATA_DIR")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_private(path: Path, payload: Any) -> None:
+    # env.json carries the instance's tokens: readable by the owner only.
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh)
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def live_process(info: dict[str, Any] | None) -> psutil.Process | None:
+    """The recorded runtime process if it is still alive and really ours (not a reused pid)."""
+    if not info or not isinstance(info.get("pid"), int):
+        return None
+    try:
+        proc = psutil.Process(info["pid"])
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if abs(proc.create_time() - float(info.get("create_time", 0))) > 0.05:
+            return None
+        if proc.cmdline() != info.get("cmdline"):
+            return None
+        return proc
+    except (psutil.Error, ValueError, TypeError):
+        return None
+
+
+async def _port_answers(port: int, timeout: float = 0.5) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+class LocalPlatform:
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self._root = Path(settings.local_data_dir).resolve()
+        self._extra_env = dict(settings.local_runtime_env)
+        self._grace = settings.local_stop_grace_seconds
+        # Popen handles of children we started, so their exit is reaped (no zombies).
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def _dir_for(self, ref: PlatformRef) -> Path | None:
+        raw = ref.extra.get("data_dir")
+        if not raw:
+            return None
+        path = Path(raw).resolve()
+        # Never touch anything outside our root, whatever a row says.
+        if path.parent != self._root:
+            return None
+        return path
+
+    # -- process control ---------------------------------------------------------------------
+
+    def _spawn(self, instance_dir: Path, instance_id: str, port: int) -> dict[str, Any]:
+        env_file = _read_json(instance_dir / "env.json") or {}
+        extra = {k: v for k, v in {**env_file, **self._extra_env}.items() if k not in _LAUNCHER_KEYS}
+        env = runtime_env(
+            instance_id=instance_id,
+            gateway_token=str(env_file.get("GATEWAY_TOKEN", "")),
+            port=port,
+            data_dir=instance_dir / "data",
+            extra=extra,
+        )
+        env["PORT"] = str(port)
+        command = runtime_command()
+        with open(instance_dir / "runtime.log", "ab") as logfile:
+            child = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._children[child.pid] = child
+        proc = psutil.Process(child.pid)
+        info = {
+            "pid": child.pid,
+            "port": port,
+            "create_time": proc.create_time(),
+            "cmdline": command,
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        _write_private(instance_dir / "process.json", info)
+        log.info("local.process.started", instance_id=instance_id, pid=child.pid, port=port)
+        return info
+
+    def _reap(self) -> None:
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[pid]
+
+    async def _stop(self, info: dict[str, Any] | None) -> bool:
+        proc = live_process(info)
+        if proc is None:
+            self._reap()
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._grace
+        while loop.time() < deadline and live_process(info) is not None:
+            self._reap()
+            await asyncio.sleep(0.05)
+        if live_process(info) is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(psutil.Error):
+                await asyncio.to_thread(proc.wait, 5)
+        child = self._children.pop(proc.pid, None)
+        if child is not None:
+            await asyncio.to_thread(child.wait)
+        return True
+
+    # -- Platform protocol -------------------------------------------------------------------
+
+    async def create(self, spec: InstanceSpec, on_progress: ProgressCallback) -> PlatformRef:
+        instance_dir = self._root / spec.instance_id
+        (instance_dir / "data").mkdir(parents=True, exist_ok=True)
+        _write_private(instance_dir / "env.json", spec.env)
+        port = _free_port()
+        ref = PlatformRef(
+            provider=self.name,
+            service_id=spec.instance_id,
+            url=f"http://127.0.0.1:{port}",
+            extra={"data_dir": str(instance_dir), "port": port},
+        )
+        # The directory exists now: record it before the process, so destroy can always find it.
+        await on_progress(ref)
+        info = self._spawn(instance_dir, spec.instance_id, port)
+        ref.extra.update(pid=info["pid"], create_time=info["create_time"])
+        await on_progress(ref)
+        return ref
+
+    async def _state_of(self, ref: PlatformRef) -> PlatformState:
+        instance_dir = self._dir_for(ref)
+        if instance_dir is None or not instance_dir.exists():
+            return PlatformState(deploy_status="REMOVED", url=ref.url)
+        info = _read_json(instance_dir / "process.json")
+        if info is None:
+            # The directory was made but no process ever started: a create that died half-way.
+            return PlatformState(deploy_status="FAILED", url=ref.url)
+        if live_process(info) is None:
+            return PlatformState(deploy_status="CRASHED", url=ref.url)
+        answers = await _port_answers(int(info["port"]))
+        return PlatformState(deploy_status="SUCCESS" if answers else "DEPLOYING", url=ref.url)
+
+    async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+        self._reap()
+        ids = list(refs)
+        states = await asyncio.gather(*(self._state_of(refs[i]) for i in ids))
+        return FleetSnapshot(states=dict(zip(ids, states, strict=True)), orphans=self._orphans(set(ids)))
+
+    def _orphans(self, known: set[str]) -> list[PlatformOrphanRef]:
+        if not self._root.is_dir():
+            return []
+        orphans = []
+        for entry in sorted(self._root.iterdir()):
+            if entry.name in known or not entry.is_dir():
+                continue
+            info = _read_json(entry / "process.json")
+            proc = live_process(info)
+            if proc is not None:
+                created = datetime.fromtimestamp(proc.create_time(), UTC)
+                orphans.append(PlatformOrphanRef(ref=entry.name, name=entry.name, created_at=created))
+        return orphans
+
+    async def destroy(self, ref: PlatformRef) -> bool:
+        instance_dir = self._dir_for(ref)
+        if instance_dir is None or not instance_dir.exists():
+            return False
+        await self._stop(_read_json(instance_dir / "process.json"))
+        await asyncio.to_thread(shutil.rmtree, instance_dir, True)
+        log.info("local.instance.destroyed", data_dir=str(instance_dir))
+        return True
+
+    async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
+        instance_dir = self._require_dir(ref)
+        env = _read_json(instance_dir / "env.json") or {}
+        env.update(variables)
+        _write_private(instance_dir / "env.json", env)
+        if redeploy:
+            await self.redeploy(ref, image=None)
+
+    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
+        # `image` has no meaning here: every local instance runs this checkout's runtime.
+        instance_dir = self._require_dir(ref)
+        await self._stop(_read_json(instance_dir / "process.json"))
+        port = int(ref.extra.get("port") or _free_port())
+        info = self._spawn(instance_dir, instance_dir.name, port)
+        ref.extra.update(pid=info["pid"], create_time=info["create_time"], port=port)
+        return "DEPLOYING"
+
+    def _require_dir(self, ref: PlatformRef) -> Path:
+        instance_dir = self._dir_for(ref)
+        if instance_dir is None or not instance_dir.exists():
+            raise NotFound("the instance has no local process directory")
+        return instance_dir
+
+    async def aclose(self) -> None:
+        # Processes are left running on purpose: the next services process re-adopts them.
+        self._reap()
+
+
+def build_local_platform(settings: Settings, http_client: httpx.AsyncClient) -> LocalPlatform:
+    return LocalPlatform(settings)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from services.auth import OperatorAuth, ToolCallerDep
+from services.deps import BoxDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.tools import service as tools_service
+from shared.schemas import Registry, RegistryTool, ToolGrant
+
+router = APIRouter(tags=["tools"])
+
+InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
+ToolIdPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
+@router.post("/provision/{instance_id}/{tool_id}", response_model=ToolGrant)
+async def provision(
+    instance_id: InstanceIdPath,
+    tool_id: ToolIdPath,
+    caller: ToolCallerDep,
+    sessionmaker: SessionmakerDep,
+    tools: ToolsDep,
+    box: BoxDep,
+    settings: SettingsDep,
+) -> ToolGrant:
+    """Provision one tool for an instance, or return the one it has. The secret goes only to the instance."""
+    return await tools_service.provision_tool(
+        sessionmaker,
+        tools=tools,
+        box=box,
+        instance_id=instance_id,
+        tool_id=tool_id,
+        reveal=caller.is_instance,
+        stale_seconds=settings.provision_stale_seconds,
+    )
+
+
+@router.delete("/destroy/{instance_id}/{tool_id}/{resource_id}", response_model=ToolGrant)
+async def destroy(
+    instance_id: InstanceIdPath,
+    tool_id: ToolIdPath,
+    resource_id: str,
+    caller: ToolCallerDep,
+    sessionmaker: SessionmakerDep,
+    tools: ToolsDep,
+    box: BoxDep,
+) -> ToolGrant:
+    """Destroy one tool resource of an instance; destroying one already destroyed succeeds."""
+    return await tools_service.destroy_tool(
+        sessionmaker, tools=tools, box=box, instance_id=instance_id, tool_id=tool_id, resource_id=resource_id
+    )
+
+
+@router.get("/registry", response_model=Registry, dependencies=[OperatorAuth])
+async def registry(tools: ToolsDep, platform: PlatformDep) -> Registry:
+    """The configured tools and how each is provisioned (never secrets)."""
+    return Registry(
+        tools=[RegistryTool(id=name, mode=t.mode, env_key=t.env_key) for name, t in sorted(tools.items())],
+        platform=platform.name,
+    )

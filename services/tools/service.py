@@ -1,0 +1,259 @@
+"""The ledger: every external resource is in `instance_services` before it exists at its provider.
+
+    creating ──provider made it──▶ active ──▶ destroying ──provider deleted it──▶ destroyed
+        └──provider failed──▶ failed (kept: the next provision retries it, destroy or the sweep clears it)
+
+Each step is its own short committed transaction, so a crash at any point leaves a row that the
+next provision, destroy or sweep can finish. One live row per (instance, tool) is enforced by a
+partial unique index, which is what makes concurrent provision calls end with one resource: the
+caller that inserts the row calls the provider, the others wait for it to become active.
+A `creating` row untouched for `provision_stale_seconds` belongs to a caller that died and is
+taken over (the provider's provision is idempotent per instance, so it re-finds the resource).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.models import InstanceInfra, InstanceService
+from services.tools.base import ToolProvider
+from services.tools.registry import get_tool
+from shared.auth import SecretBox
+from shared.errors import AppError, Conflict, NotFound, UpstreamError
+from shared.logging import get_logger
+from shared.schemas import ToolGrant, ToolResource
+
+log = get_logger("services.tools")
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+LIVE = InstanceService.status != "destroyed"
+# How long a concurrent caller waits for the caller that owns a `creating` row.
+WAIT_FOR_OWNER_SECONDS = 30.0
+
+
+def _grant(row: InstanceService, box: SecretBox, *, reveal: bool) -> ToolGrant:
+    value = box.decrypt(row.env_value) if reveal and row.env_value else None
+    return ToolGrant(
+        instance_id=row.instance_id,
+        tool_id=row.tool_id,
+        resource_id=row.resource_id,
+        env_key=row.env_key,
+        env_value=value,
+        status=row.status,
+    )
+
+
+def _failure(what: str, exc: Exception) -> str:
+    message = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+    return f"{what}: {message}"[:500]
+
+
+async def _claim_row(
+    session: AsyncSession, *, instance_id: str, provider: ToolProvider, stale_seconds: float
+) -> tuple[InstanceService | None, int | None]:
+    """Either the active row, or the id of a row this caller now owns, or (None, None) to wait."""
+    infra = await session.get(InstanceInfra, instance_id)
+    if infra is None:
+        raise NotFound(f"instance {instance_id} not found")
+    if infra.state == "destroying":
+        raise Conflict(f"instance {instance_id} is being destroyed")
+    row = await session.scalar(
+        select(InstanceService).where(
+            InstanceService.instance_id == instance_id, InstanceService.tool_id == provider.name, LIVE
+        )
+    )
+    if row is None:
+        inserted = await session.scalar(
+            insert(InstanceService)
+            .values(instance_id=instance_id, tool_id=provider.name, env_key=provider.env_key)
+            .on_conflict_do_nothing(
+                index_elements=["instance_id", "tool_id"], index_where=text("status <> 'destroyed'")
+            )
+            .returning(InstanceService.id)
+        )
+        return None, inserted
+    if row.status == "active":
+        return row, None
+    stale = row.updated_at < datetime.now(UTC) - timedelta(seconds=stale_seconds)
+    if row.status == "failed" or (row.status == "creating" and stale):
+        taken = await session.execute(
+            update(InstanceService)
+            .where(
+                InstanceService.id == row.id,
+                InstanceService.status == row.status,
+                InstanceService.updated_at == row.updated_at,
+            )
+            .values(status="creating", updated_at=func.clock_timestamp())
+        )
+        return None, row.id if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+    return None, None
+
+
+async def provision_tool(
+    sessionmaker: Sessionmaker,
+    *,
+    tools: dict[str, ToolProvider],
+    box: SecretBox,
+    instance_id: str,
+    tool_id: str,
+    reveal: bool,
+    stale_seconds: float = 120.0,
+) -> ToolGrant:
+    """Provision one tool for an instance, or return the one it has. `reveal` only for the instance."""
+    provider = get_tool(tools, tool_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_FOR_OWNER_SECONDS
+    while True:
+        async with sessionmaker.begin() as session:
+            active, owned_id = await _claim_row(
+                session, instance_id=instance_id, provider=provider, stale_seconds=stale_seconds
+            )
+            if active is not None:
+                return _grant(active, box, reveal=reveal)
+        if owned_id is not None:
+            row = await _make_resource(sessionmaker, provider=provider, box=box, row_id=owned_id)
+            return _grant(row, box, reveal=reveal)
+        if loop.time() > deadline:
+            raise Conflict(f"{tool_id} is still being provisioned for {instance_id}; try again")
+        await asyncio.sleep(0.05)
+
+
+async def _make_resource(
+    sessionmaker: Sessionmaker, *, provider: ToolProvider, box: SecretBox, row_id: int
+) -> InstanceService:
+    async with sessionmaker.begin() as session:
+        row = await session.get_one(InstanceService, row_id)
+        instance_id = row.instance_id
+    try:
+        grant = await provider.provision(instance_id)
+    except Exception as exc:
+        reason = _failure(f"{provider.name} provision failed", exc)
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                update(InstanceService)
+                .where(InstanceService.id == row_id)
+                .values(status="failed", last_error=reason)
+            )
+        log.warning("tool.provision.failed", instance_id=instance_id, tool_id=provider.name, error=reason)
+        raise UpstreamError(reason) from exc
+    async with sessionmaker.begin() as session:
+        row = await session.get_one(InstanceService, row_id, with_for_update=True)
+        row.status = "active"
+        row.resource_id = grant.resource_id
+        row.resource_meta = grant.meta
+        row.env_key = provider.env_key
+        row.env_value = box.encrypt(grant.env_value)
+        row.last_error = None
+    log.info(
+        "tool.provisioned", instance_id=instance_id, tool_id=provider.name, resource_id=grant.resource_id
+    )
+    return row
+
+
+async def destroy_row(sessionmaker: Sessionmaker, *, tools: dict[str, ToolProvider], row_id: int) -> None:
+    """Delete the resource at its provider, then mark the row destroyed. Gone already is success."""
+    async with sessionmaker.begin() as session:
+        row = await session.get(InstanceService, row_id, with_for_update=True)
+        if row is None or row.status == "destroyed":
+            return
+        row.status = "destroying"
+        tool_id, resource_id, meta = row.tool_id, row.resource_id, dict(row.resource_meta)
+        instance_id = row.instance_id
+    if resource_id is not None:
+        provider = tools.get(tool_id)
+        if provider is None:
+            raise UpstreamError(f"tool {tool_id} is not configured, so {resource_id} cannot be revoked")
+        try:
+            await provider.revoke(resource_id, meta)
+        except NotFound:
+            pass
+        except Exception as exc:
+            reason = _failure(f"{tool_id} revoke of {resource_id} failed", exc)
+            async with sessionmaker.begin() as session:
+                await session.execute(
+                    update(InstanceService).where(InstanceService.id == row_id).values(last_error=reason)
+                )
+            raise UpstreamError(reason) from exc
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(InstanceService)
+            .where(InstanceService.id == row_id)
+            .values(status="destroyed", env_value=None, last_error=None)
+        )
+    log.info("tool.destroyed", instance_id=instance_id, tool_id=tool_id, resource_id=resource_id)
+
+
+async def destroy_tool(
+    sessionmaker: Sessionmaker,
+    *,
+    tools: dict[str, ToolProvider],
+    box: SecretBox,
+    instance_id: str,
+    tool_id: str,
+    resource_id: str,
+) -> ToolGrant:
+    """Destroy one recorded resource; destroying one already destroyed succeeds."""
+    async with sessionmaker.begin() as session:
+        row = await session.scalar(
+            select(InstanceService)
+            .where(
+                InstanceService.instance_id == instance_id,
+                InstanceService.tool_id == tool_id,
+                InstanceService.resource_id == resource_id,
+            )
+            .order_by(InstanceService.id.desc())
+            .limit(1)
+        )
+    if row is None:
+        raise NotFound(f"no {tool_id} resource {resource_id} recorded for instance {instance_id}")
+    await destroy_row(sessionmaker, tools=tools, row_id=row.id)
+    async with sessionmaker.begin() as session:
+        row = await session.get_one(InstanceService, row.id)
+    return _grant(row, box, reveal=False)
+
+
+async def rollback_rows(
+    sessionmaker: Sessionmaker, *, tools: dict[str, ToolProvider], instance_id: str
+) -> None:
+    """Undo a failed create: revoke what exists, then drop the rows (a confirmed rollback)."""
+    for row_id in await live_row_ids(sessionmaker, instance_id=instance_id):
+        await destroy_row(sessionmaker, tools=tools, row_id=row_id)
+    async with sessionmaker.begin() as session:
+        await session.execute(delete(InstanceService).where(InstanceService.instance_id == instance_id))
+
+
+async def live_row_ids(sessionmaker: Sessionmaker, *, instance_id: str) -> list[int]:
+    async with sessionmaker.begin() as session:
+        ids = await session.scalars(
+            select(InstanceService.id)
+            .where(InstanceService.instance_id == instance_id, LIVE)
+            .order_by(InstanceService.id)
+        )
+        return list(ids)
+
+
+async def list_resources(session: AsyncSession, *, instance_id: str) -> list[ToolResource]:
+    rows = await session.scalars(
+        select(InstanceService)
+        .where(InstanceService.instance_id == instance_id, LIVE)
+        .order_by(InstanceService.id)
+    )
+    return [
+        ToolResource(tool_id=r.tool_id, resource_id=r.resource_id, env_key=r.env_key, status=r.status)
+        for r in rows
+    ]
+
+
+async def tool_env(session: AsyncSession, *, box: SecretBox, instance_id: str) -> dict[str, str]:
+    """The env vars an instance boots with for its active tools (decrypted, for the platform only)."""
+    rows = await session.scalars(
+        select(InstanceService).where(
+            InstanceService.instance_id == instance_id, InstanceService.status == "active"
+        )
+    )
+    return {r.env_key: box.decrypt(r.env_value) for r in rows if r.env_value}
