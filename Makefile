@@ -24,6 +24,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) ../shared/tools/check_railway_ops.py . || [ ! -f ../shared/tools/check_railway_ops.py ]
+	bash scripts/lint-ship.sh
 
 bench: $(STAMP)
 	$(PY) -m bench
