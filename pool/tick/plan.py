@@ -1,0 +1,191 @@
+"""The tick's logic as a pure function: `plan(observed, target, now) -> actions`. No I/O here.
+
+The plan is built only from what this tick observed (rows read and the services batch taken
+now), never from what an earlier tick did. When services could not be reached, the plan is
+empty: a failed observation changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pool.status import IN_FLIGHT, STATUSES, Observation, Rules, Runtime, Status, decide
+from shared.schemas import InstanceObservation, StatusBatch
+
+
+@dataclass(frozen=True)
+class Row:
+    """The columns of an `instances` row the plan reads."""
+
+    id: str
+    status: Status
+    created_at: datetime
+    status_changed_at: datetime
+    failed_probes: int = 0
+    conversation_id: str | None = None
+    deploy_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    rows: list[Row]
+    # None: services did not answer.
+    batch: StatusBatch | None
+    # /convos/status answers of the instances the pool asked directly; None: no answer.
+    runtimes: dict[str, Runtime | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    min_idle: int
+    max_total: int
+    rules: Rules = field(default_factory=Rules)
+    orphan_grace_seconds: float = 600.0
+    creating_timeout_seconds: float = 600.0
+    # False while create failures are backing off.
+    may_create: bool = True
+
+
+@dataclass(frozen=True)
+class Update:
+    """Conditional write: status, probe counter and deploy status, WHERE status = `read`."""
+
+    instance_id: str
+    read: Status
+    status: Status
+    failed_probes: int
+    deploy_status: str | None
+    healthy: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Destroy:
+    """Mark `mark` (conditional on `read`), tear down through services, delete the row."""
+
+    instance_id: str
+    read: Status
+    mark: Status | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class DestroyOrphan:
+    """Services knows the instance, the pool has no row: tear it down."""
+
+    instance_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Create:
+    count: int
+
+
+Action = Update | Destroy | DestroyOrphan | Create
+# A row that still counts toward the target (or toward max_total) after the plan's destroys.
+SUPPLY: frozenset[Status] = frozenset({"idle", "starting", "creating"})
+
+
+def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
+    batch = observed.batch
+    if batch is None:
+        return []
+    actions: list[Action] = []
+    after: Counter[str] = Counter()
+    for row in observed.rows:
+        action = _plan_row(row, batch, observed.runtimes, target, now)
+        if action is not None:
+            actions.append(action)
+        if isinstance(action, Destroy):
+            continue
+        after[action.status if isinstance(action, Update) else row.status] += 1
+    known = {row.id for row in observed.rows}
+    actions += _orphans(batch, known, target, now)
+    count = replenish_count(after, target)
+    if count > 0:
+        actions.append(Create(count))
+    return actions
+
+
+def replenish_count(counts: Counter[str] | dict[str, int], target: Target) -> int:
+    if not target.may_create:
+        return 0
+    supply = sum(counts.get(status, 0) for status in SUPPLY)
+    room = target.max_total - sum(counts.values())
+    return max(0, min(target.min_idle - supply, room))
+
+
+def observation_for(
+    row: Row,
+    batch: StatusBatch,
+    runtimes: dict[str, Runtime | None],
+    now: datetime,
+) -> Observation:
+    seen: InstanceObservation | None = batch.instances.get(row.id)
+    age = (now - row.status_changed_at).total_seconds()
+    common = {"age_seconds": age, "failed_probes": row.failed_probes, "ours": row.conversation_id}
+    if seen is None:
+        return Observation(None, healthy=False, known=False, failed=not batch.platform_ok, **common)  # type: ignore[arg-type]
+    health = seen.health
+    healthy = health is not None and health.ok and health.ready is not False
+    return Observation(
+        seen.deploy_status,
+        healthy=healthy,
+        runtime=runtimes.get(row.id),
+        # `seen.error` is services' note of its last failed operation, not of this observation.
+        failed=not batch.platform_ok,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _plan_row(
+    row: Row,
+    batch: StatusBatch,
+    runtimes: dict[str, Runtime | None],
+    target: Target,
+    now: datetime,
+) -> Update | Destroy | None:
+    if row.status == "creating":
+        age = (now - row.created_at).total_seconds()
+        if age >= target.creating_timeout_seconds:
+            return Destroy(row.id, "creating", None, "create abandoned")
+        return None
+    if row.status in IN_FLIGHT:
+        return None
+    obs = observation_for(row, batch, runtimes, now)
+    decision = decide(row.status, obs, target.rules)
+    if decision.action == "destroy":
+        return Destroy(row.id, row.status, decision.status, decision.reason)
+    if decision.action == "gone":
+        return Destroy(row.id, row.status, None, decision.reason)
+    seen = batch.instances.get(row.id)
+    deploy = seen.deploy_status if seen is not None and not obs.failed else row.deploy_status
+    if (decision.status, decision.failed_probes, deploy) == (
+        row.status,
+        row.failed_probes,
+        row.deploy_status,
+    ):
+        return None
+    return Update(
+        row.id, row.status, decision.status, decision.failed_probes, deploy, obs.healthy, decision.reason
+    )
+
+
+def _orphans(batch: StatusBatch, known: set[str], target: Target, now: datetime) -> list[Action]:
+    orphans: list[Action] = []
+    for instance_id, seen in sorted(batch.instances.items()):
+        if instance_id in known:
+            continue
+        if (now - seen.created_at).total_seconds() >= target.orphan_grace_seconds:
+            orphans.append(DestroyOrphan(instance_id, "services knows it, the pool does not"))
+    return orphans
+
+
+def count_statuses(rows: list[Row]) -> dict[str, int]:
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    for row in rows:
+        counts[row.status] += 1
+    return counts

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pool.config import Settings
+from pool.status import Rules
+
+
+@dataclass(frozen=True)
+class TickSettings:
+    """What the loop needs from `pool.config.Settings`, plus knobs tests turn down."""
+
+    fleet: str = "default"
+    min_idle: int = 3
+    max_total: int = 50
+    create_concurrency: int = 4
+    tools: tuple[str, ...] = ()
+    interval_seconds: float = 30.0
+    starting_probe_interval_seconds: float = 2.0
+    rules: Rules = field(default_factory=Rules)
+    orphan_grace_seconds: float = 600.0
+    # A `creating` row this old belongs to a create that died with its process.
+    creating_timeout_seconds: float = 600.0
+    probe_concurrency: int = 20
+    probe_timeout_seconds: float = 5.0
+    backoff_after_failures: int = 3
+    backoff_base_seconds: float = 5.0
+    backoff_max_seconds: float = 300.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> TickSettings:
+        values: dict[str, object] = {
+            "min_idle": settings.min_idle,
+            "max_total": settings.max_total,
+            "create_concurrency": settings.create_concurrency,
+            "tools": tuple(settings.tools),
+            "interval_seconds": settings.tick_interval_seconds,
+            "starting_probe_interval_seconds": settings.starting_probe_interval_seconds,
+            "rules": Rules(
+                stuck_timeout_seconds=settings.stuck_timeout_seconds,
+                death_threshold=settings.failed_probes_for_death,
+            ),
+            "orphan_grace_seconds": settings.orphan_grace_seconds,
+            "creating_timeout_seconds": settings.stuck_timeout_seconds,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

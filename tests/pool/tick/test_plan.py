@@ -1,0 +1,160 @@
+"""`plan(observed, target, now)` as tables: no database, no HTTP."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pool.status import Rules, Runtime, Status
+from pool.tick.plan import (
+    Create,
+    Destroy,
+    DestroyOrphan,
+    Observed,
+    Row,
+    Target,
+    Update,
+    plan,
+    replenish_count,
+)
+from shared.schemas import HealthProbe, InstanceObservation, StatusBatch
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+TARGET = Target(min_idle=3, max_total=10, rules=Rules(900, 3), orphan_grace_seconds=600)
+CLEAN = Runtime(None, clean=True)
+
+
+def row(i: int, status: Status, *, age: float = 60, failed: int = 0, conversation: str | None = None) -> Row:
+    at = NOW - timedelta(seconds=age)
+    return Row(f"i{i:011d}", status, at, at, failed, conversation, deploy_status="SUCCESS")
+
+
+def seen(
+    i: int, deploy: str | None = "SUCCESS", *, healthy: bool = True, age: float = 60
+) -> InstanceObservation:
+    return InstanceObservation(
+        instance_id=f"i{i:011d}",
+        url=f"http://127.0.0.1:{9000 + i}",
+        deploy_status=deploy,
+        health=HealthProbe(ok=healthy, status_code=200 if healthy else None, ready=healthy or None),
+        created_at=NOW - timedelta(seconds=age),
+    )
+
+
+def batch(*observations: InstanceObservation, platform_ok: bool = True) -> StatusBatch:
+    return StatusBatch(
+        observed_at=NOW, instances={o.instance_id: o for o in observations}, platform_ok=platform_ok
+    )
+
+
+def iid(i: int) -> str:
+    return f"i{i:011d}"
+
+
+def test_services_down_plans_nothing_not_even_creates() -> None:
+    assert plan(Observed([row(1, "starting")], None), TARGET, NOW) == []
+
+
+def test_platform_error_changes_no_status_but_still_refills_from_the_rows() -> None:
+    rows = [row(1, "idle"), row(2, "claimed", conversation="c")]
+    observed = Observed(rows, batch(seen(1, "CRASHED"), platform_ok=False))
+    assert plan(observed, TARGET, NOW) == [Create(2)]
+
+
+def test_warm_pool_at_target_plans_nothing() -> None:
+    rows = [row(i, "idle") for i in range(3)]
+    observed = Observed(rows, batch(*(seen(i) for i in range(3))), {iid(i): CLEAN for i in range(3)})
+    assert plan(observed, TARGET, NOW) == []
+
+
+def test_ready_starting_instance_is_promoted_and_counts_as_supply() -> None:
+    rows = [row(1, "starting"), row(2, "idle"), row(3, "idle")]
+    observed = Observed(rows, batch(seen(1), seen(2), seen(3)), {iid(i): CLEAN for i in (1, 2, 3)})
+    assert plan(observed, TARGET, NOW) == [
+        Update(iid(1), "starting", "idle", 0, "SUCCESS", True, "healthy and clean")
+    ]
+
+
+def test_dead_idle_instance_is_destroyed_and_replaced() -> None:
+    rows = [row(1, "idle", failed=2), row(2, "idle"), row(3, "idle")]
+    observed = Observed(rows, batch(seen(1, healthy=False), seen(2), seen(3)), {iid(2): CLEAN, iid(3): CLEAN})
+    assert plan(observed, TARGET, NOW) == [
+        Destroy(iid(1), "idle", "dead", "health probe failed"),
+        Create(1),
+    ]
+
+
+def test_one_failed_probe_only_counts() -> None:
+    rows = [row(1, "idle"), row(2, "idle"), row(3, "idle")]
+    observed = Observed(rows, batch(seen(1, healthy=False), seen(2), seen(3)), {iid(2): CLEAN, iid(3): CLEAN})
+    assert plan(observed, TARGET, NOW) == [
+        Update(iid(1), "idle", "idle", 1, "SUCCESS", False, "health probe failed")
+    ]
+
+
+def test_crashed_deploy_of_a_claimed_instance_marks_it_crashed_and_is_not_replaced_by_it() -> None:
+    rows = [row(1, "claimed", conversation="c"), *(row(i, "idle") for i in (2, 3, 4))]
+    observations = batch(seen(1, "CRASHED", healthy=False), *(seen(i) for i in (2, 3, 4)))
+    observed = Observed(rows, observations, {iid(i): CLEAN for i in (2, 3, 4)})
+    assert plan(observed, TARGET, NOW) == [
+        Update(iid(1), "claimed", "crashed", 0, "CRASHED", False, "deploy CRASHED")
+    ]
+
+
+def test_rows_services_no_longer_knows_are_resolved() -> None:
+    rows = [row(1, "idle"), row(2, "claimed", conversation="c"), row(3, "starting")]
+    observed = Observed(rows, batch(seen(3, "DEPLOYING", healthy=False)))
+    assert plan(observed, TARGET, NOW) == [
+        Destroy(iid(1), "idle", None, "unknown to services"),
+        Update(iid(2), "claimed", "crashed", 0, "SUCCESS", False, "unknown to services"),
+        Update(iid(3), "starting", "starting", 0, "DEPLOYING", False, "deploy DEPLOYING"),
+        Create(2),
+    ]
+
+
+def test_claiming_and_fresh_creating_rows_are_left_alone_and_count_as_supply() -> None:
+    rows = [row(1, "claiming"), row(2, "creating"), row(3, "creating")]
+    observed = Observed(rows, batch(seen(1, "CRASHED")))
+    assert plan(observed, TARGET, NOW) == [Create(1)]
+
+
+def test_abandoned_creating_row_is_torn_down() -> None:
+    rows = [row(1, "creating", age=700)] + [row(i, "idle") for i in (2, 3, 4)]
+    observed = Observed(rows, batch(*(seen(i) for i in (2, 3, 4))), {iid(i): CLEAN for i in (2, 3, 4)})
+    assert plan(observed, TARGET, NOW) == [Destroy(iid(1), "creating", None, "create abandoned")]
+
+
+def test_orphans_are_destroyed_only_after_the_grace_period() -> None:
+    rows = [row(i, "idle") for i in range(3)]
+    observations = batch(*(seen(i) for i in range(3)), seen(7, age=599), seen(8, age=601))
+    observed = Observed(rows, observations, {iid(i): CLEAN for i in range(3)})
+    assert plan(observed, TARGET, NOW) == [DestroyOrphan(iid(8), "services knows it, the pool does not")]
+
+
+def test_tainted_instance_is_destroyed_and_replaced() -> None:
+    rows = [row(1, "starting"), row(2, "idle"), row(3, "idle")]
+    runtimes = {iid(1): Runtime("c-x", clean=False), iid(2): CLEAN, iid(3): CLEAN}
+    observed = Observed(rows, batch(seen(1), seen(2), seen(3)), runtimes)
+    assert plan(observed, TARGET, NOW) == [
+        Destroy(iid(1), "starting", "tainted", "conversation we did not give it or not clean"),
+        Create(1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("counts", "target", "expected"),
+    [
+        ({}, TARGET, 3),
+        ({"idle": 1, "starting": 1}, TARGET, 1),
+        ({"creating": 3}, TARGET, 0),
+        ({"idle": 5}, TARGET, 0),
+        ({"claimed": 9}, TARGET, 1),  # max_total caps the deficit
+        ({"claimed": 10}, TARGET, 0),
+        ({"crashed": 4, "claimed": 4, "idle": 1}, TARGET, 1),
+        ({}, Target(min_idle=3, max_total=10, may_create=False), 0),  # backing off
+    ],
+)
+def test_replenish_count(counts: dict[str, int], target: Target, expected: int) -> None:
+    assert replenish_count(Counter(counts), target) == expected
