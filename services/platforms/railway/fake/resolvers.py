@@ -1,0 +1,299 @@
+"""Root fields the fake implements. Any other field answers Railway's generic error.
+
+Messages are Railway's (specs/railway.md §3): "Project not found", "ServiceInstance not found",
+"You are creating projects too quickly", "Problem processing request", ...
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError
+
+from services.platforms.railway.fake.deploys import free_port
+from services.platforms.railway.fake.store import Domain, Volume, VolumeInstance, new_id
+from services.platforms.railway.fake.views import PROBLEM, connection
+
+if TYPE_CHECKING:
+    from services.platforms.railway.fake.server import FakeRailway
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+@dataclass
+class Context:
+    fake: FakeRailway
+    token: str
+
+
+Resolver = Callable[[Context, dict[str, Any]], Any]
+
+
+def fail(message: str) -> GraphQLError:
+    return GraphQLError(message)
+
+
+def _project(ctx: Context, project_id: str | None) -> Any:
+    project = ctx.fake.store.projects.get(project_id or "")
+    if project is None or project.deleted_at:
+        raise fail("Project not found")
+    return project
+
+
+def _service(ctx: Context, service_id: str) -> Any:
+    service = ctx.fake.store.services.get(service_id)
+    if service is None or service.deleted_at:
+        raise fail("Service not found")
+    return service
+
+
+def _instance(ctx: Context, service_id: str, environment_id: str) -> Any:
+    instance = ctx.fake.store.instances.get((service_id, environment_id))
+    if instance is None or instance.deleted_at:
+        raise fail("ServiceInstance not found")
+    return instance
+
+
+def _environment(ctx: Context, environment_id: str) -> Any:
+    environment = ctx.fake.store.environments.get(environment_id)
+    if environment is None or environment.deleted_at:
+        raise fail("Environment not found")
+    return environment
+
+
+# Queries
+
+
+def q_project(ctx: Context, args: dict[str, Any]) -> Any:
+    return ctx.fake.views.project(_project(ctx, args["id"]))
+
+
+def q_projects(ctx: Context, args: dict[str, Any]) -> Any:
+    workspace = args.get("workspaceId")
+    projects = [
+        p
+        for p in ctx.fake.store.projects.values()
+        if (args.get("includeDeleted") or not p.deleted_at) and (not workspace or p.workspace_id == workspace)
+    ]
+    paging = {k: args.get(k) for k in ("first", "after", "last", "before")}
+    return connection(projects, ctx.fake.views.project, **paging)
+
+
+def q_environment(ctx: Context, args: dict[str, Any]) -> Any:
+    environment = _environment(ctx, args["id"])
+    if args.get("projectId") and environment.project_id != args["projectId"]:
+        raise fail("Environment not found")
+    return ctx.fake.views.environment(environment)
+
+
+def q_environments(ctx: Context, args: dict[str, Any]) -> Any:
+    environments = ctx.fake.store.live_environments(_project(ctx, args["projectId"]).id)
+    paging = {k: args.get(k) for k in ("first", "after", "last", "before")}
+    return connection(environments, ctx.fake.views.environment, **paging)
+
+
+def q_service_instance(ctx: Context, args: dict[str, Any]) -> Any:
+    return ctx.fake.views.service_instance(_instance(ctx, args["serviceId"], args["environmentId"]))
+
+
+def q_deployment(ctx: Context, args: dict[str, Any]) -> Any:
+    deployment = ctx.fake.store.deployments.get(args["id"])
+    if deployment is None:
+        raise fail("Deployment not found")
+    return ctx.fake.views.deployment(deployment)
+
+
+def q_variables(ctx: Context, args: dict[str, Any]) -> Any:
+    if not args.get("serviceId"):
+        return {}
+    return dict(_instance(ctx, args["serviceId"], args["environmentId"]).variables)
+
+
+# Mutations
+
+
+def m_project_create(ctx: Context, args: dict[str, Any]) -> Any:
+    fake, spec = ctx.fake, args["input"]
+    if not fake.throttle_allows("project", ctx.token):
+        raise fail("You are creating projects too quickly")
+    name = spec.get("name") or f"project-{new_id()[:8]}"
+    env_name = spec.get("defaultEnvironmentName") or "production"
+    project = fake.store.create_project(name, spec.get("workspaceId"), ctx.token, env_name)
+    return fake.views.project(project)
+
+
+async def m_project_delete(ctx: Context, args: dict[str, Any]) -> bool:
+    project = _project(ctx, args["id"])
+    for service in ctx.fake.store.live_services(project.id):
+        await ctx.fake.deploys.stop_service(service.id)
+    ctx.fake.store.delete_project(project.id)
+    return True
+
+
+def m_service_create(ctx: Context, args: dict[str, Any]) -> Any:
+    fake, spec = ctx.fake, args["input"]
+    project = _project(ctx, spec["projectId"])
+    name = spec.get("name") or f"service-{new_id()[:8]}"
+    if not SERVICE_NAME.match(name):
+        raise fail("Invalid service name")
+    if any(s.name == name for s in fake.store.live_services(project.id)):
+        raise fail(f"Service {name} already exists in this project")
+    if spec.get("environmentId"):
+        environment_ids = [_environment(ctx, spec["environmentId"]).id]
+    else:
+        environment_ids = [e.id for e in fake.store.live_environments(project.id)]
+    service = fake.store.create_service(project.id, environment_ids, name)
+    source = spec.get("source") or {}
+    for environment_id in environment_ids:
+        instance = fake.store.instances[(service.id, environment_id)]
+        instance.variables.update(spec.get("variables") or {})
+        if source.get("image"):
+            # A service created with a source deploys at once, before anything else is configured.
+            instance.image = source["image"]
+            fake.deploys.start(instance)
+    return fake.views.service(service)
+
+
+async def m_service_delete(ctx: Context, args: dict[str, Any]) -> bool:
+    service = _service(ctx, args["id"])
+    await ctx.fake.deploys.stop_service(service.id)
+    ctx.fake.store.delete_service(service.id)
+    return True
+
+
+def m_volume_create(ctx: Context, args: dict[str, Any]) -> Any:
+    fake, spec = ctx.fake, args["input"]
+    project = _project(ctx, spec["projectId"])
+    if not fake.throttle_allows("volume", ctx.token):
+        raise fail("You are creating volumes too quickly")
+    service_id = spec.get("serviceId")
+    prefix = _service(ctx, service_id).name if service_id else "volume"
+    volume = Volume(new_id(), project.id, f"{prefix}-volume")
+    fake.store.volumes[volume.id] = volume
+    if "environmentId" in spec:
+        environment_ids = [_environment(ctx, spec["environmentId"]).id] if spec["environmentId"] else []
+    else:
+        environment_ids = [e.id for e in fake.store.live_environments(project.id)]
+    for environment_id in environment_ids:
+        instance = VolumeInstance(new_id(), volume.id, service_id, environment_id, spec["mountPath"])
+        fake.store.volume_instances[instance.id] = instance
+    return fake.views.volume(volume)
+
+
+def m_volume_delete(ctx: Context, args: dict[str, Any]) -> bool:
+    volume = ctx.fake.store.volumes.get(args["volumeId"])
+    if volume is None or volume.deleted_at:
+        raise fail("Volume not found")
+    ctx.fake.store.delete_volume(volume.id)
+    return True
+
+
+def m_service_domain_create(ctx: Context, args: dict[str, Any]) -> Any:
+    fake, spec = ctx.fake, args["input"]
+    instance = _instance(ctx, spec["serviceId"], spec["environmentId"])
+    existing = fake.store.service_domain(instance.service_id, instance.environment_id)
+    if existing is not None:
+        return fake.views.domain(existing)
+    service = fake.store.services[instance.service_id]
+    # Stands in for `<name>.up.railway.app`: the loopback port the deployment will listen on.
+    port = free_port()
+    domain = Domain(
+        new_id(),
+        service.project_id,
+        service.id,
+        instance.environment_id,
+        f"127.0.0.1:{port}",
+        spec.get("targetPort"),
+        port,
+    )
+    fake.store.add_domain(domain)
+    return fake.views.domain(domain)
+
+
+def _apply_variables(target: dict[str, str], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(value.get("value"), str):
+            target[key] = value["value"]
+        else:
+            raise fail(PROBLEM)
+
+
+def m_environment_patch_commit(ctx: Context, args: dict[str, Any]) -> str:
+    fake = ctx.fake
+    environment = _environment(ctx, args["environmentId"])
+    patch = args.get("patch") or {}
+    services = patch.get("services") if isinstance(patch, dict) else None
+    if not isinstance(services, dict):
+        raise fail(PROBLEM)
+    touched = []
+    for service_id, config in services.items():
+        instance = _instance(ctx, service_id, environment.id)
+        if not isinstance(config, dict):
+            raise fail(PROBLEM)
+        if (config.get("source") or {}).get("image"):
+            instance.image = config["source"]["image"]
+        if (config.get("deploy") or {}).get("startCommand") is not None:
+            instance.start_command = config["deploy"]["startCommand"]
+        _apply_variables(instance.variables, config.get("variables") or {})
+        touched.append(instance)
+    # The commit is atomic: every change lands before the one deploy per affected service starts.
+    for instance in touched:
+        if instance.image:
+            fake.deploys.start(instance)
+    return new_id()
+
+
+def m_variable_collection_upsert(ctx: Context, args: dict[str, Any]) -> bool:
+    spec = args["input"]
+    _project(ctx, spec["projectId"])
+    if not spec.get("serviceId"):
+        raise fail(PROBLEM)
+    instance = _instance(ctx, spec["serviceId"], spec["environmentId"])
+    if spec.get("replace"):
+        instance.variables.clear()
+    instance.variables.update(spec["variables"])
+    if not spec.get("skipDeploys") and instance.image:
+        ctx.fake.deploys.start(instance)
+    return True
+
+
+def m_service_instance_deploy_v2(ctx: Context, args: dict[str, Any]) -> str:
+    instance = _instance(ctx, args["serviceId"], args["environmentId"])
+    if not instance.image:
+        raise fail(PROBLEM)
+    return ctx.fake.deploys.start(instance).id
+
+
+def m_service_instance_redeploy(ctx: Context, args: dict[str, Any]) -> bool:
+    m_service_instance_deploy_v2(ctx, args)
+    return True
+
+
+QUERY: dict[str, Resolver] = {
+    "project": q_project,
+    "projects": q_projects,
+    "environment": q_environment,
+    "environments": q_environments,
+    "serviceInstance": q_service_instance,
+    "deployment": q_deployment,
+    "variables": q_variables,
+}
+
+MUTATION: dict[str, Resolver] = {
+    "projectCreate": m_project_create,
+    "projectDelete": m_project_delete,
+    "serviceCreate": m_service_create,
+    "serviceDelete": m_service_delete,
+    "volumeCreate": m_volume_create,
+    "volumeDelete": m_volume_delete,
+    "serviceDomainCreate": m_service_domain_create,
+    "environmentPatchCommit": m_environment_patch_commit,
+    "variableCollectionUpsert": m_variable_collection_upsert,
+    "serviceInstanceDeployV2": m_service_instance_deploy_v2,
+    "serviceInstanceRedeploy": m_service_instance_redeploy,
+}
