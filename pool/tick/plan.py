@@ -63,11 +63,12 @@ class Update:
 
 @dataclass(frozen=True)
 class Destroy:
-    """Mark `mark` (conditional on `read`), tear down through services, delete the row."""
+    """Mark `mark` (conditional on `read`, so claims skip it from then on), tear down through
+    services, delete the row."""
 
     instance_id: str
     read: Status
-    mark: Status | None
+    mark: Status
     reason: str
 
 
@@ -151,7 +152,7 @@ def _plan_row(
     if row.status == "creating":
         age = (now - row.created_at).total_seconds()
         if age >= target.creating_timeout_seconds:
-            return Destroy(row.id, "creating", None, "create abandoned")
+            return Destroy(row.id, "creating", "dead", "create abandoned")
         return None
     if row.status in IN_FLIGHT:
         return None
@@ -160,7 +161,7 @@ def _plan_row(
     if decision.action == "destroy":
         return Destroy(row.id, row.status, decision.status, decision.reason)
     if decision.action == "gone":
-        return Destroy(row.id, row.status, None, decision.reason)
+        return Destroy(row.id, row.status, "dead", decision.reason)
     seen = batch.instances.get(row.id)
     deploy = seen.deploy_status if seen is not None and not obs.failed else row.deploy_status
     if (decision.status, decision.failed_probes, deploy) == (

@@ -107,7 +107,7 @@ def test_rows_services_no_longer_knows_are_resolved() -> None:
     rows = [row(1, "idle"), row(2, "claimed", conversation="c"), row(3, "starting")]
     observed = Observed(rows, batch(seen(3, "DEPLOYING", healthy=False)))
     assert plan(observed, TARGET, NOW) == [
-        Destroy(iid(1), "idle", None, "unknown to services"),
+        Destroy(iid(1), "idle", "dead", "unknown to services"),
         Update(iid(2), "claimed", "crashed", 0, "SUCCESS", False, "unknown to services"),
         Update(iid(3), "starting", "starting", 0, "DEPLOYING", False, "deploy DEPLOYING"),
         Create(2),
@@ -123,7 +123,7 @@ def test_claiming_and_fresh_creating_rows_are_left_alone_and_count_as_supply() -
 def test_abandoned_creating_row_is_torn_down() -> None:
     rows = [row(1, "creating", age=700)] + [row(i, "idle") for i in (2, 3, 4)]
     observed = Observed(rows, batch(*(seen(i) for i in (2, 3, 4))), {iid(i): CLEAN for i in (2, 3, 4)})
-    assert plan(observed, TARGET, NOW) == [Destroy(iid(1), "creating", None, "create abandoned")]
+    assert plan(observed, TARGET, NOW) == [Destroy(iid(1), "creating", "dead", "create abandoned")]
 
 
 def test_orphans_are_destroyed_only_after_the_grace_period() -> None:

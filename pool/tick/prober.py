@@ -1,0 +1,62 @@
+"""The starting prober: promotes `starting` instances within seconds of readiness.
+
+It asks the instances directly (`/pool/health`, then `/convos/status` with the instance's own
+token), never the platform, so it can run every couple of seconds. It only promotes and
+taints; deciding death stays with the full reconcile, which sees the deploy status too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from pool.models import Instance
+from pool.status import Observation, decide
+from pool.tick.context import TickContext
+from pool.tick.plan import Destroy, Update
+from pool.tick.probes import bounded, healthy, runtime_status
+from pool.tick.reconcile import apply_update, destroy
+from shared.logging import get_logger
+
+log = get_logger("pool.tick.prober")
+
+
+async def probe_starting(ctx: TickContext) -> int:
+    """Returns how many instances changed status."""
+    async with ctx.sessionmaker.begin() as session:
+        found = await session.execute(
+            select(Instance.id, Instance.url, Instance.gateway_token_enc, Instance.status_changed_at).where(
+                Instance.status == "starting", Instance.url.is_not(None)
+            )
+        )
+        rows = [(r[0], str(r[1]), r[2], r[3]) for r in found]
+    changed = await bounded(rows, ctx.settings.probe_concurrency, lambda row: _probe_one(ctx, *row))
+    return sum(changed)
+
+
+async def _probe_one(
+    ctx: TickContext, instance_id: str, url: str, token_enc: str | None, since: datetime
+) -> bool:
+    if not await healthy(ctx, url):
+        return False
+    runtime = await runtime_status(ctx, url, token_enc)
+    if runtime is None:
+        return False
+    age = (datetime.now(UTC) - since).total_seconds()
+    # A ready health endpoint means the deploy is serving; the platform is not asked.
+    decision = decide(
+        "starting", Observation("SUCCESS", healthy=True, runtime=runtime, age_seconds=age), ctx.settings.rules
+    )
+    try:
+        if decision.action == "set":
+            update = Update(instance_id, "starting", decision.status, 0, "SUCCESS", True, "ready (prober)")
+            done = await apply_update(ctx, update)
+            if done:
+                log.info("tick.instance.status", instance_id=instance_id, old="starting", new=decision.status)
+            return done
+        if decision.action == "destroy":
+            return await destroy(ctx, Destroy(instance_id, "starting", decision.status, decision.reason))
+    except Exception as exc:  # noqa: BLE001 - the next probe or tick retries
+        log.warning("tick.prober.failed", instance_id=instance_id, error=f"{type(exc).__name__}: {exc}"[:300])
+    return False

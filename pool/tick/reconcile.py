@@ -1,0 +1,238 @@
+"""One tick: observe → plan → act → record.
+
+- Observe afresh every tick: the pool's rows, `POST services /status/batch`, and `/convos/status`
+  of the healthy instances. If services does not answer, nothing changes.
+- Plan is pure (`pool.tick.plan`).
+- Act: each action in its own transaction and its own `try`; every status write is
+  conditional on the status read, so a claim that moved a row meanwhile wins.
+- Record: the `tick_state` row and ONE `tick.summary` log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import delete, func, select, update
+
+from pool.models import Instance
+from pool.status import IN_FLIGHT, Runtime, Status
+from pool.tick import replenish, state
+from pool.tick.context import TickContext
+from pool.tick.plan import (
+    Action,
+    Create,
+    Destroy,
+    DestroyOrphan,
+    Observed,
+    Row,
+    Target,
+    Update,
+    count_statuses,
+    plan,
+)
+from pool.tick.probes import bounded, runtime_status
+from shared.logging import get_logger
+from shared.schemas import StatusBatch, StatusBatchRequest
+
+log = get_logger("pool.tick")
+
+
+@dataclass
+class TickResult:
+    counts: dict[str, int]
+    actions: Counter[str] = field(default_factory=Counter)
+    failed_actions: int = 0
+    error: str | None = None
+    created: list[str] = field(default_factory=list)
+
+    def summary(self, target: int) -> dict[str, Any]:
+        return {**self.counts, "target": target, "actions": dict(self.actions), "error": self.error}
+
+
+async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
+    started_at, started = datetime.now(UTC), time.monotonic()
+    rows, tokens = await _read_rows(ctx)
+    batch, error = await _observe(ctx)
+    runtimes = await _runtimes(ctx, rows, tokens, batch) if batch is not None else {}
+    async with ctx.sessionmaker.begin() as session:
+        until = await state.backoff_until(session, ctx.settings.fleet)
+    target = _target(ctx, may_create=until is None or until <= datetime.now(UTC))
+    actions = plan(Observed(rows, batch, runtimes), target, datetime.now(UTC))
+    result = TickResult(counts=count_statuses(rows), error=error)
+    for action in actions:
+        await _act(ctx, action, result)
+    seconds = time.monotonic() - started
+    summary = result.summary(ctx.settings.min_idle)
+    if batch is not None:
+        summary["orphans_on_platform"] = len(batch.orphans)
+    log.info(
+        "tick.summary",
+        **{k: v for k, v in result.counts.items() if v},
+        target=ctx.settings.min_idle,
+        actions=",".join(f"{k}:{v}" for k, v in sorted(result.actions.items())) or "none",
+        failed_actions=result.failed_actions,
+        error=error or "",
+        ms=round(seconds * 1000),
+    )
+    async with ctx.sessionmaker.begin() as session:
+        await state.record_tick(
+            session,
+            ctx.settings.fleet,
+            leader_id=leader_id,
+            started_at=started_at,
+            duration_ms=round(seconds * 1000),
+            summary=summary,
+            error=error,
+        )
+    if ctx.metrics is not None:
+        ctx.metrics.observe_tick(seconds)
+    return result
+
+
+def _target(ctx: TickContext, *, may_create: bool) -> Target:
+    s = ctx.settings
+    return Target(
+        min_idle=s.min_idle,
+        max_total=s.max_total,
+        rules=s.rules,
+        orphan_grace_seconds=s.orphan_grace_seconds,
+        creating_timeout_seconds=s.creating_timeout_seconds,
+        may_create=may_create,
+    )
+
+
+async def _read_rows(ctx: TickContext) -> tuple[list[Row], dict[str, tuple[str | None, str | None]]]:
+    async with ctx.sessionmaker.begin() as session:
+        found = await session.execute(
+            select(
+                Instance.id,
+                Instance.status,
+                Instance.created_at,
+                Instance.status_changed_at,
+                Instance.failed_probes,
+                Instance.conversation_id,
+                Instance.deploy_status,
+                Instance.url,
+                Instance.gateway_token_enc,
+            )
+        )
+        rows, tokens = [], {}
+        for r in found:
+            rows.append(Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6]))
+            tokens[r[0]] = (r[7], r[8])
+    return rows, tokens
+
+
+async def _observe(ctx: TickContext) -> tuple[StatusBatch | None, str | None]:
+    try:
+        batch = await ctx.services.status_batch(StatusBatchRequest())
+    except Exception as exc:  # noqa: BLE001 - services down is an outcome, not a crash
+        log.warning("tick.observe_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        return None, f"services unreachable: {type(exc).__name__}"
+    if not batch.platform_ok:
+        return batch, f"platform error: {batch.platform_error or 'unknown'}"[:300]
+    return batch, None
+
+
+async def _runtimes(
+    ctx: TickContext,
+    rows: list[Row],
+    tokens: dict[str, tuple[str | None, str | None]],
+    batch: StatusBatch,
+) -> dict[str, Runtime | None]:
+    """Ask /convos/status only of instances that answered their health probe."""
+    wanted: list[tuple[str, str, str | None]] = []
+    for row in rows:
+        seen = batch.instances.get(row.id)
+        if row.status in IN_FLIGHT or seen is None or seen.health is None or not seen.health.ok:
+            continue
+        url = seen.url or tokens[row.id][0]
+        if url:
+            wanted.append((row.id, url, tokens[row.id][1]))
+
+    async def ask(item: tuple[str, str, str | None]) -> Runtime | None:
+        return await runtime_status(ctx, item[1], item[2])
+
+    answers = await bounded(wanted, ctx.settings.probe_concurrency, ask)
+    return {item[0]: answer for item, answer in zip(wanted, answers, strict=True)}
+
+
+async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
+    try:
+        if isinstance(action, Update):
+            done = await apply_update(ctx, action)
+            result.actions["status" if action.status != action.read else "probe"] += int(done)
+            if done and action.status != action.read:
+                log.info(
+                    "tick.instance.status",
+                    instance_id=action.instance_id,
+                    old=action.read,
+                    new=action.status,
+                    reason=action.reason,
+                )
+        elif isinstance(action, Destroy):
+            result.actions[f"destroy_{action.mark}"] += int(await destroy(ctx, action))
+        elif isinstance(action, DestroyOrphan):
+            result.actions["destroy_orphan"] += int(await destroy_orphan(ctx, action))
+        elif isinstance(action, Create):
+            ids = await replenish.refill(ctx)
+            result.created += ids
+            result.actions["create"] += len(ids)
+    except Exception as exc:  # noqa: BLE001 - one bad instance never stops the tick
+        result.failed_actions += 1
+        log.warning(
+            "tick.action_failed", action=type(action).__name__, error=f"{type(exc).__name__}: {exc}"[:300]
+        )
+
+
+async def apply_update(ctx: TickContext, action: Update) -> bool:
+    changed = action.status != action.read
+    async with ctx.sessionmaker.begin() as session:
+        outcome = await session.execute(
+            update(Instance)
+            .where(Instance.id == action.instance_id, Instance.status == action.read)
+            .values(
+                status=action.status,
+                failed_probes=action.failed_probes,
+                deploy_status=action.deploy_status,
+                last_probe_at=func.now(),
+                **({"status_changed_at": func.now()} if changed else {}),
+                **({"last_healthy_at": func.now()} if action.healthy else {}),
+            )
+        )
+        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def destroy(ctx: TickContext, action: Destroy) -> bool:
+    """Mark (conditionally), tear down through services, then delete the row: services first,
+    so a failed teardown leaves a marked row the next tick retries."""
+    async with ctx.sessionmaker.begin() as session:
+        marked = await session.execute(
+            update(Instance)
+            .where(Instance.id == action.instance_id, Instance.status == action.read)
+            .values(status=action.mark, status_changed_at=func.now(), last_error=action.reason[:500])
+        )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+    log.info(
+        "tick.instance.destroying", instance_id=action.instance_id, was=action.read, reason=action.reason
+    )
+    await ctx.services.destroy_instance(action.instance_id)
+    async with ctx.sessionmaker.begin() as session:
+        await session.execute(
+            delete(Instance).where(Instance.id == action.instance_id, Instance.status == action.mark)
+        )
+    return True
+
+
+async def destroy_orphan(ctx: TickContext, action: DestroyOrphan) -> bool:
+    async with ctx.sessionmaker.begin() as session:
+        if await session.get(Instance, action.instance_id) is not None:
+            return False
+    await ctx.services.destroy_instance(action.instance_id)
+    log.info("tick.orphan.destroyed", instance_id=action.instance_id, reason=action.reason)
+    return True

@@ -1,0 +1,78 @@
+"""The `tick_state` row of a fleet: loop health and create backoff, readable on every replica."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pool.models import TickState
+
+
+async def ensure(session: AsyncSession, fleet: str) -> None:
+    await session.execute(insert(TickState).values(fleet=fleet).on_conflict_do_nothing())
+
+
+async def backoff_until(session: AsyncSession, fleet: str) -> datetime | None:
+    return await session.scalar(select(TickState.backoff_until).where(TickState.fleet == fleet))
+
+
+async def record_tick(
+    session: AsyncSession,
+    fleet: str,
+    *,
+    leader_id: str,
+    started_at: datetime,
+    duration_ms: int,
+    summary: dict[str, Any],
+    error: str | None,
+) -> None:
+    await ensure(session, fleet)
+    await session.execute(
+        update(TickState)
+        .where(TickState.fleet == fleet)
+        .values(
+            leader_id=leader_id,
+            leader_since=func.coalesce(
+                # Keep the first tick time of this leader; a new leader restarts the clock.
+                select(TickState.leader_since)
+                .where(TickState.fleet == fleet, TickState.leader_id == leader_id)
+                .scalar_subquery(),
+                started_at,
+            ),
+            last_tick_at=started_at,
+            last_tick_duration_ms=duration_ms,
+            last_summary=summary,
+            last_error=error,
+        )
+    )
+
+
+async def record_create(
+    session: AsyncSession,
+    fleet: str,
+    *,
+    error: str | None,
+    after: int,
+    base_seconds: float,
+    max_seconds: float,
+) -> None:
+    """A success clears the backoff; failures past `after` back off exponentially."""
+    await ensure(session, fleet)
+    if error is None:
+        values: dict[str, Any] = {"consecutive_create_failures": 0, "backoff_until": None}
+    else:
+        failures = TickState.consecutive_create_failures + 1
+        delay = func.least(base_seconds * func.power(2, failures - after), max_seconds)
+        values = {
+            "consecutive_create_failures": failures,
+            "last_create_error": error[:500],
+            "backoff_until": case(
+                (failures >= after, func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay)),
+                else_=TickState.backoff_until,
+            ),
+        }
+    await session.execute(update(TickState).where(TickState.fleet == fleet).values(**values))
