@@ -54,7 +54,7 @@ def _failure(what: str, exc: Exception) -> str:
 
 
 async def _claim_row(
-    session: AsyncSession, *, instance_id: str, provider: ToolProvider, stale_seconds: float
+    session: AsyncSession, *, instance_id: str, tool_id: str, provider: ToolProvider, stale_seconds: float
 ) -> tuple[InstanceService | None, int | None]:
     """Either the active row, or the id of a row this caller now owns, or (None, None) to wait."""
     infra = await session.get(InstanceInfra, instance_id)
@@ -64,13 +64,13 @@ async def _claim_row(
         raise Conflict(f"instance {instance_id} is being destroyed")
     row = await session.scalar(
         select(InstanceService).where(
-            InstanceService.instance_id == instance_id, InstanceService.tool_id == provider.name, LIVE
+            InstanceService.instance_id == instance_id, InstanceService.tool_id == tool_id, LIVE
         )
     )
     if row is None:
         inserted = await session.scalar(
             insert(InstanceService)
-            .values(instance_id=instance_id, tool_id=provider.name, env_key=provider.env_key)
+            .values(instance_id=instance_id, tool_id=tool_id, env_key=provider.env_key)
             .on_conflict_do_nothing(
                 index_elements=["instance_id", "tool_id"], index_where=text("status <> 'destroyed'")
             )
@@ -111,12 +111,18 @@ async def provision_tool(
     while True:
         async with sessionmaker.begin() as session:
             active, owned_id = await _claim_row(
-                session, instance_id=instance_id, provider=provider, stale_seconds=stale_seconds
+                session,
+                instance_id=instance_id,
+                tool_id=tool_id,
+                provider=provider,
+                stale_seconds=stale_seconds,
             )
             if active is not None:
                 return _grant(active, box, reveal=reveal)
         if owned_id is not None:
-            row = await _make_resource(sessionmaker, provider=provider, box=box, row_id=owned_id)
+            row = await _make_resource(
+                sessionmaker, provider=provider, tool_id=tool_id, box=box, row_id=owned_id
+            )
             return _grant(row, box, reveal=reveal)
         if loop.time() > deadline:
             raise Conflict(f"{tool_id} is still being provisioned for {instance_id}; try again")
@@ -124,7 +130,7 @@ async def provision_tool(
 
 
 async def _make_resource(
-    sessionmaker: Sessionmaker, *, provider: ToolProvider, box: SecretBox, row_id: int
+    sessionmaker: Sessionmaker, *, provider: ToolProvider, tool_id: str, box: SecretBox, row_id: int
 ) -> InstanceService:
     async with sessionmaker.begin() as session:
         row = await session.get_one(InstanceService, row_id)
@@ -132,14 +138,14 @@ async def _make_resource(
     try:
         grant = await provider.provision(instance_id)
     except Exception as exc:
-        reason = _failure(f"{provider.name} provision failed", exc)
+        reason = _failure(f"{tool_id} provision failed", exc)
         async with sessionmaker.begin() as session:
             await session.execute(
                 update(InstanceService)
                 .where(InstanceService.id == row_id)
                 .values(status="failed", last_error=reason)
             )
-        log.warning("tool.provision.failed", instance_id=instance_id, tool_id=provider.name, error=reason)
+        log.warning("tool.provision.failed", instance_id=instance_id, tool_id=tool_id, error=reason)
         raise UpstreamError(reason) from exc
     async with sessionmaker.begin() as session:
         row = await session.get_one(InstanceService, row_id, with_for_update=True)
@@ -149,9 +155,7 @@ async def _make_resource(
         row.env_key = provider.env_key
         row.env_value = box.encrypt(grant.env_value)
         row.last_error = None
-    log.info(
-        "tool.provisioned", instance_id=instance_id, tool_id=provider.name, resource_id=grant.resource_id
-    )
+    log.info("tool.provisioned", instance_id=instance_id, tool_id=tool_id, resource_id=grant.resource_id)
     return row
 
 

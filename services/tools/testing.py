@@ -23,7 +23,16 @@ class EchoTool:
     env_key = "ECHO_API_KEY"
     mode = "per-instance"
 
-    def __init__(self, *, provision_delay: float = 0.0, fail_provision: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "echo",
+        env_key: str = "ECHO_API_KEY",
+        provision_delay: float = 0.0,
+        fail_provision: bool = False,
+    ) -> None:
+        self.name = name
+        self.env_key = env_key
         self.provision_delay = provision_delay
         self.fail_provision = fail_provision
         # resource id → (instance id, secret): what exists "at the provider".
@@ -42,7 +51,7 @@ class EchoTool:
             if owner == instance_id:
                 return Grant(resource_id=resource_id, env_value=secret)
         self._counter += 1
-        resource_id = f"echo-{instance_id}-{self._counter}"
+        resource_id = f"{self.name}-{instance_id}-{self._counter}"
         secret = mint_token("echo_sk")
         self.resources[resource_id] = (instance_id, secret)
         return Grant(resource_id=resource_id, env_value=secret, meta={"owner": instance_id})

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,17 @@ import httpx
 import psutil
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
 from services.config import Settings
 from services.main import create_app
+from services.models import InstanceInfra, InstanceService
+from services.platforms.registry import PLATFORMS
+from services.tools.registry import TOOLS
+from services.tools.testing import EchoTool
+from shared.db import make_engine, make_sessionmaker
+from tests.fakes.platform import MemoryPlatform
 
 API_KEY = "test-services-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -90,3 +97,36 @@ def no_leftover_runtimes(data_dir: Path) -> Iterator[None]:
     for proc in runtime_processes(data_dir) if data_dir.exists() else []:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def memory_platform(monkeypatch: pytest.MonkeyPatch) -> MemoryPlatform:
+    platform = MemoryPlatform()
+    monkeypatch.setitem(PLATFORMS, "memory", lambda settings, client: platform)
+    return platform
+
+
+@pytest.fixture
+def echo(monkeypatch: pytest.MonkeyPatch) -> EchoTool:
+    tool = EchoTool()
+    monkeypatch.setitem(TOOLS, "echo", lambda settings, client: tool)
+    return tool
+
+
+Rows = tuple[list[InstanceInfra], list[InstanceService]]
+
+
+@pytest.fixture
+async def db_rows(services_db_url: str) -> AsyncIterator[Callable[[], Awaitable[Rows]]]:
+    """Read both services tables as they are committed, on a connection of the test's own."""
+    engine = make_engine(services_db_url, pool_size=1)
+    sessionmaker = make_sessionmaker(engine)
+
+    async def read() -> Rows:
+        async with sessionmaker() as session:
+            infra = list(await session.scalars(select(InstanceInfra).order_by(InstanceInfra.instance_id)))
+            ledger = list(await session.scalars(select(InstanceService).order_by(InstanceService.id)))
+            return infra, ledger
+
+    yield read
+    await engine.dispose()
