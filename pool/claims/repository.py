@@ -1,0 +1,217 @@
+"""The claim's SQL. Each function runs inside a transaction its caller owns.
+
+Every write to an instance is conditional on the status the claim put there (`claiming`), so a
+kill or a tick that raced the claim wins and the claim notices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pool.claims.schemas import ClaimCreate
+
+# One statement picks and locks an idle instance: SKIP LOCKED makes concurrent claims (on any
+# replica) take different rows instead of waiting on, or double-taking, the same one.
+PICK_IDLE = text(
+    """
+    UPDATE instances
+       SET status = 'claiming', status_changed_at = now(), updated_at = now()
+     WHERE status = 'idle'
+       AND id = (SELECT id FROM instances
+                  WHERE status = 'idle' AND NOT (id = ANY(:exclude))
+                  ORDER BY created_at, id
+                  LIMIT 1
+                  FOR UPDATE SKIP LOCKED)
+    RETURNING id, url, gateway_token_enc
+    """
+)
+
+INSERT_CLAIM = text(
+    """
+    INSERT INTO claims (id, idempotency_key, request_hash, join_url, status)
+    VALUES (:id, :key, :hash, :join_url, 'pending')
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+)
+
+
+@dataclass(frozen=True)
+class Picked:
+    id: str
+    url: str | None
+    gateway_token_enc: str | None
+
+
+@dataclass(frozen=True)
+class ExistingClaim:
+    id: str
+    idempotency_key: str | None
+    request_hash: str
+    join_url: str | None
+    instance_id: str | None
+    status: str
+    response: dict[str, Any] | None
+    instance_status: str | None
+
+
+async def insert_claim(
+    session: AsyncSession, *, claim_id: str, key: str | None, request_hash: str, join_url: str | None
+) -> bool:
+    """Insert a pending claim; False when the key or an active claim of the joinUrl already exists.
+
+    A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
+    either sees the first claim or becomes the first claim itself.
+    """
+    result = await session.execute(
+        INSERT_CLAIM, {"id": claim_id, "key": key, "hash": request_hash, "join_url": join_url}
+    )
+    return result.first() is not None
+
+
+async def find_existing(
+    session: AsyncSession, *, key: str | None, join_url: str | None
+) -> ExistingClaim | None:
+    """The claim this one duplicates: same Idempotency-Key first, else the active claim of the joinUrl."""
+    if key is not None:
+        found = await _select_claim(session, "c.idempotency_key = :key", {"key": key})
+        if found is not None:
+            return found
+    if join_url is not None:
+        return await _select_claim(
+            session, "c.join_url = :join_url AND c.status IN ('pending', 'succeeded')", {"join_url": join_url}
+        )
+    return None
+
+
+async def get_claim(session: AsyncSession, claim_id: str) -> ExistingClaim | None:
+    return await _select_claim(session, "c.id = :id", {"id": claim_id})
+
+
+async def _select_claim(session: AsyncSession, where: str, params: dict[str, Any]) -> ExistingClaim | None:
+    row = (
+        await session.execute(
+            text(
+                f"""
+                SELECT c.id, c.idempotency_key, c.request_hash, c.join_url, c.instance_id, c.status,
+                       c.response, i.status AS instance_status
+                  FROM claims c LEFT JOIN instances i ON i.id = c.instance_id
+                 WHERE {where}
+                """
+            ),
+            params,
+        )
+    ).first()
+    return ExistingClaim(**row._mapping) if row is not None else None
+
+
+async def pick_idle(session: AsyncSession, *, exclude: list[str]) -> Picked | None:
+    row = (await session.execute(PICK_IDLE, {"exclude": exclude})).first()
+    return Picked(**row._mapping) if row is not None else None
+
+
+async def attach_instance(session: AsyncSession, *, claim_id: str, instance_id: str) -> None:
+    await session.execute(
+        text("UPDATE claims SET instance_id = :iid, updated_at = now() WHERE id = :id"),
+        {"id": claim_id, "iid": instance_id},
+    )
+
+
+async def delete_claim(session: AsyncSession, claim_id: str) -> None:
+    await session.execute(text("DELETE FROM claims WHERE id = :id AND status = 'pending'"), {"id": claim_id})
+
+
+async def release_claim(session: AsyncSession, claim_id: str) -> None:
+    await session.execute(
+        text("UPDATE claims SET status = 'released', updated_at = now() WHERE id = :id"), {"id": claim_id}
+    )
+
+
+async def release_claims_of(session: AsyncSession, instance_id: str) -> None:
+    """The instance is gone or lost its agent: its joinUrl may be claimed again."""
+    await session.execute(
+        text(
+            "UPDATE claims SET status = 'released', updated_at = now() "
+            "WHERE instance_id = :iid AND status IN ('pending', 'succeeded')"
+        ),
+        {"iid": instance_id},
+    )
+
+
+async def mark_claimed(
+    session: AsyncSession,
+    *,
+    claim_id: str,
+    instance_id: str,
+    new_status: str,
+    body: ClaimCreate,
+    conversation_id: str,
+    invite_url: str,
+    response: dict[str, Any],
+) -> bool:
+    result = await session.execute(
+        text(
+            """
+            UPDATE instances
+               SET status = :status, agent_name = :agent_name, instructions = :instructions,
+                   join_url = :join_url, profile_image = :profile_image,
+                   metadata = CAST(:metadata AS jsonb), template_id = :template_id,
+                   conversation_id = :conversation_id, invite_url = :invite_url,
+                   claimed_at = now(), status_changed_at = now(), updated_at = now(),
+                   last_error = NULL
+             WHERE id = :id AND status = 'claiming'
+            """
+        ),
+        {
+            "id": instance_id,
+            "status": new_status,
+            "agent_name": body.agent_name,
+            "instructions": body.instructions,
+            "join_url": body.join_url,
+            "profile_image": body.profile_image,
+            "metadata": json.dumps(body.metadata) if body.metadata is not None else None,
+            "template_id": body.template_id,
+            "conversation_id": conversation_id,
+            "invite_url": invite_url,
+        },
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await session.execute(
+        text(
+            "UPDATE claims SET status = 'succeeded', response = CAST(:response AS jsonb), "
+            "instance_id = :iid, updated_at = now() WHERE id = :id"
+        ),
+        {"id": claim_id, "iid": instance_id, "response": json.dumps(response)},
+    )
+    return True
+
+
+async def set_status_from_claiming(
+    session: AsyncSession, *, instance_id: str, status: str, error: str
+) -> bool:
+    """Give back (idle) or condemn (dead) an instance whose provision failed."""
+    return await set_status_from(
+        session, instance_id=instance_id, expected="claiming", status=status, error=error
+    )
+
+
+async def set_status_from(
+    session: AsyncSession, *, instance_id: str, expected: str, status: str, error: str | None
+) -> bool:
+    result = await session.execute(
+        text(
+            """
+            UPDATE instances
+               SET status = :status, last_error = :error, status_changed_at = now(), updated_at = now()
+             WHERE id = :id AND status = :expected
+            """
+        ),
+        {"id": instance_id, "status": status, "expected": expected, "error": error[:500] if error else None},
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

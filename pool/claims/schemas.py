@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.alias_generators import to_camel
+
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
+MAX_METADATA_BYTES = 16_000
+
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2000)]
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ClaimCreate(_Camel):
+    agent_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    instructions: Annotated[str, StringConstraints(max_length=50_000)]
+    join_url: Url | None = None
+    profile_image: Url | None = None
+    metadata: dict[str, Any] | None = None
+    template_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class Claim(_Camel):
+    invite_url: str
+    conversation_id: str
+    instance_id: str
+    joined: bool
+    status: Literal["created", "joined", "pending_acceptance"]
+    agent_name: str
+
+
+class PendingAcceptance(_Camel):
+    instance_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{12}$")]
+
+
+class PendingAcceptanceResult(_Camel):
+    instance_id: str
+    status: str
+    changed: bool = Field(description="False when the instance was already in that state")

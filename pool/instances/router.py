@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
+
+from pool.auth import OperatorAuth
+from pool.deps import PoolDep
+from pool.instances import service
+from pool.instances.schemas import Agent, CountBody, Drained, Instance, PoolStatus, Removed, Replenished
+from shared.db import SessionDep
+
+router = APIRouter(prefix="/api/pool", tags=["operator"], dependencies=[OperatorAuth])
+metrics_router = APIRouter(tags=["metrics"])
+
+InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
+
+
+@router.get("/counts")
+async def counts(session: SessionDep) -> dict[str, int]:
+    """Number of instances in every status (all statuses always present)."""
+    return await service.count_instances(session)
+
+
+@router.get("/agents", response_model=list[Agent])
+async def agents(session: SessionDep) -> list[Agent]:
+    """Instances that carry an agent: claimed, pending acceptance, or crashed."""
+    rows = await service.list_instances(session, statuses=service.AGENT_STATUSES)
+    return [Agent.model_validate(row) for row in rows]
+
+
+@router.get("/instances", response_model=list[Instance])
+async def instances(session: SessionDep) -> list[Instance]:
+    """Every instance the pool knows."""
+    return [Instance.model_validate(row) for row in await service.list_instances(session)]
+
+
+@router.get("/status", response_model=PoolStatus)
+async def status(session: SessionDep, pool: PoolDep) -> PoolStatus:
+    """Counts, target, every instance, and the reconcile loop's health and backoff."""
+    return await service.pool_status(session, pool["settings"])
+
+
+@router.post("/replenish", response_model=Replenished)
+async def replenish(body: CountBody, pool: PoolDep) -> Replenished:
+    """Create `count` instances now (bounded by POOL_MAX_TOTAL)."""
+    return await service.replenish(pool, body.count)
+
+
+@router.post("/drain", response_model=Drained)
+async def drain(body: CountBody, pool: PoolDep) -> Drained:
+    """Destroy up to `count` unclaimed instances, idle ones first."""
+    return await service.drain(pool, body.count)
+
+
+@router.delete("/instances/{instance_id}", response_model=Removed)
+async def kill(instance_id: InstanceIdPath, pool: PoolDep) -> Removed:
+    """Destroy one instance, whatever its status."""
+    return await service.kill_instance(pool, instance_id)
+
+
+@router.delete("/crashed/{instance_id}", response_model=Removed)
+async def dismiss(instance_id: InstanceIdPath, pool: PoolDep) -> Removed:
+    """Dismiss (destroy) a crashed instance."""
+    return await service.dismiss_crashed(pool, instance_id)
+
+
+@router.post("/recheck/{instance_id}")
+async def recheck(instance_id: InstanceIdPath, pool: PoolDep) -> dict[str, object]:
+    """Observe one instance now and apply what the observation says."""
+    return await service.recheck(pool, instance_id)
+
+
+@router.post("/reconcile")
+async def reconcile(pool: PoolDep) -> dict[str, object]:
+    """Run one reconcile tick now."""
+    return await service.reconcile(pool)
+
+
+@metrics_router.get("/metrics", response_class=Response)
+async def metrics(session: SessionDep, pool: PoolDep) -> Response:
+    """Prometheus metrics."""
+    pool["metrics"].set_instance_counts(await service.count_instances(session))
+    return Response(pool["metrics"].render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,171 @@
+"""Operator actions on instances, and the read models behind the operator API.
+
+Reads come from the pool database only: operators polling a dashboard never cost a platform call.
+Removals mark the row `dead` first (conditional on the status read, and in its own committed
+transaction) so no claim can take the instance while services tears it down; if teardown fails,
+the row stays `dead` and the tick retries the destroy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pool.claims import repository as claims_repo
+from pool.config import Settings
+from pool.deps import PoolState
+from pool.instances.schemas import Drained, Instance, LoopState, PoolStatus, Removed, Replenished
+from pool.models import STATUSES, TickState
+from pool.models import Instance as InstanceRow
+from shared.errors import Conflict, NotFound, Unavailable, UpstreamError
+from shared.logging import get_logger
+
+log = get_logger("pool.instances")
+
+AGENT_STATUSES = ("claimed", "pending_acceptance", "crashed")
+FLEET = "default"
+
+DRAIN_PICK = text(
+    """
+    UPDATE instances
+       SET status = 'dead', last_error = 'drained by operator', status_changed_at = now(), updated_at = now()
+     WHERE id IN (SELECT id FROM instances
+                   WHERE status IN ('idle', 'starting')
+                   ORDER BY (status = 'idle') DESC, created_at
+                   LIMIT :count
+                   FOR UPDATE SKIP LOCKED)
+    RETURNING id
+    """
+)
+
+
+async def count_instances(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(InstanceRow.status, func.count()).group_by(InstanceRow.status))
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({status: int(n) for status, n in rows.tuples()})
+    return counts
+
+
+async def list_instances(
+    session: AsyncSession, *, statuses: tuple[str, ...] | None = None
+) -> list[InstanceRow]:
+    query = select(InstanceRow).order_by(InstanceRow.created_at, InstanceRow.id)
+    if statuses is not None:
+        query = query.where(InstanceRow.status.in_(statuses))
+    return list((await session.scalars(query)).all())
+
+
+async def loop_state(session: AsyncSession, settings: Settings) -> LoopState:
+    row = await session.get(TickState, FLEET)
+    if row is None:
+        return LoopState()
+    state = LoopState.model_validate(row)
+    if row.last_tick_at is not None:
+        # Healthy while ticks keep coming: three missed intervals mean no leader is ticking.
+        allowed = timedelta(seconds=3 * settings.tick_interval_seconds)
+        state.healthy = datetime.now(UTC) - row.last_tick_at <= allowed
+    return state
+
+
+async def pool_status(session: AsyncSession, settings: Settings) -> PoolStatus:
+    return PoolStatus(
+        counts=await count_instances(session),
+        target=settings.min_idle,
+        max_total=settings.max_total,
+        instances=[Instance.model_validate(row) for row in await list_instances(session)],
+        loop=await loop_state(session, settings),
+    )
+
+
+async def _mark_dead(pool: PoolState, instance_id: str, *, only_from: str | None, reason: str) -> None:
+    async with pool["sessionmaker"]() as session, session.begin():
+        row = await session.get(InstanceRow, instance_id)
+        if row is None:
+            raise NotFound(f"no instance {instance_id}")
+        if only_from is not None and row.status != only_from:
+            raise Conflict(f"instance {instance_id} is {row.status}, not {only_from}")
+        result = await session.execute(
+            update(InstanceRow)
+            .where(InstanceRow.id == instance_id, InstanceRow.status == row.status)
+            .values(status="dead", last_error=reason, status_changed_at=func.now())
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict(f"instance {instance_id} changed status meanwhile; retry")
+        await claims_repo.release_claims_of(session, instance_id)
+
+
+async def _destroy(pool: PoolState, instance_id: str) -> None:
+    """Tear down through services, then delete our row last (DESIGN.md §3 Destroy)."""
+    await pool["services"].destroy_instance(instance_id)
+    async with pool["sessionmaker"]() as session, session.begin():
+        await session.execute(delete(InstanceRow).where(InstanceRow.id == instance_id))
+    log.info("instance.destroyed", instance_id=instance_id)
+
+
+async def kill_instance(pool: PoolState, instance_id: str) -> Removed:
+    """Destroy any instance, claimed ones included: an explicit operator decision."""
+    await _mark_dead(pool, instance_id, only_from=None, reason="killed by operator")
+    await _destroy(pool, instance_id)
+    return Removed(instance_id=instance_id, removed=True)
+
+
+async def dismiss_crashed(pool: PoolState, instance_id: str) -> Removed:
+    await _mark_dead(pool, instance_id, only_from="crashed", reason="dismissed by operator")
+    await _destroy(pool, instance_id)
+    return Removed(instance_id=instance_id, removed=True)
+
+
+async def drain(pool: PoolState, count: int) -> Drained:
+    """Remove up to `count` unclaimed instances, idle ones first; claimed ones are never drained."""
+    async with pool["sessionmaker"]() as session, session.begin():
+        ids = [row[0] for row in (await session.execute(DRAIN_PICK, {"count": count})).all()]
+    limit = asyncio.Semaphore(pool["settings"].create_concurrency)
+    failed: list[str] = []
+
+    async def destroy(instance_id: str) -> None:
+        async with limit:
+            try:
+                await _destroy(pool, instance_id)
+            except UpstreamError as exc:
+                # The row stays `dead`; the tick destroys it on a later pass.
+                log.warning("instance.drain_failed", instance_id=instance_id, error=exc.message)
+                failed.append(instance_id)
+
+    await asyncio.gather(*(destroy(instance_id) for instance_id in ids))
+    return Drained(requested=count, drained=[i for i in ids if i not in failed], failed=failed)
+
+
+async def replenish(pool: PoolState, count: int) -> Replenished:
+    create = pool["create_instances"]
+    if create is None:
+        raise Unavailable("instance creation is not available on this replica", retry_after=30)
+    created = await create(count)
+    return Replenished(requested=count, created=list(created))
+
+
+async def reconcile(pool: PoolState) -> dict[str, object]:
+    run_tick = pool["run_tick"]
+    if run_tick is None:
+        raise Unavailable("the reconcile loop is not available on this replica", retry_after=30)
+    result = await run_tick()
+    return {"ran": True, "result": result if isinstance(result, dict) else None}
+
+
+async def recheck(pool: PoolState, instance_id: str) -> dict[str, object]:
+    async with pool["sessionmaker"]() as session:
+        if await session.get(InstanceRow, instance_id) is None:
+            raise NotFound(f"no instance {instance_id}")
+    hook = pool["recheck"]
+    if hook is None:
+        raise Unavailable("recheck is not available on this replica", retry_after=30)
+    result = await hook(instance_id)
+    async with pool["sessionmaker"]() as session:
+        row = await session.get(InstanceRow, instance_id)
+    return {
+        "instanceId": instance_id,
+        "status": row.status if row is not None else None,
+        "result": result if isinstance(result, dict) else None,
+    }

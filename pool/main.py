@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from pool.claims.router import router as claims_router
+from pool.config import Settings
+from pool.deps import PoolState
+from pool.instance_client import InstanceClient
+from pool.instances.router import metrics_router
+from pool.instances.router import router as instances_router
+from pool.metrics import PoolMetrics
+from pool.services_client import ServicesClient
+from shared.auth import SecretBox
+from shared.db import make_engine, make_sessionmaker
+from shared.errors import install_error_handlers
+from shared.health import health_router
+from shared.logging import get_logger, register_secret
+
+log = get_logger("pool")
+
+
+def _no_wake() -> None:
+    """Refill hook used when no tick runner is running on this replica."""
+
+
+def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
+    engine = make_engine(settings.database_url, pool_size=engine_pool_size)
+    # One client for services and instances; limits sized for a claim burst plus a tick's probes.
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=5.0),
+        limits=httpx.Limits(max_connections=400, max_keepalive_connections=100),
+    )
+    metrics = PoolMetrics()
+    services = ServicesClient(
+        httpx.AsyncClient(
+            base_url=settings.services_url,
+            headers={"Authorization": f"Bearer {settings.services_api_key}"},
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        ),
+        record=metrics.record_platform_call,
+    )
+    return PoolState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        http=http,
+        services=services,
+        instances=InstanceClient(http, timeout=settings.claim_provision_timeout_seconds),
+        box=SecretBox(settings.encryption_key),
+        metrics=metrics,
+        tick=None,
+        wake=_no_wake,
+        run_tick=None,
+        create_instances=None,
+        recheck=None,
+    )
+
+
+def _wire_tick(state: PoolState) -> None:
+    """Connect the reconcile loop's hooks (filled in once `pool.tick` lands)."""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    for secret in (settings.api_key, settings.services_api_key, settings.encryption_key):
+        register_secret(secret)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[PoolState]:
+        state = build_state(settings)
+        _wire_tick(state)
+        if state["tick"] is not None:
+            state["tick"].start()
+        log.info("pool.started", tick=state["tick"] is not None, min_idle=settings.min_idle)
+        try:
+            yield state
+        finally:
+            if state["tick"] is not None:
+                await state["tick"].stop()
+            await state["services"].aclose()
+            await state["http"].aclose()
+            await state["engine"].dispose()
+
+    app = FastAPI(title="warmpool pool", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router("pool"))
+    app.include_router(claims_router)
+    app.include_router(instances_router)
+    app.include_router(metrics_router)
+    return app

@@ -1,0 +1,57 @@
+"""Prometheus metrics, one registry per app instance (two apps in one test process never collide).
+
+The tick records through `observe_tick`, `record_platform_call` and `record_create_failure`.
+`instances` is filled from the database at scrape time, so it is right on every replica.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CLAIM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TICK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class PoolMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.instances = Gauge("pool_instances", "Instances by status", ["status"], registry=self.registry)
+        self.claims = Counter("pool_claims", "Claims by outcome", ["outcome"], registry=self.registry)
+        self.claim_latency = Histogram(
+            "pool_claim_latency_seconds", "Claim latency", buckets=CLAIM_BUCKETS, registry=self.registry
+        )
+        self.tick_duration = Histogram(
+            "pool_tick_duration_seconds",
+            "Reconcile tick duration",
+            buckets=TICK_BUCKETS,
+            registry=self.registry,
+        )
+        self.platform_calls = Counter(
+            "pool_platform_calls",
+            "Calls from the pool to services, by operation and outcome",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.create_failures = Counter(
+            "pool_create_failures", "Instance creations that failed", registry=self.registry
+        )
+
+    def record_claim(self, outcome: str, seconds: float) -> None:
+        self.claims.labels(outcome=outcome).inc()
+        self.claim_latency.observe(seconds)
+
+    def observe_tick(self, seconds: float) -> None:
+        self.tick_duration.observe(seconds)
+
+    def record_platform_call(self, operation: str, outcome: str) -> None:
+        self.platform_calls.labels(operation=operation, outcome=outcome).inc()
+
+    def record_create_failure(self) -> None:
+        self.create_failures.inc()
+
+    def set_instance_counts(self, counts: dict[str, int]) -> None:
+        for status, count in counts.items():
+            self.instances.labels(status=status).set(count)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

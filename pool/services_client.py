@@ -1,0 +1,123 @@
+"""Typed client for services' internal API (DESIGN.md §6), one method per route.
+
+Error bodies `{"error": "<ClassName>", "detail": ...}` come back as the same `shared.errors` class,
+so a `NotFound` raised inside services is a `NotFound` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from shared.errors import ERRORS_BY_NAME, AppError, TransientError, Unavailable
+from shared.http import ApiClient, error_from_response
+from shared.schemas import (
+    ConfigureRequest,
+    InstanceCreate,
+    InstanceCreated,
+    InstanceDestroyed,
+    OperationResult,
+    RedeployRequest,
+    Registry,
+    StatusBatch,
+    StatusBatchRequest,
+    ToolGrant,
+)
+
+Model = TypeVar("Model", bound=BaseModel)
+CallRecorder = Callable[[str, str], None]
+
+
+def error_from_body(response: httpx.Response, what: str) -> AppError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        cls = ERRORS_BY_NAME.get(body["error"])
+        if cls is not None:
+            detail = body.get("detail")
+            message = detail if isinstance(detail, str) else f"{what}: {detail}"
+            if cls is Unavailable:
+                return Unavailable(message)
+            return cls(message, status_code=response.status_code)
+    return error_from_response(response, what)
+
+
+class ServicesClient(ApiClient):
+    name = "services"
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, record: CallRecorder | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(client, **kwargs)
+        self._record = record
+
+    async def _call(self, operation: str, method: str, url: str, model: type[Model], **kwargs: Any) -> Model:
+        try:
+            response = await self.request(method, url, **kwargs)
+        except TransientError:
+            self._note(operation, "unreachable")
+            raise
+        if not response.is_success:
+            self._note(operation, "error")
+            raise error_from_body(response, f"services {method} {url}")
+        self._note(operation, "ok")
+        return model.model_validate(response.json())
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _note(self, operation: str, outcome: str) -> None:
+        if self._record is not None:
+            self._record(operation, outcome)
+
+    async def create_instance(self, body: InstanceCreate) -> InstanceCreated:
+        # Idempotent on instanceId, so retrying the POST cannot create twice.
+        return await self._call(
+            "create_instance",
+            "POST",
+            "/create-instance",
+            InstanceCreated,
+            json=body.model_dump(by_alias=True),
+            idempotent=True,
+        )
+
+    async def destroy_instance(self, instance_id: str) -> InstanceDestroyed:
+        return await self._call("destroy_instance", "DELETE", f"/destroy/{instance_id}", InstanceDestroyed)
+
+    async def status_batch(self, body: StatusBatchRequest | None = None) -> StatusBatch:
+        payload = (body or StatusBatchRequest()).model_dump(by_alias=True)
+        return await self._call(
+            "status_batch", "POST", "/status/batch", StatusBatch, json=payload, idempotent=True
+        )
+
+    async def configure(self, instance_id: str, body: ConfigureRequest) -> OperationResult:
+        return await self._call(
+            "configure",
+            "POST",
+            f"/configure/{instance_id}",
+            OperationResult,
+            json=body.model_dump(by_alias=True),
+            idempotent=not body.redeploy,
+        )
+
+    async def redeploy(self, instance_id: str, body: RedeployRequest | None = None) -> OperationResult:
+        payload = (body or RedeployRequest()).model_dump(by_alias=True)
+        return await self._call("redeploy", "POST", f"/redeploy/{instance_id}", OperationResult, json=payload)
+
+    async def provision_tool(self, instance_id: str, tool_id: str) -> ToolGrant:
+        return await self._call(
+            "provision_tool", "POST", f"/provision/{instance_id}/{tool_id}", ToolGrant, idempotent=True
+        )
+
+    async def destroy_tool(self, instance_id: str, tool_id: str, resource_id: str) -> OperationResult:
+        return await self._call(
+            "destroy_tool", "DELETE", f"/destroy/{instance_id}/{tool_id}/{resource_id}", OperationResult
+        )
+
+    async def registry(self) -> Registry:
+        return await self._call("registry", "GET", "/registry", Registry)
