@@ -14,10 +14,11 @@ import httpx
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.config import Settings
 from services.tools.base import Grant, InventoryItem
-from services.tools.vendor import instance_from_name, make_http_client, parse_time, resource_name
+from services.tools.vendor import VendorClient, instance_from_name, parse_time, resource_name
 from shared.errors import PermanentError, TransientError, UpstreamError
-from shared.http import RETRYABLE_STATUS, ApiClient
+from shared.http import RETRYABLE_STATUS
 from shared.logging import get_logger, register_secret
 
 log = get_logger(__name__)
@@ -31,7 +32,6 @@ class AgentMailSettings(BaseSettings):
     # Must be verified at AgentMail; empty means their default (agentmail.to).
     domain: str = ""
     name_prefix: str = "warmpool-"
-    timeout_seconds: float = 15.0
     # How many other usernames to try when ours is taken by someone else.
     username_attempts: int = 3
 
@@ -88,7 +88,7 @@ def error_from(response: httpx.Response, what: str) -> AgentMailError:
     return AgentMailRejected(detail)
 
 
-class AgentMailClient(ApiClient):
+class AgentMailClient(VendorClient):
     name = "agentmail"
 
     async def create_inbox(self, *, username: str, domain: str, client_id: str) -> Inbox:
@@ -170,21 +170,13 @@ class AgentMailProvider:
             if (inbox.client_id or "").startswith(prefix)
         ]
 
-    async def aclose(self) -> None:
-        await self.client._client.aclose()
+    @classmethod
+    def from_settings(cls, settings: AgentMailSettings, http: httpx.AsyncClient) -> AgentMailProvider:
+        register_secret(settings.api_key)
+        auth = {"Authorization": f"Bearer {settings.api_key}"}
+        return cls(settings, AgentMailClient(http, base_url=settings.base_url, auth=auth))
 
 
-def build_agentmail(
-    settings: AgentMailSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
-) -> AgentMailProvider | None:
-    settings = settings or AgentMailSettings()
-    if not settings.configured:
-        return None
-    register_secret(settings.api_key)
-    http = make_http_client(
-        settings.base_url,
-        {"Authorization": f"Bearer {settings.api_key}"},
-        timeout=settings.timeout_seconds,
-        transport=transport,
-    )
-    return AgentMailProvider(settings, AgentMailClient(http))
+def build_agentmail(app_settings: Settings, http: httpx.AsyncClient) -> AgentMailProvider | None:
+    settings = AgentMailSettings()
+    return AgentMailProvider.from_settings(settings, http) if settings.configured else None

@@ -13,10 +13,11 @@ import httpx
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.config import Settings
 from services.tools.base import Grant, InventoryItem
-from services.tools.vendor import instance_from_name, make_http_client, parse_time, resource_name
+from services.tools.vendor import VendorClient, instance_from_name, parse_time, resource_name
 from shared.errors import PermanentError, TransientError, UpstreamError
-from shared.http import RETRYABLE_STATUS, ApiClient
+from shared.http import RETRYABLE_STATUS
 from shared.logging import get_logger, register_secret
 
 log = get_logger(__name__)
@@ -31,7 +32,6 @@ class OpenRouterSettings(BaseSettings):
     key_limit: float | None = 5.0
     key_limit_reset: str | None = None
     name_prefix: str = "warmpool-"
-    timeout_seconds: float = 15.0
 
     @property
     def configured(self) -> bool:
@@ -88,7 +88,7 @@ def error_from(response: httpx.Response, what: str) -> OpenRouterError:
     return OpenRouterRejected(detail)
 
 
-class OpenRouterClient(ApiClient):
+class OpenRouterClient(VendorClient):
     name = "openrouter"
 
     async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
@@ -174,22 +174,14 @@ class OpenRouterProvider:
             if key.name.startswith(prefix)
         ]
 
-    async def aclose(self) -> None:
-        await self.client._client.aclose()
+    @classmethod
+    def from_settings(cls, settings: OpenRouterSettings, http: httpx.AsyncClient) -> OpenRouterProvider:
+        register_secret(settings.management_key)
+        auth = {"Authorization": f"Bearer {settings.management_key}"}
+        return cls(settings, OpenRouterClient(http, base_url=settings.base_url, auth=auth))
 
 
-def build_openrouter(
-    settings: OpenRouterSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
-) -> OpenRouterProvider | None:
+def build_openrouter(app_settings: Settings, http: httpx.AsyncClient) -> OpenRouterProvider | None:
     """The provider, or None when no management key is configured (then it is absent from /registry)."""
-    settings = settings or OpenRouterSettings()
-    if not settings.configured:
-        return None
-    register_secret(settings.management_key)
-    http = make_http_client(
-        settings.base_url,
-        {"Authorization": f"Bearer {settings.management_key}"},
-        timeout=settings.timeout_seconds,
-        transport=transport,
-    )
-    return OpenRouterProvider(settings, OpenRouterClient(http))
+    settings = OpenRouterSettings()
+    return OpenRouterProvider.from_settings(settings, http) if settings.configured else None

@@ -1,10 +1,11 @@
 """Pooled resources: operator-supplied secrets (Bankr wallet keys, pre-bought numbers) handed out
 one per instance, because some vendors have no API to mint one per instance (specs/bankr.md).
 
-Assignment takes the first free row with `FOR UPDATE SKIP LOCKED`, so concurrent provisions never
-wait on or share a row; the partial unique index (kind, instance_id) makes a second assignment to the
-same instance fail, and the loser reads the winner's row. Values are stored encrypted and leave this
-module only as the Grant of the instance they are assigned to.
+Assignment takes the first free row with `FOR UPDATE SKIP LOCKED`, so concurrent provisions for
+different instances never wait on or share a row; calls for the same instance queue on an advisory
+lock, and the partial unique index (kind, instance_id) backs that up in the schema.
+Values are stored encrypted and leave this module only as the Grant of the instance they are
+assigned to.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.config import Settings
 from services.models import PooledResource
 from services.tools.base import Grant, InventoryItem
 from shared.auth import SecretBox
+from shared.db import make_engine, make_sessionmaker
 from shared.errors import Conflict, NotFound, TransientError
 from shared.logging import get_logger
 
@@ -29,8 +33,8 @@ log = get_logger(__name__)
 class PooledSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POOLED_", extra="ignore")
 
-    # Tool name → env var the instance receives, e.g. POOLED_TOOLS='{"bankr": "BANKR_API_KEY"}'.
-    tools: dict[str, str] = {}
+    # Pooled tools to offer, e.g. POOLED_TOOLS='["bankr"]'.
+    tools: list[str] = []
 
 
 class PoolExhausted(TransientError):
@@ -73,7 +77,12 @@ async def remove_resource(session: AsyncSession, *, resource_id: int) -> None:
 
 
 async def assign(session: AsyncSession, *, kind: str, instance_id: str) -> PooledResource | None:
-    """The resource of this kind assigned to the instance: its existing one, else a free one, else None."""
+    """The resource of this kind assigned to the instance: its existing one, else a free one, else None.
+
+    Calls for one instance queue on an advisory lock (else ten of them could each lock a different
+    free row and exhaust the pool); calls for different instances skip each other's locked rows.
+    """
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(kind), func.hashtext(instance_id))))
     held = await session.scalar(
         select(PooledResource).where(PooledResource.kind == kind, PooledResource.instance_id == instance_id)
     )
@@ -133,12 +142,19 @@ class PooledProvider:
     mode = "pooled"
 
     def __init__(
-        self, name: str, env_key: str, sessionmaker: async_sessionmaker[AsyncSession], box: SecretBox
+        self,
+        name: str,
+        env_key: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        *,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.name = name
         self.env_key = env_key
         self._sessionmaker = sessionmaker
         self._box = box
+        self._engine = engine  # disposed by aclose when the provider made it
 
     async def provision(self, instance_id: str) -> Grant:
         row = await assign_in_own_transaction(self._sessionmaker, kind=self.name, instance_id=instance_id)
@@ -173,13 +189,18 @@ class PooledProvider:
             ]
 
     async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+# Tools handed out from the pool, and the env var each instance receives. Enabled by POOLED_TOOLS.
+POOLED_ENV_KEYS = {"bankr": "BANKR_API_KEY"}
+
+
+def build_bankr(app_settings: Settings, http: httpx.AsyncClient) -> PooledProvider | None:
+    """Bankr has no API to mint a wallet per instance (specs/bankr.md): keys come from the pool."""
+    if "bankr" not in PooledSettings().tools or not app_settings.database_url:
         return None
-
-
-def build_pooled(
-    sessionmaker: async_sessionmaker[AsyncSession], box: SecretBox, settings: PooledSettings | None = None
-) -> dict[str, PooledProvider]:
-    settings = settings or PooledSettings()
-    return {
-        name: PooledProvider(name, env_key, sessionmaker, box) for name, env_key in settings.tools.items()
-    }
+    engine = make_engine(app_settings.database_url, pool_size=2)
+    box = SecretBox(app_settings.encryption_key)
+    return PooledProvider("bankr", POOLED_ENV_KEYS["bankr"], make_sessionmaker(engine), box, engine=engine)

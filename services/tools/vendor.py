@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+
+from shared.http import ApiClient
 
 INSTANCE_ID = re.compile(r"^[0-9a-z]{12}$")
 
 
-def make_http_client(
-    base_url: str, headers: dict[str, str], *, timeout: float, transport: httpx.AsyncBaseTransport | None
-) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        headers=headers,
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        transport=transport,
-    )
+class VendorClient(ApiClient):
+    """An ApiClient over the app's shared httpx client (which carries the timeouts), adding this
+    vendor's base URL and auth header to each request."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, base_url: str, auth: dict[str, str], **kwargs: Any
+    ) -> None:
+        super().__init__(client, **kwargs)
+        self._base_url = base_url.rstrip("/")
+        self._auth = auth
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        merged = {**self._auth, **(headers or {})}
+        return await super().request(
+            method, self._base_url + url, json=json, params=params, headers=merged, idempotent=idempotent
+        )
 
 
 def resource_name(prefix: str, instance_id: str) -> str:

@@ -1,0 +1,206 @@
+"""Telnyx: one phone number per instance (specs/telnyx.md).
+
+Provision takes a number from the pool (pre-bought or recycled) when there is one, else buys one:
+search → order → wait for the order → find the number → assign the messaging profile.
+
+Concurrent orders must not race for one number: search and order run under one Postgres advisory
+lock (transaction-scoped, so a crashed holder frees it), so the next searcher only runs after the
+previous order took its number off the market. The lock covers two short HTTP calls, not the wait.
+A fresh number can answer 404 for a while after purchase: lookups retry with bounded backoff.
+Destroy releases the number, or with TELNYX_RELEASE_MODE=recycle returns it to the pooled table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import httpx
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.config import Settings
+from services.models import PooledResource
+from services.tools import pooled
+from services.tools.base import Grant, InventoryItem
+from services.tools.telnyx_client import PhoneNumber, TelnyxClient, TelnyxNotYetThere
+from services.tools.vendor import instance_from_name, parse_time, resource_name
+from shared.auth import SecretBox
+from shared.db import make_engine, make_sessionmaker
+from shared.logging import get_logger, register_secret
+
+log = get_logger(__name__)
+# pg_advisory_xact_lock key shared by every replica: "telnyx order" serialised fleet-wide.
+ORDER_LOCK_KEY = 0x7E1A_0D3E
+
+
+class TelnyxSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TELNYX_", extra="ignore")
+
+    api_key: str = ""
+    base_url: str = "https://api.telnyx.com/v2"
+    messaging_profile_id: str = ""
+    country: str = "US"
+    release_mode: Literal["release", "recycle"] = "release"
+    name_prefix: str = "warmpool-"
+    search_limit: int = 5
+    order_poll_seconds: float = 1.0
+    order_timeout_seconds: float = 120.0
+    # A bought number may 404 for a while: this many tries, doubling from not_found_backoff_seconds.
+    not_found_attempts: int = 6
+    not_found_backoff_seconds: float = 1.0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key)
+
+
+class TelnyxProvider:
+    name = "telnyx"
+    env_key = "TELNYX_PHONE_NUMBER"
+    mode = "per-instance"
+
+    def __init__(
+        self,
+        settings: TelnyxSettings,
+        client: TelnyxClient,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        *,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self._sessionmaker = sessionmaker
+        self._box = box
+        self._engine = engine  # disposed by aclose when the provider made it
+
+    async def provision(self, instance_id: str) -> Grant:
+        row = await pooled.assign_in_own_transaction(
+            self._sessionmaker, kind=self.name, instance_id=instance_id
+        )
+        if row is not None and row.resource_ref:
+            e164 = self._box.decrypt(row.value)
+            log.info("tool.telnyx.number_from_pool", instance_id=instance_id, number_id=row.resource_ref)
+            meta = {"phone_number": e164, "pooled_id": row.id}
+            return Grant(resource_id=row.resource_ref, env_value=e164, meta=meta)
+        reference = resource_name(self.settings.name_prefix, instance_id)
+        async with self._sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK_KEY})
+            order = await self.client.order_first_available(
+                country=self.settings.country, limit=self.settings.search_limit, customer_reference=reference
+            )
+        number = await self._settle(order.id, order.phone_numbers[0].phone_number)
+        log.info("tool.telnyx.number_bought", instance_id=instance_id, number_id=number.id)
+        return Grant(
+            resource_id=number.id, env_value=number.phone_number, meta={"phone_number": number.phone_number}
+        )
+
+    async def _settle(self, order_id: str, e164: str) -> PhoneNumber:
+        """Wait for the order, find the number, assign the profile; release it if any of that fails."""
+        settings = self.settings
+        await self.client.wait_for_order(
+            order_id, poll=settings.order_poll_seconds, timeout=settings.order_timeout_seconds
+        )
+        number = await self._find_number(e164)
+        try:
+            if settings.messaging_profile_id:
+                await self._assign_profile(number.id, settings.messaging_profile_id)
+        except BaseException:
+            await self._release_quietly(number.id)
+            raise
+        return number
+
+    async def _find_number(self, e164: str) -> PhoneNumber:
+        for delay in self._not_found_delays():
+            try:
+                return await self.client.find_number(e164)
+            except TelnyxNotYetThere:
+                await asyncio.sleep(delay)
+        return await self.client.find_number(e164)
+
+    async def _assign_profile(self, number_id: str, profile_id: str) -> None:
+        for delay in self._not_found_delays():
+            try:
+                return await self.client.assign_profile(number_id, profile_id)
+            except TelnyxNotYetThere:
+                await asyncio.sleep(delay)
+        await self.client.assign_profile(number_id, profile_id)
+
+    def _not_found_delays(self) -> list[float]:
+        """Waits between tries while a fresh number still 404s: doubling, bounded in count."""
+        base = self.settings.not_found_backoff_seconds
+        return [base * 2**i for i in range(max(0, self.settings.not_found_attempts - 1))]
+
+    async def _release_quietly(self, number_id: str) -> None:
+        try:
+            await self.client.release(number_id)
+        except Exception as exc:  # the sweep finds it by customer_reference
+            log.warning("tool.telnyx.release_failed", number_id=number_id, error=type(exc).__name__)
+
+    async def revoke(self, resource_id: str, meta: dict[str, Any]) -> None:
+        if self.settings.release_mode == "release" and "pooled_id" not in meta:
+            released = await self.client.release(resource_id)
+            log.info("tool.telnyx.number_released", number_id=resource_id, already_gone=not released)
+            return
+        await self._recycle(resource_id, str(meta.get("phone_number", "")))
+
+    async def _recycle(self, number_id: str, e164: str) -> None:
+        async with self._sessionmaker() as session, session.begin():
+            statement = insert(PooledResource).values(
+                kind=self.name, label=e164, resource_ref=number_id, value=self._box.encrypt(e164)
+            )
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["kind", "resource_ref"],
+                    index_where=PooledResource.resource_ref.is_not(None),
+                    set_={"instance_id": None, "assigned_at": None},
+                )
+            )
+        log.info("tool.telnyx.number_recycled", number_id=number_id)
+
+    async def inventory(self) -> list[InventoryItem]:
+        """Numbers we bought (customer_reference carries our prefix) that are not parked in the pool."""
+        prefix = self.settings.name_prefix
+        async with self._sessionmaker() as session:
+            parked = {row.resource_ref for row in await pooled.list_resources(session, kind=self.name)}
+        return [
+            InventoryItem(
+                resource_id=number.id,
+                name=number.customer_reference or "",
+                instance_id=instance_from_name(prefix, number.customer_reference),
+                created_at=parse_time(number.purchased_at or number.created_at),
+            )
+            for number in await self.client.list_numbers()
+            if (number.customer_reference or "").startswith(prefix) and number.id not in parked
+        ]
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: TelnyxSettings,
+        http: httpx.AsyncClient,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        engine: AsyncEngine | None = None,
+    ) -> TelnyxProvider:
+        register_secret(settings.api_key)
+        auth = {"Authorization": f"Bearer {settings.api_key}"}
+        client = TelnyxClient(http, base_url=settings.base_url, auth=auth)
+        return cls(settings, client, sessionmaker, box, engine=engine)
+
+
+def build_telnyx(app_settings: Settings, http: httpx.AsyncClient) -> TelnyxProvider | None:
+    # The order lock and the recycled pool live in services' database: a small engine of its own.
+    settings = TelnyxSettings()
+    if not settings.configured or not app_settings.database_url:
+        return None
+    engine = make_engine(app_settings.database_url, pool_size=2)
+    box = SecretBox(app_settings.encryption_key)
+    return TelnyxProvider.from_settings(settings, http, make_sessionmaker(engine), box, engine=engine)
