@@ -105,21 +105,24 @@ def _target(ctx: TickContext, *, may_create: bool) -> Target:
     )
 
 
-async def _read_rows(ctx: TickContext) -> tuple[list[Row], dict[str, tuple[str | None, str | None]]]:
+async def _read_rows(
+    ctx: TickContext, instance_id: str | None = None
+) -> tuple[list[Row], dict[str, tuple[str | None, str | None]]]:
+    query = select(
+        Instance.id,
+        Instance.status,
+        Instance.created_at,
+        Instance.status_changed_at,
+        Instance.failed_probes,
+        Instance.conversation_id,
+        Instance.deploy_status,
+        Instance.url,
+        Instance.gateway_token_enc,
+    )
+    if instance_id is not None:
+        query = query.where(Instance.id == instance_id)
     async with ctx.sessionmaker.begin() as session:
-        found = await session.execute(
-            select(
-                Instance.id,
-                Instance.status,
-                Instance.created_at,
-                Instance.status_changed_at,
-                Instance.failed_probes,
-                Instance.conversation_id,
-                Instance.deploy_status,
-                Instance.url,
-                Instance.gateway_token_enc,
-            )
-        )
+        found = await session.execute(query)
         rows, tokens = [], {}
         for r in found:
             rows.append(Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6]))
@@ -127,9 +130,9 @@ async def _read_rows(ctx: TickContext) -> tuple[list[Row], dict[str, tuple[str |
     return rows, tokens
 
 
-async def _observe(ctx: TickContext) -> tuple[StatusBatch | None, str | None]:
+async def _observe(ctx: TickContext, ids: list[str] | None = None) -> tuple[StatusBatch | None, str | None]:
     try:
-        batch = await ctx.services.status_batch(StatusBatchRequest())
+        batch = await ctx.services.status_batch(StatusBatchRequest(instance_ids=ids))
     except Exception as exc:  # noqa: BLE001 - services down is an outcome, not a crash
         log.warning("tick.observe_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         return None, f"services unreachable: {type(exc).__name__}"
@@ -236,3 +239,24 @@ async def destroy_orphan(ctx: TickContext, action: DestroyOrphan) -> bool:
     await ctx.services.destroy_instance(action.instance_id)
     log.info("tick.orphan.destroyed", instance_id=action.instance_id, reason=action.reason)
     return True
+
+
+async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
+    """Observe one instance now and apply the same rules a tick would (operator route)."""
+    rows, tokens = await _read_rows(ctx, instance_id)
+    if not rows:
+        return {"action": "none", "reason": "no such row"}
+    batch, error = await _observe(ctx, [instance_id])
+    if batch is None:
+        return {"action": "none", "reason": error}
+    runtimes = await _runtimes(ctx, rows, tokens, batch)
+    target = _target(ctx, may_create=False)
+    result = TickResult(counts=count_statuses(rows), error=error)
+    actions = [
+        a
+        for a in plan(Observed(rows, batch, runtimes), target, datetime.now(UTC))
+        if not isinstance(a, Create)
+    ]
+    for action in actions:
+        await _act(ctx, action, result)
+    return {"actions": dict(result.actions), "failedActions": result.failed_actions, "error": error}
