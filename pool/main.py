@@ -8,12 +8,14 @@ from fastapi import FastAPI
 
 from pool.claims.router import router as claims_router
 from pool.config import Settings
+from pool.dashboard.router import router as dashboard_router
 from pool.deps import PoolState
 from pool.instance_client import InstanceClient
 from pool.instances.router import metrics_router
 from pool.instances.router import router as instances_router
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
+from pool.tick.wiring import wire as wire_tick
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
@@ -61,26 +63,24 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
     )
 
 
-def _wire_tick(state: PoolState) -> None:
-    """Connect the reconcile loop's hooks (filled in once `pool.tick` lands)."""
-
-
 def create_app(settings: Settings) -> FastAPI:
     for secret in (settings.api_key, settings.services_api_key, settings.encryption_key):
         register_secret(secret)
+    register_secret(settings.admin_password)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[PoolState]:
         state = build_state(settings)
-        _wire_tick(state)
+        # The runner also serves on-demand ticks, creates and rechecks (operator routes) when
+        # the periodic loop is disabled, so it always exists and is always stopped.
+        runner = wire_tick(state)
         if state["tick"] is not None:
-            state["tick"].start()
+            runner.start()
         log.info("pool.started", tick=state["tick"] is not None, min_idle=settings.min_idle)
         try:
             yield state
         finally:
-            if state["tick"] is not None:
-                await state["tick"].stop()
+            await runner.stop()
             await state["services"].aclose()
             await state["http"].aclose()
             await state["engine"].dispose()
@@ -91,4 +91,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(claims_router)
     app.include_router(instances_router)
     app.include_router(metrics_router)
+    app.include_router(dashboard_router)
     return app
