@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from pool.claims.router import router as claims_router
 from pool.config import Settings
 from pool.dashboard.router import router as dashboard_router
-from pool.dashboard.router import router as dashboard_router
 from pool.deps import PoolState
 from pool.instance_client import InstanceClient
 from pool.instances.router import metrics_router
@@ -68,7 +67,6 @@ def create_app(settings: Settings) -> FastAPI:
     for secret in (settings.api_key, settings.services_api_key, settings.encryption_key):
         register_secret(secret)
     register_secret(settings.admin_password)
-    register_secret(settings.admin_password)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[PoolState]:
@@ -93,6 +91,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(claims_router)
     app.include_router(instances_router)
     app.include_router(metrics_router)
-    app.include_router(dashboard_router)
     app.include_router(dashboard_router)
     return app
