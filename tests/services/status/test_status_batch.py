@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from services.config import Settings
+from tests.fakes.platform import MemoryPlatform
+from tests.services.conftest import AUTH, AppClient, Rows
+from tests.support import serve
+
+HEALTHY, HUNG, ASLEEP = "healthy00001", "hung00000001", "asleep000001"
+
+
+@pytest.fixture
+async def hung_url() -> AsyncIterator[str]:
+    """A server that accepts connections and never answers: what a wedged instance looks like."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+async def healthy_url() -> AsyncIterator[str]:
+    app = FastAPI()
+
+    @app.get("/pool/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({"ready": True, "version": "1", "runtime": "test"})
+
+    async with serve(app) as url:
+        yield url
+
+
+async def create(api: httpx.AsyncClient, instance_id: str) -> None:
+    response = await api.post(
+        "/create-instance", json={"instanceId": instance_id, "name": instance_id}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_one_hung_instance_costs_the_batch_no_more_than_its_timeout(
+    make_settings: Callable[..., Settings],
+    app_client: AppClient,
+    memory_platform: MemoryPlatform,
+    hung_url: str,
+    healthy_url: str,
+    db_rows: Callable[[], Awaitable[Rows]],
+) -> None:
+    memory_platform.urls = {HEALTHY: healthy_url, HUNG: hung_url, ASLEEP: hung_url}
+    memory_platform.statuses = {ASLEEP: "SLEEPING"}
+    async with app_client(make_settings(platform="memory", probe_timeout_seconds=0.5)) as api:
+        for instance_id in (HEALTHY, HUNG, ASLEEP):
+            await create(api, instance_id)
+        started = time.perf_counter()
+        response = await api.post("/status/batch", json={}, headers=AUTH)
+        elapsed = time.perf_counter() - started
+
+    batch = response.json()
+    assert response.status_code == 200
+    assert elapsed < 1.5
+    assert batch["platformOk"] is True and batch["unknown"] == [] and batch["orphans"] == []
+    healthy, hung, asleep = (batch["instances"][i] for i in (HEALTHY, HUNG, ASLEEP))
+    assert (healthy["deployStatus"], healthy["health"]["ok"], healthy["health"]["ready"]) == (
+        "SUCCESS",
+        True,
+        True,
+    )
+    assert (hung["deployStatus"], hung["health"]["ok"], hung["health"]["error"]) == (
+        "SUCCESS",
+        False,
+        "timed out after 0.5s",
+    )
+    # A sleeping instance is not probed: the probe would wake it.
+    assert (asleep["deployStatus"], asleep["health"]) == ("SLEEPING", None)
+    assert memory_platform.status_calls == 1
+    infra, _ = await db_rows()
+    assert {r.instance_id: r.deploy_status for r in infra} == {
+        HEALTHY: "SUCCESS",
+        HUNG: "SUCCESS",
+        ASLEEP: "SLEEPING",
+    }
+
+
+async def test_a_platform_failure_is_reported_not_a_5xx_and_changes_nothing(
+    make_settings: Callable[..., Settings],
+    app_client: AppClient,
+    memory_platform: MemoryPlatform,
+    healthy_url: str,
+    db_rows: Callable[[], Awaitable[Rows]],
+) -> None:
+    memory_platform.urls = {HEALTHY: healthy_url}
+    async with app_client(make_settings(platform="memory")) as api:
+        await create(api, HEALTHY)
+        memory_platform.fail_status = "Railway answered 429: rate limited"
+        response = await api.post(
+            "/status/batch", json={"instanceIds": [HEALTHY, "unknown00001"]}, headers=AUTH
+        )
+
+    batch = response.json()
+    assert response.status_code == 200
+    assert batch["platformOk"] is False
+    assert batch["platformError"] == "Railway answered 429: rate limited"
+    assert batch["unknown"] == ["unknown00001"]
+    observed = batch["instances"][HEALTHY]
+    assert observed["deployStatus"] is None and observed["health"]["ok"] is True
+    infra, _ = await db_rows()
+    assert [r.deploy_status for r in infra] == ["DEPLOYING"]
+
+
+async def test_probe_false_skips_health_checks_and_ids_limit_the_batch(
+    make_settings: Callable[..., Settings],
+    app_client: AppClient,
+    memory_platform: MemoryPlatform,
+    healthy_url: str,
+) -> None:
+    memory_platform.urls = {HEALTHY: healthy_url}
+    async with app_client(make_settings(platform="memory")) as api:
+        await create(api, HEALTHY)
+        await create(api, HUNG)
+        response = await api.post(
+            "/status/batch", json={"instanceIds": [HEALTHY], "probe": False}, headers=AUTH
+        )
+
+    assert list(response.json()["instances"]) == [HEALTHY]
+    assert response.json()["instances"][HEALTHY]["health"] is None
