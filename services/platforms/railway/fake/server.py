@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLResolveInfo,
@@ -105,6 +106,7 @@ class FakeRailway:
         self._recent: deque[float] = deque()
         self._forced: deque[tuple[int, str]] = deque()
         self._random = random.Random(self.settings.seed)
+        self._documents: dict[str, DocumentNode | list[dict[str, Any]]] = {}
 
     def fail_next(self, count: int, *, status: int = 200, message: str = PROBLEM) -> None:
         """The next `count` requests fail: HTTP 429, or HTTP 200 with `errors[]` carrying `message`."""
@@ -169,13 +171,10 @@ class FakeRailway:
         token, auth_error = self._token(request)
         if auth_error:
             return self._reject(200, auth_error)
-        try:
-            document = parse(query)
-        except GraphQLError as exc:
-            return JSONResponse({"errors": [exc.formatted]}, status_code=400)
-        problems = validate(SCHEMA, document)
-        if problems:
-            return JSONResponse({"errors": [p.formatted for p in problems]}, status_code=400)
+        checked = self._checked(query)
+        if isinstance(checked, list):
+            return JSONResponse({"errors": checked}, status_code=400)
+        document = checked
         if self.settings.error_rate and self._random.random() < self.settings.error_rate:
             return self._reject(200, PROBLEM)
         if operation_name is None:
@@ -198,6 +197,24 @@ class FakeRailway:
         if result.errors:
             payload["errors"] = [_error(error) for error in result.errors]
         return JSONResponse(payload)
+
+    def _checked(self, query: str) -> DocumentNode | list[dict[str, Any]]:
+        """The parsed document, or the errors that make it HTTP 400. Clients send the same few
+        documents again and again, and validating a 50-alias batch takes a good part of a second."""
+        cached = self._documents.get(query)
+        if cached is not None:
+            return cached
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            return [dict(exc.formatted)]
+        problems = validate(SCHEMA, document)
+        result: DocumentNode | list[dict[str, Any]] = (
+            [dict(p.formatted) for p in problems] if problems else document
+        )
+        if len(self._documents) < 512:
+            self._documents[query] = result
+        return result
 
     def _reject(self, status: int, message: str) -> JSONResponse:
         if status == 429:

@@ -125,6 +125,7 @@ class Store:
     volume_instances: dict[str, VolumeInstance] = field(default_factory=dict)
     domains: dict[str, Domain] = field(default_factory=dict)
     domain_index: dict[tuple[str, str], str] = field(default_factory=dict)
+    environment_index: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # Newest last, per (service_id, environment_id).
     history: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
@@ -145,13 +146,14 @@ class Store:
         service = Service(new_id(), project_id, name)
         self.services[service.id] = service
         for environment_id in environment_ids:
-            self.instances[(service.id, environment_id)] = ServiceInstance(
-                new_id(), service.id, environment_id
-            )
+            key = (service.id, environment_id)
+            self.instances[key] = ServiceInstance(new_id(), service.id, environment_id)
+            self.environment_index.setdefault(environment_id, []).append(key)
         return service
 
     def environment_instances(self, environment_id: str) -> list[ServiceInstance]:
-        return [i for (_, env), i in self.instances.items() if env == environment_id and not i.deleted_at]
+        keys = self.environment_index.get(environment_id, [])
+        return [self.instances[key] for key in keys if not self.instances[key].deleted_at]
 
     def add_deployment(self, instance: ServiceInstance, status: str) -> Deployment:
         service = self.services[instance.service_id]

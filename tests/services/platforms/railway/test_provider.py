@@ -184,6 +184,7 @@ async def test_destroy_leaves_nothing_and_a_second_destroy_reports_gone(railway:
 async def test_failed_create_rolls_back_what_it_made(railway: Harness, mode: str) -> None:
     platform = railway.platform(mode, max_attempts=1)
     seen, on_progress = recorder()
+
     # The call after the volume (ServiceDomainCreate) is refused with a permanent error.
     async def failing_progress(ref: PlatformRef) -> None:
         await on_progress(ref)

@@ -1,0 +1,99 @@
+"""A tick costs O(pages), not O(instances) (DESIGN.md §7): call budgets for 1,000 instances."""
+
+from __future__ import annotations
+
+from graphql import parse, validate
+
+from services.platforms.base import PlatformRef
+from services.platforms.railway.batch import batch_document
+from services.platforms.railway.fake.server import SCHEMA
+from tests.services.platforms.railway.harness import TOKEN, Harness
+
+FLEET = 1000
+
+
+def instance_id(index: int) -> str:
+    return f"{index:012d}"
+
+
+def seed_shared(railway: Harness, count: int) -> dict[str, PlatformRef]:
+    railway.shared_project()
+    store = railway.fake.store
+    project = store.projects[railway.shared_project_id]
+    refs = {}
+    for index in range(count):
+        service = store.seed(project, railway.shared_environment_id, f"agent-{instance_id(index)}")
+        refs[instance_id(index)] = PlatformRef(
+            provider="railway",
+            project_id=project.id,
+            environment_id=railway.shared_environment_id,
+            service_id=service.id,
+            extra={"mode": "shared"},
+        )
+    return refs
+
+
+def seed_per_instance(railway: Harness, count: int) -> dict[str, PlatformRef]:
+    store = railway.fake.store
+    refs = {}
+    for index in range(count):
+        name = f"agent-{instance_id(index)}"
+        project = store.create_project(name, None, TOKEN, "production")
+        environment = store.live_environments(project.id)[0]
+        service = store.seed(project, environment.id, name)
+        refs[instance_id(index)] = PlatformRef(
+            provider="railway",
+            project_id=project.id,
+            environment_id=environment.id,
+            service_id=service.id,
+            extra={"mode": "per-instance"},
+        )
+    return refs
+
+
+async def test_shared_mode_observes_1000_instances_in_two_calls(railway: Harness) -> None:
+    refs = seed_shared(railway, FLEET)
+    platform = railway.platform("shared", environment_id=railway.shared_environment_id)
+    snapshot = await platform.status_many(refs)
+    assert snapshot.api_calls == 2
+    assert sum(railway.fake.calls.values()) == 2
+    assert {state.deploy_status for state in snapshot.states.values()} == {"SUCCESS"}
+    assert len(snapshot.states) == FLEET
+
+
+async def test_shared_mode_pages_past_any_fixed_first(railway: Harness) -> None:
+    refs = seed_shared(railway, 25)
+    platform = railway.platform("shared", environment_id=railway.shared_environment_id, page_size=10)
+    snapshot = await platform.status_many(refs)
+    assert snapshot.api_calls == 3
+    assert {state.deploy_status for state in snapshot.states.values()} == {"SUCCESS"}
+
+
+async def test_per_instance_mode_observes_1000_projects_in_at_most_25_calls(railway: Harness) -> None:
+    refs = seed_per_instance(railway, FLEET)
+    platform = railway.platform("per-instance")
+    snapshot = await platform.status_many(refs)
+    # 2 pages of the project listing (500 each) + 20 aliased batches of 50 projects.
+    assert snapshot.api_calls == 22
+    assert railway.fake.calls == {"Projects": 2, "EnvironmentStatusBatch": 20}
+    assert {state.deploy_status for state in snapshot.states.values()} == {"SUCCESS"}
+    assert snapshot.orphans == []
+
+
+async def test_a_project_deleted_between_listing_and_batch_costs_one_extra_call(railway: Harness) -> None:
+    refs = seed_per_instance(railway, 5)
+    store = railway.fake.store
+    victim = refs[instance_id(2)]
+    # Hidden from nothing: deleted only in what `environment(...)` sees, as if it vanished mid-tick.
+    store.environments[victim.environment_id or ""].deleted_at = store.projects[
+        victim.project_id or ""
+    ].created_at
+    snapshot = await railway.platform("per-instance").status_many(refs)
+    assert snapshot.states[instance_id(2)].deploy_status == "REMOVED"
+    assert snapshot.states[instance_id(1)].deploy_status == "SUCCESS"
+    assert railway.fake.calls["EnvironmentStatusBatch"] == 2
+
+
+def test_generated_batch_documents_validate_against_the_published_schema() -> None:
+    for size in (1, 2, 50):
+        assert validate(SCHEMA, parse(batch_document(size))) == []
