@@ -44,7 +44,7 @@ async def reserve(ctx: TickContext, count: int | None) -> list[str]:
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _reserve_lock(settings.fleet)}
         )
         rows = await session.execute(select(Instance.status, func.count()).group_by(Instance.status))
-        counts: Counter[str] = Counter({status: n for status, n in rows.tuples()})
+        counts: Counter[str] = Counter({str(r[0]): int(r[1]) for r in rows})
         if count is None:
             until = await state.backoff_until(session, settings.fleet)
             may_create = until is None or until <= datetime.now(UTC)
