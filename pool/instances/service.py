@@ -45,7 +45,7 @@ DRAIN_PICK = text(
 async def count_instances(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(InstanceRow.status, func.count()).group_by(InstanceRow.status))
     counts = dict.fromkeys(STATUSES, 0)
-    counts.update({status: int(n) for status, n in rows.tuples()})
+    counts.update({str(status): int(n) for status, n in rows.all()})
     return counts
 
 
