@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +14,10 @@ from services.config import Settings
 from services.deps import State
 from services.instances.router import router as instances_router
 from services.platforms.registry import build_platform
+from services.pooled.router import router as pooled_router
 from services.status.router import router as status_router
+from services.sweep.loop import sweep_forever
+from services.sweep.router import router as sweep_router
 from services.tools.registry import build_tools
 from services.tools.router import router as tools_router
 from shared.auth import SecretBox
@@ -68,17 +73,33 @@ def create_app(settings: Settings) -> FastAPI:
             limits=httpx.Limits(max_connections=max(100, settings.probe_concurrency * 2)),
         )
         platform = build_platform(settings, http_client)
+        sessionmaker = make_sessionmaker(engine)
+        tools = build_tools(settings, http_client)
+        sweeper = None
+        if settings.sweep_interval_seconds > 0:
+            sweeper = asyncio.create_task(
+                sweep_forever(sessionmaker, tools=tools, settings=settings, http=http_client)
+            )
         try:
             yield State(
                 settings=settings,
                 engine=engine,
-                sessionmaker=make_sessionmaker(engine),
+                sessionmaker=sessionmaker,
                 http_client=http_client,
                 platform=platform,
-                tools=build_tools(settings, http_client),
+                tools=tools,
                 box=SecretBox(settings.encryption_key),
             )
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            for tool in tools.values():
+                # Providers with resources of their own (an engine) close them; others have no aclose.
+                close = getattr(tool, "aclose", None)
+                if close is not None:
+                    await close()
             await platform.aclose()
             await http_client.aclose()
             await engine.dispose()
@@ -90,4 +111,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(instances_router)
     app.include_router(status_router)
     app.include_router(tools_router)
+    app.include_router(sweep_router)
+    app.include_router(pooled_router)
     return app

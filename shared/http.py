@@ -51,8 +51,13 @@ class ApiClient:
         max_attempts: int = 3,
         backoff_seconds: float = 0.5,
         max_retry_after: float = 30.0,
+        timeout: float | None = None,
     ) -> None:
         self._client = client
+        # Per-API timeout over a shared client; None keeps the client's own.
+        self._timeout: Any = (
+            httpx.Timeout(timeout, connect=min(timeout, 5.0)) if timeout else httpx.USE_CLIENT_DEFAULT
+        )
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
         self._max_retry_after = max_retry_after
@@ -73,7 +78,9 @@ class ApiClient:
         last_error: Exception | None = None
         for attempt in range(1, attempts + 1):
             try:
-                response = await self._client.request(method, url, json=json, params=params, headers=headers)
+                response = await self._client.request(
+                    method, url, json=json, params=params, headers=headers, timeout=self._timeout
+                )
             except httpx.TransportError as exc:
                 last_error = exc
                 if attempt == attempts:

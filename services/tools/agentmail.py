@@ -32,6 +32,7 @@ class AgentMailSettings(BaseSettings):
     # Must be verified at AgentMail; empty means their default (agentmail.to).
     domain: str = ""
     name_prefix: str = "warmpool-"
+    timeout_seconds: float = 15.0
     # How many other usernames to try when ours is taken by someone else.
     username_attempts: int = 3
 
@@ -174,7 +175,10 @@ class AgentMailProvider:
     def from_settings(cls, settings: AgentMailSettings, http: httpx.AsyncClient) -> AgentMailProvider:
         register_secret(settings.api_key)
         auth = {"Authorization": f"Bearer {settings.api_key}"}
-        return cls(settings, AgentMailClient(http, base_url=settings.base_url, auth=auth))
+        return cls(
+            settings,
+            AgentMailClient(http, base_url=settings.base_url, auth=auth, timeout=settings.timeout_seconds),
+        )
 
 
 def build_agentmail(app_settings: Settings, http: httpx.AsyncClient) -> AgentMailProvider | None:

@@ -32,6 +32,7 @@ class OpenRouterSettings(BaseSettings):
     key_limit: float | None = 5.0
     key_limit_reset: str | None = None
     name_prefix: str = "warmpool-"
+    timeout_seconds: float = 15.0
 
     @property
     def configured(self) -> bool:
@@ -178,7 +179,10 @@ class OpenRouterProvider:
     def from_settings(cls, settings: OpenRouterSettings, http: httpx.AsyncClient) -> OpenRouterProvider:
         register_secret(settings.management_key)
         auth = {"Authorization": f"Bearer {settings.management_key}"}
-        return cls(settings, OpenRouterClient(http, base_url=settings.base_url, auth=auth))
+        return cls(
+            settings,
+            OpenRouterClient(http, base_url=settings.base_url, auth=auth, timeout=settings.timeout_seconds),
+        )
 
 
 def build_openrouter(app_settings: Settings, http: httpx.AsyncClient) -> OpenRouterProvider | None:

@@ -50,7 +50,14 @@ async def add_resource(
     value: str,
     resource_ref: str | None = None,
 ) -> PooledResource:
-    row = PooledResource(kind=kind, label=label, value=box.encrypt(value), resource_ref=resource_ref)
+    row = PooledResource(
+        kind=kind,
+        label=label,
+        value=box.encrypt(value),
+        resource_ref=resource_ref,
+        instance_id=None,
+        assigned_at=None,
+    )
     session.add(row)
     try:
         async with session.begin_nested():

@@ -11,7 +11,11 @@ from collections.abc import Callable
 import httpx
 
 from services.config import Settings
+from services.tools.agentmail import build_agentmail
 from services.tools.base import ToolProvider
+from services.tools.openrouter import build_openrouter
+from services.tools.pooled import build_bankr
+from services.tools.telnyx import build_telnyx
 from services.tools.testing import build_echo_tool
 from shared.errors import BadRequest
 
@@ -19,6 +23,10 @@ ToolBuilder = Callable[[Settings, httpx.AsyncClient], ToolProvider | None]
 
 TOOLS: dict[str, ToolBuilder] = {
     "echo": build_echo_tool,
+    "openrouter": build_openrouter,
+    "agentmail": build_agentmail,
+    "telnyx": build_telnyx,
+    "bankr": build_bankr,
 }
 
 

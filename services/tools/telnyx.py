@@ -45,6 +45,7 @@ class TelnyxSettings(BaseSettings):
     country: str = "US"
     release_mode: Literal["release", "recycle"] = "release"
     name_prefix: str = "warmpool-"
+    timeout_seconds: float = 15.0
     search_limit: int = 5
     order_poll_seconds: float = 1.0
     order_timeout_seconds: float = 120.0
@@ -192,7 +193,7 @@ class TelnyxProvider:
     ) -> TelnyxProvider:
         register_secret(settings.api_key)
         auth = {"Authorization": f"Bearer {settings.api_key}"}
-        client = TelnyxClient(http, base_url=settings.base_url, auth=auth)
+        client = TelnyxClient(http, base_url=settings.base_url, auth=auth, timeout=settings.timeout_seconds)
         return cls(settings, client, sessionmaker, box, engine=engine)
 
 

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from services.auth import OperatorAuth
+from services.deps import BoxDep
+from services.tools import pooled as pooled_service
+from shared.db import SessionDep
+
+router = APIRouter(prefix="/pooled", tags=["pooled"], dependencies=[OperatorAuth])
+
+KindPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class PooledResourceCreate(_Camel):
+    label: str = Field(default="", max_length=200)
+    value: str = Field(min_length=1, max_length=10_000)
+    resource_ref: str | None = Field(default=None, max_length=200)
+
+
+class PooledResource(_Camel):
+    """What operators see of a pooled resource: never its value."""
+
+    id: int
+    kind: str
+    label: str
+    resource_ref: str | None
+    instance_id: str | None
+    assigned_at: datetime | None
+
+
+@router.post("/{kind}", response_model=PooledResource, status_code=201, response_model_by_alias=True)
+async def create(
+    kind: KindPath, body: PooledResourceCreate, session: SessionDep, box: BoxDep
+) -> PooledResource:
+    """Add an operator-supplied resource (wallet key, pre-bought number) to the pool."""
+    row = await pooled_service.add_resource(
+        session, box=box, kind=kind, label=body.label, value=body.value, resource_ref=body.resource_ref
+    )
+    return PooledResource.model_validate(row)
+
+
+@router.get("", response_model=list[PooledResource], response_model_by_alias=True)
+async def list_(session: SessionDep, kind: Annotated[str | None, Query()] = None) -> list[PooledResource]:
+    """Pooled resources with their assignment; values are never shown."""
+    return [
+        PooledResource.model_validate(row) for row in await pooled_service.list_resources(session, kind=kind)
+    ]
+
+
+@router.delete("/{resource_id}", status_code=204)
+async def delete(resource_id: int, session: SessionDep) -> None:
+    """Remove an unassigned resource from the pool."""
+    await pooled_service.remove_resource(session, resource_id=resource_id)
