@@ -34,7 +34,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from shared.migrations import upgrade
 from shared.pg import EmbeddedPostgres
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 STOP_GRACE_SECONDS = 10.0
 
 
