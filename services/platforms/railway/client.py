@@ -106,14 +106,11 @@ class RailwayClient(ApiClient):
         last: Exception = RailwayRetryable(f"railway {operation_name}: no attempt made")
         for attempt in range(1, self._max_attempts + 1):
             token = await self.tokens.for_create(create) if create else self.tokens.any()
-            await self.limiter.acquire()
             self.calls[operation_name] += 1
             if stats is not None:
                 stats.calls += 1
             try:
-                response = await self._client.post(
-                    self.settings.api_url, json=body, headers=self._headers(token)
-                )
+                response = await self._send(body, token, create)
             except httpx.TransportError as exc:
                 last = RailwayRetryable(f"railway {operation_name}: {type(exc).__name__}")
                 if not repeatable:
@@ -145,7 +142,6 @@ class RailwayClient(ApiClient):
                 return data
             last = error_from_graphql(operation_name, errors)
             if isinstance(last, RailwayThrottled) and create is not None:
-                self.tokens.penalize(token, create)
                 log.info("railway.throttled", operation=operation_name, kind=create)
                 continue
             if isinstance(last, RailwayRetryable) and repeatable:
@@ -153,6 +149,14 @@ class RailwayClient(ApiClient):
                 continue
             raise last
         raise last
+
+    async def _send(self, body: dict[str, Any], token: str, create: CreateKind | None) -> httpx.Response:
+        try:
+            await self.limiter.acquire()
+            return await self._client.post(self.settings.api_url, json=body, headers=self._headers(token))
+        finally:
+            if create:
+                self.tokens.release(token, create)
 
     async def project_create(self, name: str, workspace_id: str | None) -> CreatedProject:
         data = await self.execute(

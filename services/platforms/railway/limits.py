@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 CreateKind = Literal["project", "volume"]
+# How often a creation waiting for a busy token looks again.
+_POLL_SECONDS = 0.02
 
 
 class RateLimiter:
@@ -41,7 +43,8 @@ class RateLimiter:
     async def acquire(self) -> None:
         async with self._lock:
             while (wait := self._wait_needed(self._clock())) > 0:
-                await asyncio.sleep(wait)
+                # Short naps: a long wait is re-checked, so a clock jump (tests, suspend) is noticed.
+                await asyncio.sleep(min(wait, 0.5))
             self._sent.append(self._clock())
 
 
@@ -49,10 +52,17 @@ class RateLimiter:
 class _Token:
     value: str
     next_create: dict[CreateKind, float] = field(default_factory=lambda: {"project": 0.0, "volume": 0.0})
+    # Kinds this token is creating right now; its cooldown starts when that call returns.
+    busy: set[CreateKind] = field(default_factory=set)
 
 
 class TokenPool:
-    """Round-robin for ordinary calls; creations reserve the token whose cooldown ends first."""
+    """Round-robin for ordinary calls; a creation takes the token whose cooldown ended first.
+
+    A token creates one thing of a kind at a time, and its cooldown runs from the moment the
+    previous creation returned. Counting from when we sent would let network jitter bring two
+    creations closer together at Railway than the cooldown, and Railway would refuse one.
+    """
 
     def __init__(
         self,
@@ -66,7 +76,6 @@ class TokenPool:
         self._cooldowns = cooldowns
         self._clock = clock
         self._next = 0
-        self._lock = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -77,19 +86,24 @@ class TokenPool:
         return token.value
 
     async def for_create(self, kind: CreateKind) -> str:
-        """A token allowed to create `kind` now; waits (pacing) when every token is cooling down."""
-        async with self._lock:
+        """A token allowed to create `kind` now; waits (pacing) while every token is cooling down.
+        The caller must `release` it when the creation call has returned."""
+        while True:
             now = self._clock()
-            token = min(self._tokens, key=lambda t: t.next_create[kind])
-            slot = max(now, token.next_create[kind])
-            token.next_create[kind] = slot + self._cooldowns[kind]
-        # Sleep outside the lock: the slot is already reserved, so others can take the next ones.
-        if slot > now:
-            await asyncio.sleep(slot - now)
-        return token.value
+            ready = [token for token in self._tokens if kind not in token.busy]
+            wait = _POLL_SECONDS
+            if ready:
+                token = min(ready, key=lambda t: t.next_create[kind])
+                if token.next_create[kind] <= now:
+                    # No await between the check and this mark, so no other task can take it.
+                    token.busy.add(kind)
+                    return token.value
+                wait = min(wait, token.next_create[kind] - now)
+            await asyncio.sleep(wait)
 
-    def penalize(self, value: str, kind: CreateKind) -> None:
-        """Railway said "too quickly" anyway: push that token's next creation a full cooldown out."""
+    def release(self, value: str, kind: CreateKind) -> None:
+        """The creation returned (made something, or was told "too quickly"): start the cooldown."""
         for token in self._tokens:
             if token.value == value:
+                token.busy.discard(kind)
                 token.next_create[kind] = max(token.next_create[kind], self._clock() + self._cooldowns[kind])
