@@ -71,7 +71,7 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
         summary["orphans_on_platform"] = len(batch.orphans)
     log.info(
         "tick.summary",
-        **{k: v for k, v in result.counts.items() if v},
+        **result.counts,
         target=ctx.settings.min_idle,
         actions=",".join(f"{k}:{v}" for k, v in sorted(result.actions.items())) or "none",
         failed_actions=result.failed_actions,
