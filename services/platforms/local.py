@@ -41,6 +41,9 @@ log = get_logger("services.platforms.local")
 
 # Variables the runtime launcher sets itself from the spec.
 _LAUNCHER_KEYS = ("INSTANCE_ID", "GATEWAY_TOKEN", "PORT", "RUNTIME_DATA_DIR")
+# What an instance may inherit from the services process. Everything else (SERVICES_API_KEY,
+# database URLs, vendor management keys) stays out: an agent must never see services' secrets.
+_INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT"})
 
 
 def _free_port() -> int:
@@ -121,14 +124,18 @@ class LocalPlatform:
     def _spawn(self, instance_dir: Path, instance_id: str, port: int) -> dict[str, Any]:
         env_file = _read_json(instance_dir / "env.json") or {}
         extra = {k: v for k, v in {**env_file, **self._extra_env}.items() if k not in _LAUNCHER_KEYS}
-        env = runtime_env(
+        launched = runtime_env(
             instance_id=instance_id,
             gateway_token=str(env_file.get("GATEWAY_TOKEN", "")),
             port=port,
             data_dir=instance_dir / "data",
             extra=extra,
         )
-        env["PORT"] = str(port)
+        env = {
+            key: value
+            for key, value in launched.items()
+            if key in _INHERITED or key.startswith("LC_") or key in extra or key in _LAUNCHER_KEYS
+        }
         command = runtime_command()
         with open(instance_dir / "runtime.log", "ab") as logfile:
             child = subprocess.Popen(
@@ -183,6 +190,8 @@ class LocalPlatform:
 
     async def create(self, spec: InstanceSpec, on_progress: ProgressCallback) -> PlatformRef:
         instance_dir = self._root / spec.instance_id
+        # A create retried after a crash must not leave the first attempt's process running.
+        await self._stop(_read_json(instance_dir / "process.json"))
         (instance_dir / "data").mkdir(parents=True, exist_ok=True)
         _write_private(instance_dir / "env.json", spec.env)
         port = _free_port()

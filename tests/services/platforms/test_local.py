@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from services.config import Settings
 from services.platforms.base import InstanceSpec, PlatformRef
@@ -132,10 +133,10 @@ async def test_configure_with_redeploy_restarts_with_the_new_variables(
     await platform.configure(ref, {"RUNTIME_NEVER_READY": "true"}, redeploy=True)
 
     assert ref.extra["pid"] != old_pid
+    await wait_for_status(platform, ref, "SUCCESS")
     env = psutil.Process(int(ref.extra["pid"])).environ()
     assert env["RUNTIME_NEVER_READY"] == "true"
     assert env["GATEWAY_TOKEN"] == TOKEN
-    await wait_for_status(platform, ref, "SUCCESS")
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{ref.url}/pool/health")).status_code == 503
     assert await platform.destroy(ref) is True
@@ -150,3 +151,35 @@ async def test_a_ref_pointing_outside_the_data_root_is_never_touched(
 
     assert await platform.destroy(PlatformRef(provider="local", extra={"data_dir": str(outside)})) is False
     assert outside.exists()
+
+
+async def test_the_instance_sees_its_own_env_and_none_of_the_services_secrets(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVICES_API_KEY", "services-master-key")
+    monkeypatch.setenv("OPENROUTER_MANAGEMENT_KEY", "vendor-management-key")
+    platform = LocalPlatform(make_settings(local_runtime_env={"RUNTIME_PROVISION_DELAY": "0.1"}))
+    ref, _ = await create(platform, "aaaaaaaaaaa7", ECHO_API_KEY="echo-secret")
+    # /proc/<pid>/environ can read empty for a moment right after exec: look once it serves.
+    await wait_for_status(platform, ref, "SUCCESS")
+
+    env = psutil.Process(int(ref.extra["pid"])).environ()
+    assert "SERVICES_API_KEY" not in env and "OPENROUTER_MANAGEMENT_KEY" not in env
+    assert env["ECHO_API_KEY"] == "echo-secret"
+    assert env["RUNTIME_PROVISION_DELAY"] == "0.1"
+    assert (env["INSTANCE_ID"], env["PORT"]) == ("aaaaaaaaaaa7", str(ref.extra["port"]))
+    assert await platform.destroy(ref) is True
+
+
+async def test_creating_again_after_a_crash_replaces_the_first_process(
+    make_settings: Callable[..., Settings], data_dir: Path
+) -> None:
+    platform = LocalPlatform(make_settings())
+    first, _ = await create(platform, "aaaaaaaaaaa8")
+    second, _ = await create(platform, "aaaaaaaaaaa8")
+
+    assert (
+        not psutil.pid_exists(int(first.extra["pid"]))
+        or psutil.Process(int(first.extra["pid"])).status() == psutil.STATUS_ZOMBIE
+    )
+    assert await platform.destroy(second) is True
