@@ -4,6 +4,7 @@
   is called by the dashboard's and the public site's servers, never by browsers directly.
 - `POST /api/pool/pending-acceptance/*` is called by an agent instance about itself, with its own
   gateway token; the token of one instance is worth nothing for another one.
+- `/healthz`, `/version` and `/metrics` are open: they carry counts, never agent data or secrets.
 """
 
 from __future__ import annotations

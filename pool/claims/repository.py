@@ -215,3 +215,30 @@ async def set_status_from(
         {"id": instance_id, "status": status, "expected": expected, "error": error[:500] if error else None},
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def release_stale_claims(session: AsyncSession, *, older_than_seconds: float) -> list[str]:
+    """Claims whose claimant died mid-provision: release them and condemn their `claiming` instance.
+
+    The tick never touches `claiming`, so without this such an instance would be stuck forever.
+    An instance in an unknown half-provisioned state is not handed out again: `dead`, for the tick
+    to destroy and replace.
+    """
+    rows = await session.execute(
+        text(
+            """
+            WITH stale AS (
+                UPDATE claims SET status = 'released', updated_at = now()
+                 WHERE status = 'pending' AND created_at < now() - make_interval(secs => :age)
+                RETURNING instance_id
+            )
+            UPDATE instances
+               SET status = 'dead', last_error = 'claim abandoned mid-provision',
+                   status_changed_at = now(), updated_at = now()
+             WHERE status = 'claiming' AND id IN (SELECT instance_id FROM stale)
+            RETURNING id
+            """
+        ),
+        {"age": older_than_seconds},
+    )
+    return [row[0] for row in rows.all()]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 
@@ -18,7 +18,7 @@ from shared.db import SessionDep
 
 router = APIRouter(prefix="/api/pool", tags=["claims"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad wait or Idempotency-Key"},
     401: {"description": "Missing or wrong bearer token"},
     409: {"description": "Idempotency-Key reused for another request, or its first claim still in flight"},
@@ -27,7 +27,7 @@ ERRORS = {
 }
 
 
-@router.post("/claim", response_model=Claim, dependencies=[OperatorAuth], responses=ERRORS)  # type: ignore[arg-type]
+@router.post("/claim", response_model=Claim, dependencies=[OperatorAuth], responses=ERRORS)
 async def claim(
     body: ClaimCreate,
     pool: PoolDep,

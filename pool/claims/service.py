@@ -74,6 +74,7 @@ def _failure_outcome(exc: AppError) -> str:
 
 async def _claim(pool: PoolState, body: ClaimCreate, key: str | None, deadline: float) -> tuple[Claim, str]:
     digest = request_hash(body)
+    swept = False
     while True:
         reserved = await _reserve(pool, body, key, digest)
         if reserved is None:
@@ -85,10 +86,23 @@ async def _claim(pool: PoolState, body: ClaimCreate, key: str | None, deadline: 
             continue  # the first claim failed or ended: this request becomes a claim of its own
         if reserved.instance is not None:
             return await _provision_with_fallback(pool, body, reserved.claim_id, reserved.instance), "claimed"
+        if not swept:
+            swept = True
+            await _release_stale(pool)
         if time.monotonic() >= deadline:
             log.info("claim.empty")
             raise Unavailable("no idle instance available; retry later", retry_after=EMPTY_RETRY_AFTER)
         await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+async def _release_stale(pool: PoolState) -> None:
+    """Opportunistic cleanup when the pool looks empty: that is when stuck claims hurt."""
+    settings = pool["settings"]
+    age = 2 * settings.claim_provision_timeout_seconds + settings.claim_duplicate_wait_seconds
+    async with pool["sessionmaker"]() as session, session.begin():
+        released = await repo.release_stale_claims(session, older_than_seconds=age)
+    for instance_id in released:
+        log.warning("claim.abandoned", instance_id=instance_id)
 
 
 async def _reserve(

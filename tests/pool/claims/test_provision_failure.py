@@ -79,3 +79,34 @@ async def test_an_unreachable_instance_is_marked_dead(
         row = await session.get(Instance, gone)
     assert row is not None and row.last_error is not None and "provision failed" in row.last_error
     assert "pool_gw_" not in row.last_error
+
+
+async def test_a_claim_abandoned_mid_provision_is_released_and_its_instance_condemned(
+    client: httpx.AsyncClient, fleet: FakeFleet, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    [stuck] = await add_fleet_instances(sessionmaker, fleet, 1, status="claiming")
+    join = "https://convos.example/join/stuck"
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            Claim(
+                id="c" * 32,
+                request_hash="h",
+                join_url=join,
+                instance_id=stuck,
+                status="pending",
+                created_at=datetime.now(UTC) - timedelta(minutes=10),
+            )
+        )
+    [fresh] = await add_fleet_instances(sessionmaker, fleet, 1, status="starting")
+
+    empty = await client.post(
+        "/api/pool/claim", json={**BODY, "joinUrl": "https://x.example/other"}, headers=AUTH
+    )
+
+    assert empty.status_code == 503
+    assert await statuses(sessionmaker) == {stuck: "dead", fresh: "starting"}
+    async with sessionmaker() as session:
+        claim = await session.get(Claim, "c" * 32)
+    assert claim is not None and claim.status == "released"
