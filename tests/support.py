@@ -60,8 +60,14 @@ class DatabaseFactory:
         return await self.create(f"{name}_{uuid.uuid4().hex[:8]}", template=template)
 
     async def drop(self, url: str) -> None:
+        # Best effort: a clone left behind costs disk in a throwaway cluster, never a wrong result.
         database = urlsplit(url).path.lstrip("/")
-        await self._execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for _ in range(3):
+            try:
+                await self._execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                return
+            except (asyncpg.PostgresError, OSError, asyncpg.exceptions.ConnectionDoesNotExistError):
+                await asyncio.sleep(0.2)
 
     async def drop_all(self) -> None:
         for database in reversed(self.created):
