@@ -111,10 +111,19 @@ class RailwayPlatform:
         return {"services": {service_id: config}}
 
     async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+        """Each instance is observed the way its mode needs; a fleet mid-way through a change of
+        `RAILWAY_MODE` pays for both kinds of query, never one query per instance."""
         prefix = self.settings.service_name_prefix
-        if self.per_instance:
-            return await per_instance_status(self.client, refs, prefix)
-        return await shared_status(self.client, refs, await self._shared_environment_id(), prefix)
+        shared = {key: ref for key, ref in refs.items() if self._mode_of(ref) != "per-instance"}
+        separate = {key: ref for key, ref in refs.items() if key not in shared}
+        snapshot = FleetSnapshot(states={})
+        if separate or self.per_instance:
+            part = await per_instance_status(self.client, separate, prefix, find_orphans=self.per_instance)
+            _merge(snapshot, part)
+        if shared or not self.per_instance:
+            environment_id = None if self.per_instance else await self._shared_environment_id()
+            _merge(snapshot, await shared_status(self.client, shared, environment_id, prefix))
+        return snapshot
 
     async def destroy(self, ref: PlatformRef) -> bool:
         if self._mode_of(ref) == "per-instance":
@@ -165,6 +174,12 @@ class RailwayPlatform:
 
     async def aclose(self) -> None:
         """The HTTP client belongs to the app that passed it in; nothing else holds resources."""
+
+
+def _merge(into: FleetSnapshot, part: FleetSnapshot) -> None:
+    into.states.update(part.states)
+    into.orphans.extend(part.orphans)
+    into.api_calls += part.api_calls
 
 
 async def _gone_is_false(call: Any) -> bool:

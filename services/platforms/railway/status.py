@@ -48,11 +48,14 @@ def _state(ref: PlatformRef, observed: dict[str, str | None]) -> PlatformState:
 
 
 async def shared_status(
-    client: RailwayClient, refs: dict[str, PlatformRef], environment_id: str, prefix: str
+    client: RailwayClient, refs: dict[str, PlatformRef], environment_id: str | None, prefix: str
 ) -> FleetSnapshot:
+    """Orphans are looked for in `environment_id` (the configured shared environment), if given."""
     stats = CallStats()
     known = {ref.service_id for ref in refs.values() if ref.service_id}
-    environments = {ref.environment_id or environment_id for ref in refs.values()} | {environment_id}
+    environments = {ref.environment_id for ref in refs.values() if ref.environment_id}
+    if environment_id:
+        environments.add(environment_id)
     observed: dict[str, str | None] = {}
     orphans: list[PlatformOrphanRef] = []
     for env_id in sorted(environments):
@@ -64,7 +67,8 @@ async def shared_status(
             for edge in connection["edges"]:
                 node = edge["node"]
                 observed[node["serviceId"]] = _latest_status(node)
-                if node["serviceId"] not in known and node["serviceName"].startswith(prefix):
+                orphan = node["serviceId"] not in known and node["serviceName"].startswith(prefix)
+                if orphan and env_id == environment_id:
                     orphans.append(
                         PlatformOrphanRef(
                             ref=node["serviceId"],
@@ -130,7 +134,7 @@ async def _observe_batch(
 
 
 async def per_instance_status(
-    client: RailwayClient, refs: dict[str, PlatformRef], prefix: str
+    client: RailwayClient, refs: dict[str, PlatformRef], prefix: str, *, find_orphans: bool = True
 ) -> FleetSnapshot:
     stats = CallStats()
     projects = await _list_projects(client, stats)
@@ -140,7 +144,7 @@ async def per_instance_status(
             ref=project["id"], name=project["name"], created_at=_parse_time(project["createdAt"])
         )
         for project in projects.values()
-        if project["id"] not in known_projects and project["name"].startswith(prefix)
+        if find_orphans and project["id"] not in known_projects and project["name"].startswith(prefix)
     ]
     live = [
         ref for ref in refs.values() if ref.project_id in projects and ref.environment_id and ref.service_id

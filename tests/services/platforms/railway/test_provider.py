@@ -204,3 +204,21 @@ async def test_aclose_leaves_the_shared_http_client_open(railway: Harness) -> No
     platform = railway.platform("shared")
     await platform.aclose()
     assert not railway.http.is_closed
+
+
+async def test_status_many_observes_a_fleet_mid_way_through_a_mode_change(railway: Harness) -> None:
+    _, on_progress = recorder()
+    old = await railway.platform("shared").create(spec("aaaaaaaaaaaa"), on_progress)
+    new_platform = railway.platform("per-instance")
+    new = await new_platform.create(spec("bbbbbbbbbbbb"), on_progress)
+    railway.fake.calls.clear()
+    snapshot = await new_platform.status_many({"old": old, "new": new})
+    assert snapshot.states["old"].deploy_status is not None
+    assert snapshot.states["new"].deploy_status is not None
+    assert snapshot.orphans == []
+    assert snapshot.api_calls == 3
+    assert railway.fake.calls == {
+        "Projects": 1,
+        "EnvironmentStatusBatch": 1,
+        "EnvironmentServiceInstances": 1,
+    }
