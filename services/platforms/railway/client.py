@@ -211,8 +211,9 @@ class RailwayClient(ApiClient):
         self, environment_id: str, service_id: str, target_port: int
     ) -> CreatedDomain:
         domain_input = {"environmentId": environment_id, "serviceId": service_id, "targetPort": target_port}
-        # Repeatable: "Failed to create service domain" right after serviceCreate is expected and
-        # a service has at most one Railway-provided domain, so a retry cannot make a second one.
+        # Repeatable: "Failed to create service domain" right after serviceCreate is expected (the
+        # service instance is not ready yet). If a lost answer made a second domain, it is deleted
+        # with the service; a spare domain costs nothing, a failed create costs an instance.
         data = await self.execute("ServiceDomainCreate", {"input": domain_input})
         return CreatedDomain.model_validate(data["serviceDomainCreate"])
 
