@@ -8,6 +8,7 @@ another request could inherit the lock.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -37,9 +38,15 @@ class Leadership:
         self._timeout = timeout
         self._conn: Any = None
         self.held = False
+        # The tick and the prober both ask; one connection serves one query at a time.
+        self._guard = asyncio.Lock()
 
     async def acquire(self) -> bool:
         """True when this process holds the lock now (checking that a held lock is still alive)."""
+        async with self._guard:
+            return await self._acquire()
+
+    async def _acquire(self) -> bool:
         try:
             conn = await self._connection()
             if self.held:
@@ -58,6 +65,10 @@ class Leadership:
             return False
 
     async def release(self) -> None:
+        async with self._guard:
+            await self._release()
+
+    async def _release(self) -> None:
         conn, held = self._conn, self.held
         self._conn, self.held = None, False
         if conn is None:
