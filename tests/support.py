@@ -50,7 +50,8 @@ class DatabaseFactory:
 
     async def create(self, name: str, *, template: str | None = None) -> str:
         database = f"{self.prefix}_{name}"
-        suffix = f' TEMPLATE "{template}"' if template else ""
+        # FILE_COPY copies the template's files instead of WAL-logging every page: ~10x faster here.
+        suffix = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
         await self._execute(f'CREATE DATABASE "{database}"{suffix}')
         self.created.append(database)
         return with_database(self.admin_url, database)
