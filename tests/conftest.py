@@ -4,6 +4,8 @@ Alembic into template databases; each test that asks gets its own clone."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,16 +17,20 @@ from tests.support import DatabaseFactory
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg"))).start()
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would pull the data dir
+    # out from under a cluster that a concurrent test run still uses.
+    data_dir = Path(tempfile.mkdtemp(prefix="warmpool-test-pg-"))
+    server = EmbeddedPostgres(data_dir).start()
     try:
         yield server.url("postgres")
     finally:
         server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
