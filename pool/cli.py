@@ -96,6 +96,26 @@ def agents_table(agents: list[dict[str, Any]]) -> Table:
     return table
 
 
+LOOP_FIELDS = (
+    ("healthy", "healthy"),
+    ("lastTickAt", "last tick"),
+    ("lastTickDurationMs", "tick ms"),
+    ("leaderId", "leader"),
+    ("backoffUntil", "backing off until"),
+    ("consecutiveCreateFailures", "failed creates"),
+    ("lastError", "last error"),
+    ("lastCreateError", "last create error"),
+)
+
+
+def loop_table(loop: dict[str, Any]) -> Table:
+    table = Table(title="Reconcile loop", show_header=False)
+    for key, label in LOOP_FIELDS:
+        if loop.get(key) is not None:
+            table.add_row(label, str(loop[key]))
+    return table
+
+
 def _agents_of(body: Any) -> list[dict[str, Any]]:
     if isinstance(body, list):
         return body
@@ -112,12 +132,11 @@ def status(url: UrlOpt = DEFAULT_URL, key: KeyOpt = "") -> None:
     body = call("GET", url, key, "/api/pool/status")
     counts = body.get("counts", {}) if isinstance(body, dict) else {}
     console.print(counts_table(counts))
-    for label in ("target", "minIdle"):
-        if label in body:
-            console.print(f"[bold]{label}[/]: {body[label]}")
-    loop = body.get("loop") or body.get("tick")
-    if loop:
-        console.print(f"[bold]loop[/]: {loop}")
+    if "target" in body:
+        console.print(f"[bold]target idle[/]: {body['target']}  (now {counts.get('idle', 0)})")
+    loop = body.get("loop")
+    if isinstance(loop, dict):
+        console.print(loop_table(loop))
     agents = _agents_of(body)
     if agents:
         console.print(agents_table(agents))

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -76,11 +77,15 @@ def load_secrets(data_dir: Path) -> dict[str, str]:
     for name in SECRET_NAMES:
         stored.setdefault(name, f"{prefixes.get(name, 'key')}_{secrets.token_urlsafe(32)}")
     stored.setdefault("admin_password", secrets.token_urlsafe(12))
+    _write_private(path, json.dumps(stored, indent=2))
+    return stored
+
+
+def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(stored, fh, indent=2)
-    path.chmod(0o600)
-    return stored
+        fh.write(text + "\n")
+    path.chmod(0o600)  # an older file keeps its mode through O_CREAT
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -199,7 +204,7 @@ class Stopped(Exception):
 
 
 class ChildDied(Exception):
-    pass
+    """A process we started exited, or never became healthy."""
 
 
 def _base_env() -> dict[str, str]:
@@ -285,24 +290,13 @@ def watch_warmup(opts: UpOptions, api_key: str, stop: threading.Event, superviso
     )
 
 
-def banner(opts: UpOptions, data_dir: Path, keys: dict[str, str], pool_key: str) -> None:
+def banner(opts: UpOptions, data_dir: Path) -> None:
     base = f"http://{opts.host}:{opts.pool_port}"
-    configured = "POOL_ADMIN_PASSWORD" in os.environ
-    password_hint = (
-        "the password in POOL_ADMIN_PASSWORD"
-        if configured
-        else f"the password in {data_dir / 'admin-password'}  (cat it)"
-    )
+    where = "POOL_ADMIN_PASSWORD" if "POOL_ADMIN_PASSWORD" in os.environ else data_dir / "admin-password"
     console.print(f"\n[bold green]dashboard[/]  {base}/dashboard")
-    console.print(f"log in with {password_hint}, or the admin key")
+    console.print(f"log in with the password in {where}, or the admin key")
     console.print(f"[bold]poolctl[/]    export POOL_URL={base} POOL_API_KEY=$(cat {data_dir / 'admin-key'})")
     console.print(f"logs       {data_dir / 'logs'}/   Ctrl-C stops everything\n")
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
 
 
 def start_all(opts: UpOptions, data_dir: Path, stop: threading.Event, supervisor: Supervisor) -> None:
@@ -327,7 +321,7 @@ def start_all(opts: UpOptions, data_dir: Path, stop: threading.Event, supervisor
     _write_private(data_dir / "admin-password", p_env["POOL_ADMIN_PASSWORD"])
     supervisor.start("pool", [sys.executable, "-m", "pool"], p_env)
     wait_healthy(f"http://{opts.host}:{opts.pool_port}/healthz", stop, supervisor)
-    banner(opts, data_dir, keys, p_env["POOL_API_KEY"])
+    banner(opts, data_dir)
     watch_warmup(opts, p_env["POOL_API_KEY"], stop, supervisor)
 
 
@@ -343,8 +337,6 @@ def start_fake_railway(opts: UpOptions, supervisor: Supervisor, s_env: dict[str,
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
