@@ -251,7 +251,14 @@ def test_image_installs_everything_its_code_imports_on_load(image: str) -> None:
 # --- docker-compose.yml ------------------------------------------------------------------------------
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-OPTIONAL_SECRETS = {"OPENROUTER_MANAGEMENT_KEY", "AGENTMAIL_API_KEY", "TELNYX_API_KEY"}
+# Empty means "not offered" (tool keys), "only the key logs in" (admin password), "just the one token".
+OPTIONAL_SECRETS = {
+    "OPENROUTER_MANAGEMENT_KEY",
+    "AGENTMAIL_API_KEY",
+    "TELNYX_API_KEY",
+    "POOL_ADMIN_PASSWORD",
+    "RAILWAY_API_TOKENS",
+}
 
 
 def test_compose_starts_postgres_then_services_then_pool() -> None:
@@ -271,7 +278,7 @@ def test_compose_requires_every_secret_and_keeps_them_apart() -> None:
     for name in ("pool", "services", "postgres"):
         for key, value in COMPOSE["services"][name]["environment"].items():
             for variable, operator in re.findall(r"\$\{(\w+)(:[?-])?", str(value)):
-                secret = re.search(r"PASSWORD|_KEY$|TOKEN", variable)
+                secret = re.search(r"PASSWORD|_KEY$|_TOKENS?$", variable)
                 if secret and variable not in OPTIONAL_SECRETS:
                     assert operator == ":?", f"{name}.{key} must require ${{{variable}:?}}"
     pool_env, services_env = (COMPOSE["services"][app]["environment"] for app in ("pool", "services"))
@@ -286,6 +293,11 @@ def test_compose_sets_only_settings_the_app_has(app: str) -> None:
     environment = COMPOSE["services"][app]["environment"]
     names = {key[len(prefix) :].lower() for key in environment if key.startswith(prefix)}
     assert names - set(module.Settings.model_fields) == set()
+    if app == "services":
+        from services.platforms.railway.settings import RailwaySettings
+
+        railway = {key[len("RAILWAY_") :].lower() for key in environment if key.startswith("RAILWAY_")}
+        assert railway and railway - set(RailwaySettings.model_fields) == set()
     url = urlsplit(re.sub(r"\$\{[^}]*\}", "secret", environment[f"{prefix}DATABASE_URL"]))
     # The init script names each app's role and database after the app.
     assert (url.username, url.hostname, url.path) == (app, "postgres", f"/{app}")
