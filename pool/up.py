@@ -326,14 +326,24 @@ def start_all(opts: UpOptions, data_dir: Path, stop: threading.Event, supervisor
 
 
 def start_fake_railway(opts: UpOptions, supervisor: Supervisor, s_env: dict[str, str]) -> None:
-    port = _free_port()
+    """RAILWAY_FAKE=1: the fake Railway API as one more child, with services pointed at it.
+
+    Project-per-instance mode with short creation throttles, so a laptop pool fills in seconds.
+    """
+    port, token = _free_port(), f"fake_railway_{secrets.token_urlsafe(16)}"
+    args = [sys.executable, "-m", "services.platforms.railway.fake", "--port", str(port), "--token", token]
     supervisor.start(
-        "railway-fake",
-        [sys.executable, "-m", "services.platforms.railway.fake", "--port", str(port)],
-        _base_env(),
+        "railway-fake", [*args, "--project-interval", "1", "--volume-interval", "1"], _base_env()
     )
-    s_env.update(SERVICES_PLATFORM="railway", RAILWAY_API_URL=f"http://{opts.host}:{port}/graphql/v2")
-    s_env.setdefault("RAILWAY_API_TOKEN", "fake-railway-token")
+    s_env.update(
+        SERVICES_PLATFORM="railway",
+        RAILWAY_API_URL=f"http://{opts.host}:{port}/graphql/v2",
+        RAILWAY_API_TOKEN=token,
+        RAILWAY_API_TOKENS="",
+        RAILWAY_MODE="per-instance",
+        RAILWAY_PROJECT_CREATE_COOLDOWN_SECONDS="1",
+        RAILWAY_VOLUME_CREATE_COOLDOWN_SECONDS="1",
+    )
 
 
 def _free_port() -> int:
