@@ -341,6 +341,8 @@ def start_fake_railway(opts: UpOptions, supervisor: Supervisor, s_env: dict[str,
         RAILWAY_API_TOKEN=token,
         RAILWAY_API_TOKENS="",
         RAILWAY_MODE="per-instance",
+        # The fake routes each service domain to a local runtime on 127.0.0.1:<port>, plain HTTP.
+        RAILWAY_PUBLIC_SCHEME="http",
         RAILWAY_PROJECT_CREATE_COOLDOWN_SECONDS="1",
         RAILWAY_VOLUME_CREATE_COOLDOWN_SECONDS="1",
     )

