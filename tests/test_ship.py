@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -297,3 +298,26 @@ def test_compose_sets_only_settings_the_app_has(app: str) -> None:
     url = urlsplit(re.sub(r"\$\{[^}]*\}", "secret", environment[f"{prefix}DATABASE_URL"]))
     # The init script names each app's role and database after the app.
     assert (url.username, url.hostname, url.path) == (app, "postgres", f"/{app}")
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_image_package_install_carries_every_file_of_its_packages(image: str, tmp_path: Path) -> None:
+    """The image pip-installs the packages it copies; package-data globs must not drop a template or asset."""
+    steps = instructions(ROOT / "docker" / f"{image}.Dockerfile")
+    packages = sorted(
+        source for source in copied_sources(steps) if source.endswith("/") and "alembic" not in source
+    )
+    shutil.copy2(ROOT / "pyproject.toml", tmp_path)
+    for package in packages:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", "dist", "."], cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    in_wheel = {name for name in zipfile.ZipFile(wheel).namelist() if ".dist-info/" not in name}
+    in_source = {
+        path.relative_to(tmp_path).as_posix()
+        for package in packages
+        for path in (tmp_path / package).rglob("*")
+        if path.is_file()
+    }
+    assert in_source - in_wheel == set()
