@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 
+from pool.claims import repository as claims_repository
 from pool.models import Instance
 from pool.status import IN_FLIGHT, Runtime, Status
 from pool.tick import replenish, state
@@ -55,6 +56,7 @@ class TickResult:
 
 async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     started_at, started = datetime.now(UTC), time.monotonic()
+    await _release_abandoned_claims(ctx)
     rows, tokens = await _read_rows(ctx)
     batch, error = await _observe(ctx)
     runtimes = await _runtimes(ctx, rows, tokens, batch) if batch is not None else {}
@@ -91,6 +93,17 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     if ctx.metrics is not None:
         ctx.metrics.observe_tick(seconds)
     return result
+
+
+async def _release_abandoned_claims(ctx: TickContext) -> None:
+    """`claiming` is never planned on, so a claim whose pool died mid-provision would hold its
+    instance forever; release it here (the instance becomes `dead`, destroyed on this tick)."""
+    async with ctx.sessionmaker.begin() as session:
+        released = await claims_repository.release_stale_claims(
+            session, older_than_seconds=ctx.settings.claim_stale_seconds
+        )
+    for instance_id in released:
+        log.warning("tick.claim.abandoned", instance_id=instance_id)
 
 
 def _target(ctx: TickContext, *, may_create: bool) -> Target:

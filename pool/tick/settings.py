@@ -21,6 +21,9 @@ class TickSettings:
     orphan_grace_seconds: float = 600.0
     # A `creating` row this old belongs to a create that died with its process.
     creating_timeout_seconds: float = 600.0
+    # A claim `pending` this long lost its claimant (killed mid-provision): the tick releases it,
+    # whether or not the pool ever looks empty. Same age as pool.claims.service._release_stale.
+    claim_stale_seconds: float = 105.0
     probe_concurrency: int = 20
     probe_timeout_seconds: float = 5.0
     backoff_after_failures: int = 3
@@ -42,6 +45,8 @@ class TickSettings:
             ),
             "orphan_grace_seconds": settings.orphan_grace_seconds,
             "creating_timeout_seconds": settings.stuck_timeout_seconds,
+            "claim_stale_seconds": 2 * settings.claim_provision_timeout_seconds
+            + settings.claim_duplicate_wait_seconds,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
