@@ -116,6 +116,7 @@ IMAGES = {
     "services": (8001, "/healthz", {"services/", "alembic/services/", "runtime/"}),
     "runtime": (8080, "/pool/health", {"runtime/", "docker/runtime-entrypoint.sh"}),
 }
+FIRST_PARTY = {"pool", "services", "shared", "runtime"}
 COMMON_SOURCES = {"pyproject.toml", "docker/requirements.py"}
 APP_SOURCES = {"shared/", "alembic.ini", "docker/prestart.sh"}
 
@@ -189,8 +190,8 @@ def test_requirements_select_from_pyproject() -> None:
 
 
 def module_level_imports(tree: ast.AST) -> Iterator[str]:
-    """Top-level names of what a module imports when it loads: not inside functions (lazy imports run
-    only when called) nor under `if TYPE_CHECKING:`."""
+    """Dotted names a module imports when it loads (for `from a import b`, both `a` and `a.b`): not inside
+    functions (lazy imports run only when called) nor under `if TYPE_CHECKING:`."""
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             continue
@@ -198,10 +199,40 @@ def module_level_imports(tree: ast.AST) -> Iterator[str]:
             yield from (name for child in node.orelse for name in module_level_imports(child))
             continue
         if isinstance(node, ast.Import):
-            yield from (alias.name.split(".")[0] for alias in node.names)
+            yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module.split(".")[0]
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
         yield from module_level_imports(node)
+
+
+def first_party_file(module: str) -> Path | None:
+    path = ROOT.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def loaded_code(entry_points: list[Path]) -> Iterator[tuple[Path, str]]:
+    """(file, imported name) for every module the entry points load, following first-party imports
+    (and the packages above each module, which Python imports first)."""
+    seen: set[Path] = set()
+    pending = list(entry_points)
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in module_level_imports(ast.parse(path.read_text())):
+            parts = name.split(".")
+            yield path, parts[0]
+            if parts[0] not in FIRST_PARTY:
+                continue
+            for depth in range(1, len(parts) + 1):
+                found = first_party_file(".".join(parts[:depth]))
+                if found:
+                    pending.append(found)
 
 
 def installed_closure(requirements: list[str]) -> set[str]:
@@ -229,19 +260,24 @@ def test_image_installs_everything_its_code_imports_on_load(image: str) -> None:
     flags = selection.split("requirements.py", 1)[1].split(">", 1)[0].split()
     requirements = run([sys.executable, "docker/requirements.py", *flags]).stdout.split()
     distributions = installed_closure(requirements)
-    code = sorted(source for source in copied_sources(steps) if source.endswith("/"))
-    first_party = {source.split("/")[0] for source in code} - {"alembic"}
+    copied = {source.split("/")[0] for source in copied_sources(steps) if source.endswith("/")}
+    entry_points = [ROOT / image / "__main__.py"]
+    if image != "runtime":  # prestart (shared.db, alembic's env.py and migrations) and poolctl
+        entry_points += [ROOT / "shared" / "db.py", *(ROOT / "alembic" / image).rglob("*.py")]
+        entry_points += [ROOT / "pool" / "cli.py"] if image == "pool" else []
 
     modules = importlib.metadata.packages_distributions()
     missing = set()
-    for folder in code:
-        for path in (ROOT / folder).rglob("*.py"):
-            for name in module_level_imports(ast.parse(path.read_text())):
-                if name in sys.stdlib_module_names or name in first_party or name == "__future__":
-                    continue
-                owners = {canonicalize_name(owner) for owner in modules.get(name, [name])}
-                if not owners & distributions:
-                    missing.add(f"{path.relative_to(ROOT)} imports {name}")
+    for path, name in loaded_code(entry_points):
+        if name in sys.stdlib_module_names or name == "__future__":
+            continue
+        if name in FIRST_PARTY:
+            if name not in copied:
+                missing.add(f"{path.relative_to(ROOT)} imports {name}")
+            continue
+        owners = {canonicalize_name(owner) for owner in modules.get(name, [name])}
+        if not owners & distributions:
+            missing.add(f"{path.relative_to(ROOT)} imports {name}")
     assert not missing, f"the {image} image lacks: {sorted(missing)}"
 
 
