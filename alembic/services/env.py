@@ -2,6 +2,7 @@
 
 import asyncio
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
@@ -24,9 +25,14 @@ def database_url() -> str:
 
 
 def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
+    # Replicas starting together each run `upgrade head`: one migrates, the others wait and find
+    # nothing left to do.
+    connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('alembic-services'))"))
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+    # The lock began the transaction, so Alembic left committing to us; this also frees the lock.
+    connection.commit()
 
 
 async def run_online() -> None:
