@@ -17,20 +17,11 @@ from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pool import status as status_rules
 from shared.db import make_metadata
 
-STATUSES = (
-    "creating",
-    "starting",
-    "idle",
-    "claiming",
-    "claimed",
-    "pending_acceptance",
-    "tainted",
-    "crashed",
-    "dead",
-    "sleeping",
-)
+# One list of statuses: the transition rules own it, the CHECK constraint and counts reuse it.
+STATUSES: tuple[str, ...] = status_rules.STATUSES
 CLAIM_STATUSES = ("pending", "succeeded", "released")
 ACTIVE_CLAIM_STATUSES = ("pending", "succeeded")
 

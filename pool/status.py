@@ -13,7 +13,7 @@ Invariants the tests hold it to:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from shared.schemas import DEPLOY_FAILED, DEPLOY_GONE
 
@@ -29,18 +29,7 @@ Status = Literal[
     "dead",
     "sleeping",
 ]
-STATUSES: tuple[Status, ...] = (
-    "creating",
-    "starting",
-    "idle",
-    "claiming",
-    "claimed",
-    "pending_acceptance",
-    "tainted",
-    "crashed",
-    "dead",
-    "sleeping",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 # Someone's conversation lives on these: the loop may mark them crashed, never destroy them.
 BOUND: frozenset[Status] = frozenset({"claimed", "pending_acceptance", "crashed"})
 # Owned by a request in flight; the loop neither reads meaning into them nor writes them.
