@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import segno
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.config import Settings
 from pool.instances import service as instances_service
 from pool.instances.schemas import LoopState
-from pool.models import STATUSES, Instance
+from pool.models import STATUSES
 
 # The filter groups of the agents list; "pending" is a claim waiting for its invite to be accepted.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -77,16 +76,9 @@ def human_duration(delta: timedelta) -> str:
     return f"{hours // 24}d {hours % 24}h"
 
 
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Instance.status, func.count()).group_by(Instance.status))
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update({status: int(n) for status, n in rows.all()})
-    return counts
-
-
 async def get_summary(session: AsyncSession, settings: Settings) -> Summary:
     return Summary(
-        counts=await count_by_status(session),
+        counts=await instances_service.count_instances(session),
         target=settings.min_idle,
         loop=await instances_service.loop_state(session, settings),
     )
