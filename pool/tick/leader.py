@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from shared.logging import get_logger
 
