@@ -191,3 +191,28 @@ async def test_warm_up_claim_kill_drain_through_the_pool_leaves_nothing_on_railw
         f"total {time.monotonic() - started:.1f}s, all calls {dict(fake.calls)}"
     )
 
+
+async def test_a_429_storm_and_a_burst_of_http_200_errors_during_a_tick_change_no_status(
+    product: Product,
+) -> None:
+    fake, pool = product.fake, product.pool
+    await until(lambda: idle(pool, 2))
+    claimed = await pool.post("/api/pool/claim", json={"agentName": "Bo", "instructions": "hi"})
+    assert claimed.status_code == 200, claimed.text
+    await until(lambda: idle(pool, 2))
+    before = await product.rows()
+    assert sorted(status for status, _, _ in before.values()) == ["claimed", "idle", "idle"]
+
+    # Every attempt of the tick's status call is refused: 429s, then HTTP 200 with `errors[]`.
+    for status, rejected in ((429, "429"), (200, "Problem processing request")):
+        fake.fail_next(ATTEMPTS, status=status)
+        summary, _ = await measured_tick(product)
+        assert fake.rejected[rejected] == ATTEMPTS
+        assert summary["error"].startswith("platform error:"), summary
+        assert summary["actions"] == {}
+        assert await product.rows() == before
+
+    # Railway answers again: the same fleet, observed healthy, still nothing to change.
+    summary, _ = await measured_tick(product)
+    assert (summary["error"], summary["actions"]) == (None, {})
+    assert await product.rows() == before
