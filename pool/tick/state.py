@@ -66,7 +66,8 @@ async def record_create(
         values: dict[str, Any] = {"consecutive_create_failures": 0, "backoff_until": None}
     else:
         failures = TickState.consecutive_create_failures + 1
-        delay = func.least(base_seconds * func.power(2, failures - after), max_seconds)
+        # The exponent is capped: 2^n overflows a double past n≈1023 (days of failing creates).
+        delay = func.least(base_seconds * func.power(2, func.least(failures - after, 30)), max_seconds)
         values = {
             "consecutive_create_failures": failures,
             "last_create_error": error[:500],
