@@ -78,7 +78,9 @@ def create_app(settings: Settings) -> FastAPI:
         sweeper = None
         if settings.sweep_interval_seconds > 0:
             sweeper = asyncio.create_task(
-                sweep_forever(sessionmaker, tools=tools, settings=settings, http=http_client)
+                sweep_forever(
+                    sessionmaker, tools=tools, platform=platform, settings=settings, http=http_client
+                )
             )
         try:
             yield State(

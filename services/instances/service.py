@@ -14,9 +14,9 @@ to start again. Destroy of an unknown instance answers 200 with `alreadyGone: tr
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,6 +44,14 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
 # Set by services at create; configure may not overwrite them (the stored hashes would lie).
 RESERVED_ENV = frozenset({"INSTANCE_ID", "GATEWAY_TOKEN", "INSTANCE_SERVICES_TOKEN", "PORT"})
+# Advisory-lock namespace of per-instance locks (the sweep's own lock is 0x5EE9_0001).
+INSTANCE_LOCK_NAMESPACE = 0x5EE9_0002
+
+
+def instance_lock(instance_id: str) -> ColumnElement[Any]:
+    """Transaction-scoped lock on one instance id: a create writing its row and the sweep
+    destroying a platform orphan of that id never overlap (services/sweep/platform.py)."""
+    return func.pg_advisory_xact_lock(INSTANCE_LOCK_NAMESPACE, func.hashtext(instance_id))
 
 
 def ref_of(row: InstanceInfra) -> PlatformRef:
@@ -116,6 +124,7 @@ async def _record_intent(
     """Commit the row before anything exists. False when the instance already exists and is active."""
     try:
         async with sessionmaker.begin() as session:
+            await session.execute(select(instance_lock(body.instance_id)))
             row = await session.get(InstanceInfra, body.instance_id)
             if row is not None:
                 if row.state == "active":

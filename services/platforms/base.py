@@ -44,9 +44,19 @@ class PlatformState:
 
 @dataclass
 class PlatformOrphanRef:
+    """Something the platform runs under our naming that no `instance_infra` row records.
+
+    `ref` is the platform's id for it (a local directory name, a Railway project or service id)
+    and `kind` says which, so `destroy_orphan` can remove it without a row. `instance_id` is the
+    id its name carries when the name has exactly the shape we give resources, else None (then
+    it is only reported, never destroyed).
+    """
+
     ref: str
     name: str
     created_at: datetime | None = None
+    kind: str = ""
+    instance_id: str | None = None
 
 
 @dataclass
@@ -72,6 +82,11 @@ class Platform(Protocol):
 
     async def destroy(self, ref: PlatformRef) -> bool:
         """Remove everything the instance has on the platform. False when it was already gone."""
+        ...
+
+    async def destroy_orphan(self, orphan: PlatformOrphanRef) -> bool:
+        """Remove an orphan this platform listed; False when it was already gone. Raises
+        PermanentError, touching nothing, for anything not named the way we name resources."""
         ...
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None: ...

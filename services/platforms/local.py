@@ -34,7 +34,8 @@ from services.platforms.base import (
     PlatformState,
     ProgressCallback,
 )
-from shared.errors import NotFound
+from shared.errors import NotFound, PermanentError
+from shared.ids import is_instance_id
 from shared.logging import get_logger
 
 log = get_logger("services.platforms.local")
@@ -228,17 +229,28 @@ class LocalPlatform:
         return FleetSnapshot(states=dict(zip(ids, states, strict=True)), orphans=self._orphans(set(ids)))
 
     def _orphans(self, known: set[str]) -> list[PlatformOrphanRef]:
+        """Directories under our root that no given ref names: with a live process (aged by the
+        process) or without one (a leftover directory, aged by its last change)."""
         if not self._root.is_dir():
             return []
         orphans = []
         for entry in sorted(self._root.iterdir()):
-            if entry.name in known or not entry.is_dir():
+            if entry.name in known or not entry.is_dir() or entry.is_symlink():
                 continue
-            info = _read_json(entry / "process.json")
-            proc = live_process(info)
-            if proc is not None:
-                created = datetime.fromtimestamp(proc.create_time(), UTC)
-                orphans.append(PlatformOrphanRef(ref=entry.name, name=entry.name, created_at=created))
+            proc = live_process(_read_json(entry / "process.json"))
+            try:
+                started = proc.create_time() if proc is not None else entry.stat().st_mtime
+            except (psutil.Error, OSError):
+                continue
+            orphans.append(
+                PlatformOrphanRef(
+                    ref=entry.name,
+                    name=entry.name,
+                    created_at=datetime.fromtimestamp(started, UTC),
+                    kind="process" if proc is not None else "directory",
+                    instance_id=entry.name if is_instance_id(entry.name) else None,
+                )
+            )
         return orphans
 
     async def destroy(self, ref: PlatformRef) -> bool:
@@ -249,6 +261,15 @@ class LocalPlatform:
         await asyncio.to_thread(shutil.rmtree, instance_dir, True)
         log.info("local.instance.destroyed", data_dir=str(instance_dir))
         return True
+
+    async def destroy_orphan(self, orphan: PlatformOrphanRef) -> bool:
+        if orphan.instance_id is None or orphan.ref != orphan.instance_id:
+            raise PermanentError(f"local orphan {orphan.ref!r} is not named like an instance; left alone")
+        # `_dir_for` resolves the path and refuses anything that is not directly under our root.
+        ref = PlatformRef(provider=self.name, extra={"data_dir": str(self._root / orphan.ref)})
+        if self._dir_for(ref) is None:
+            raise PermanentError(f"local orphan {orphan.ref!r} is outside the data directory; left alone")
+        return await self.destroy(ref)
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
         instance_dir = self._require_dir(ref)

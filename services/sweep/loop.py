@@ -11,8 +11,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.config import Settings
+from services.platforms.base import Platform
+from services.sweep.report import SweepReport
 from services.tools.base import ToolProvider
-from services.tools.sweep import SweepReport, SweepSettings, pool_lister, run_sweep
+from services.tools.sweep import SweepSettings, pool_lister, run_sweep
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -22,13 +24,18 @@ async def sweep_once(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     tools: dict[str, ToolProvider],
+    platform: Platform,
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> SweepReport:
     pool_key = SweepSettings().pool_api_key
     pool_ids = pool_lister(http, settings.pool_url, pool_key) if pool_key else None
     return await run_sweep(
-        sessionmaker, tools=tools, grace_seconds=settings.sweep_grace_seconds, pool_instance_ids=pool_ids
+        sessionmaker,
+        tools=tools,
+        grace_seconds=settings.sweep_grace_seconds,
+        pool_instance_ids=pool_ids,
+        platform=platform,
     )
 
 
@@ -36,6 +43,7 @@ async def sweep_forever(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     tools: dict[str, ToolProvider],
+    platform: Platform,
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> None:
@@ -45,7 +53,7 @@ async def sweep_forever(
     while True:
         started = time.monotonic()
         try:
-            await sweep_once(sessionmaker, tools=tools, settings=settings, http=http)
+            await sweep_once(sessionmaker, tools=tools, platform=platform, settings=settings, http=http)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from services.auth import OperatorAuth
-from services.deps import HttpClientDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.deps import HttpClientDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
 from services.sweep.loop import sweep_once
 
 router = APIRouter(tags=["sweep"], dependencies=[OperatorAuth])
@@ -34,10 +34,14 @@ class SweepResult(_Camel):
 
 @router.post("/sweep", response_model=SweepResult, response_model_by_alias=True)
 async def sweep(
-    sessionmaker: SessionmakerDep, tools: ToolsDep, settings: SettingsDep, http: HttpClientDep
+    sessionmaker: SessionmakerDep,
+    tools: ToolsDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    http: HttpClientDep,
 ) -> SweepResult:
-    """Compare the ledger with provider inventories and the pool; remove orphans past the grace period."""
-    report = await sweep_once(sessionmaker, tools=tools, settings=settings, http=http)
+    """Compare the ledger with provider inventories, the platform and the pool; remove orphans past grace."""
+    report = await sweep_once(sessionmaker, tools=tools, platform=platform, settings=settings, http=http)
     return SweepResult(
         ran=report.ran,
         pool_compared=report.pool_compared,

@@ -6,6 +6,8 @@ remove resources with our name prefix that no live row knows and that are older 
 period. A resource younger than that may belong to a provision still in flight (made at the
 provider, row not yet updated), so it is only reported. Resources the ledger has but the provider
 lacks, and instances the pool does not know, are reported, never acted on: the pool owns lifecycles.
+Last, when given the platform, what it runs under our names with no `instance_infra` row is
+destroyed past the grace period (`services/sweep/platform.py`).
 
 One sweep runs at a time across replicas: a session-level `pg_try_advisory_lock`; a replica that
 does not get it returns at once with `ran=false`.
@@ -14,9 +16,7 @@ does not get it returns at once with `ran=false`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,17 +24,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.models import InstanceInfra, InstanceService
+from services.platforms.base import Platform
+from services.sweep.platform import sweep_platform
+from services.sweep.report import Orphan, SweepReport, reason
 from services.tools import service as ledger
 from services.tools.base import InventoryItem, InventoryProvider, ToolProvider
-from shared.errors import AppError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 SWEEP_LOCK_KEY = 0x5EE9_0001
 STUCK = ("creating", "destroying", "failed")
-OrphanKind = Literal[
-    "stuck_row", "unknown_at_provider", "missing_at_provider", "not_in_pool", "not_in_services"
-]
 PoolIds = Callable[[], Awaitable[set[str] | None]]
 
 
@@ -45,38 +44,13 @@ class SweepSettings(BaseSettings):
     pool_api_key: str = ""
 
 
-@dataclass
-class Orphan:
-    kind: OrphanKind
-    tool_id: str | None
-    resource_id: str | None
-    instance_id: str | None
-    age_seconds: float | None
-    # removed | kept (younger than grace) | reported | failed: <reason>
-    action: str
-
-
-@dataclass
-class SweepReport:
-    ran: bool
-    orphans: list[Orphan] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    pool_compared: bool = False
-
-    def removed(self) -> int:
-        return sum(1 for orphan in self.orphans if orphan.action == "removed")
-
-
-def _reason(exc: Exception) -> str:
-    return exc.message if isinstance(exc, AppError) else type(exc).__name__
-
-
 async def run_sweep(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     tools: dict[str, ToolProvider],
     grace_seconds: float,
     pool_instance_ids: PoolIds | None = None,
+    platform: Platform | None = None,
 ) -> SweepReport:
     async with sessionmaker() as lock_session:
         if not await lock_session.scalar(select(func.pg_try_advisory_lock(SWEEP_LOCK_KEY))):
@@ -90,6 +64,8 @@ async def run_sweep(
                     await _sweep_tool(sessionmaker, name=name, tool=tool, cutoff=cutoff, report=report)
             if pool_instance_ids is not None:
                 await _compare_with_pool(sessionmaker, pool_instance_ids, report)
+            if platform is not None:
+                await sweep_platform(sessionmaker, platform=platform, cutoff=cutoff, report=report)
         finally:
             await lock_session.execute(select(func.pg_advisory_unlock(SWEEP_LOCK_KEY)))
     log.info("sweep.done", orphans=len(report.orphans), removed=report.removed(), errors=len(report.errors))
@@ -126,8 +102,8 @@ async def _finish_stuck_rows(
                         .values(status="destroyed", env_value=None)
                     )
         except Exception as exc:
-            orphan.action = f"failed: {_reason(exc)}"
-            report.errors.append(f"row {row.id}: {_reason(exc)}")
+            orphan.action = f"failed: {reason(exc)}"
+            report.errors.append(f"row {row.id}: {reason(exc)}")
         report.orphans.append(orphan)
 
 
@@ -142,7 +118,7 @@ async def _sweep_tool(
     try:
         items = await tool.inventory()
     except Exception as exc:
-        report.errors.append(f"{name} inventory: {_reason(exc)}")
+        report.errors.append(f"{name} inventory: {reason(exc)}")
         return
     async with sessionmaker() as session:
         rows = await session.execute(
@@ -178,8 +154,8 @@ async def _remove_unknown(
             "sweep.orphan_removed", tool_id=name, resource_id=item.resource_id, instance_id=item.instance_id
         )
     except Exception as exc:
-        orphan.action = f"failed: {_reason(exc)}"
-        report.errors.append(f"{name} {item.resource_id}: {_reason(exc)}")
+        orphan.action = f"failed: {reason(exc)}"
+        report.errors.append(f"{name} {item.resource_id}: {reason(exc)}")
     return orphan
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from services.platforms.base import FleetSnapshot, InstanceSpec, PlatformRef, PlatformState, ProgressCallback
+from services.platforms.base import (
+    FleetSnapshot,
+    InstanceSpec,
+    PlatformOrphanRef,
+    PlatformRef,
+    PlatformState,
+    ProgressCallback,
+)
 from shared.errors import TransientError
 
 
@@ -60,6 +67,10 @@ class MemoryPlatform:
         assert ref.service_id is not None
         self.destroyed.append(ref.service_id)
         return self.live.pop(ref.service_id, None) is not None
+
+    async def destroy_orphan(self, orphan: PlatformOrphanRef) -> bool:
+        self.destroyed.append(orphan.ref)
+        return self.live.pop(orphan.ref, None) is not None
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
         assert ref.service_id is not None

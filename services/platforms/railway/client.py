@@ -204,6 +204,22 @@ class RailwayClient(ApiClient):
         data = await self.execute("VolumeCreate", {"input": volume_input}, create="volume", repeatable=False)
         return CreatedResource.model_validate(data["volumeCreate"])
 
+    async def service_volume_ids(self, environment_id: str, service_id: str) -> list[str]:
+        """Volumes mounted on a service in an environment, minus those already being deleted."""
+        found: list[str] = []
+        after: str | None = None
+        while True:
+            variables = {"environmentId": environment_id, "first": self.settings.page_size, "after": after}
+            data = await self.execute("EnvironmentVolumeInstances", variables)
+            connection = data["environment"]["volumeInstances"]
+            for edge in connection["edges"]:
+                node = edge["node"]
+                if node["serviceId"] == service_id and not node["isPendingDeletion"]:
+                    found.append(str(node["volumeId"]))
+            if not connection["pageInfo"]["hasNextPage"]:
+                return found
+            after = connection["pageInfo"]["endCursor"]
+
     async def volume_delete(self, volume_id: str) -> None:
         await self.execute("VolumeDelete", {"volumeId": volume_id})
 

@@ -18,11 +18,17 @@ from typing import Any
 import httpx
 
 from services.config import Settings
-from services.platforms.base import FleetSnapshot, InstanceSpec, PlatformRef, ProgressCallback
+from services.platforms.base import (
+    FleetSnapshot,
+    InstanceSpec,
+    PlatformOrphanRef,
+    PlatformRef,
+    ProgressCallback,
+)
 from services.platforms.railway.client import RailwayClient
 from services.platforms.railway.errors import RailwayNotFound
 from services.platforms.railway.settings import RailwaySettings
-from services.platforms.railway.status import per_instance_status, shared_status
+from services.platforms.railway.status import orphan_instance_id, per_instance_status, shared_status
 from shared.errors import PermanentError
 from shared.logging import get_logger
 
@@ -140,6 +146,31 @@ class RailwayPlatform:
                 await _gone_is_false(self.client.service_delete(ref.service_id, environment_id)) or existed
             )
         return existed
+
+    async def destroy_orphan(self, orphan: PlatformOrphanRef) -> bool:
+        """A project (per-instance mode) or a service of the shared environment, named by us.
+
+        The name is checked again here, whoever built the orphan: only `<prefix><instance id>`
+        is ours, and the configured shared project is never deleted whatever its name.
+        """
+        prefix = self.settings.service_name_prefix
+        if orphan.instance_id is None or orphan_instance_id(orphan.name, prefix) != orphan.instance_id:
+            raise PermanentError(f"railway {orphan.kind} {orphan.name!r} is not named by us; left alone")
+        if orphan.kind == "project":
+            if orphan.ref == self.settings.project_id:
+                raise PermanentError("the configured shared project is never deleted as an orphan")
+            return await self.destroy(
+                PlatformRef(provider=self.name, project_id=orphan.ref, extra={"mode": "per-instance"})
+            )
+        if orphan.kind != "service":
+            raise PermanentError(f"railway has no orphans of kind {orphan.kind!r}")
+        environment_id = await self._shared_environment_id()
+        existed = False
+        # Volumes first, as in `destroy`: the service's deletion leaves them behind (and billed).
+        for volume_id in await self.client.service_volume_ids(environment_id, orphan.ref):
+            existed = await _gone_is_false(self.client.volume_delete(volume_id)) or existed
+        deleted = await _gone_is_false(self.client.service_delete(orphan.ref, environment_id))
+        return deleted or existed
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
         project_id, environment_id, service_id = await self._locate(ref)

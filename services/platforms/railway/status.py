@@ -19,6 +19,7 @@ from services.platforms.railway.errors import (
     RailwayUnauthorized,
     error_alias,
 )
+from shared.ids import is_instance_id
 
 GONE = "REMOVED"
 # Projects deleted between the listing and the batch are rare; many at once means something else.
@@ -32,6 +33,22 @@ def _parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def orphan_instance_id(name: str, prefix: str) -> str | None:
+    """The instance id in a name we gave (`<prefix><instance id>`); None for any other name."""
+    rest = name[len(prefix) :] if name.startswith(prefix) else ""
+    return rest if is_instance_id(rest) else None
+
+
+def _orphan(kind: str, node_id: str, name: str, created_at: str | None, prefix: str) -> PlatformOrphanRef:
+    return PlatformOrphanRef(
+        ref=node_id,
+        name=name,
+        created_at=_parse_time(created_at),
+        kind=kind,
+        instance_id=orphan_instance_id(name, prefix),
+    )
 
 
 def _latest_status(node: dict[str, Any]) -> str | None:
@@ -70,11 +87,7 @@ async def shared_status(
                 orphan = node["serviceId"] not in known and node["serviceName"].startswith(prefix)
                 if orphan and env_id == environment_id:
                     orphans.append(
-                        PlatformOrphanRef(
-                            ref=node["serviceId"],
-                            name=node["serviceName"],
-                            created_at=_parse_time(node["createdAt"]),
-                        )
+                        _orphan("service", node["serviceId"], node["serviceName"], node["createdAt"], prefix)
                     )
             # The last page still carries an endCursor, so only hasNextPage ends the walk.
             if not connection["pageInfo"]["hasNextPage"]:
@@ -140,9 +153,7 @@ async def per_instance_status(
     projects = await _list_projects(client, stats)
     known_projects = {ref.project_id for ref in refs.values()}
     orphans = [
-        PlatformOrphanRef(
-            ref=project["id"], name=project["name"], created_at=_parse_time(project["createdAt"])
-        )
+        _orphan("project", project["id"], project["name"], project["createdAt"], prefix)
         for project in projects.values()
         if find_orphans and project["id"] not in known_projects and project["name"].startswith(prefix)
     ]

@@ -92,6 +92,12 @@ class Views:
             "serviceInstances": lambda _info, **a: connection(
                 self.store.environment_instances(e.id), self.service_instance, **a
             ),
+            # Soft-deleted volumes stay listed (isPendingDeletion) until Railway purges them.
+            "volumeInstances": lambda _info, **a: connection(
+                [v for v in self.store.volume_instances.values() if v.environment_id == e.id],
+                self.volume_instance,
+                **a,
+            ),
         }
 
     def service(self, s: Service) -> dict[str, Any]:
