@@ -20,6 +20,15 @@ class InstanceInfra(Base):
     """One row per instance, written before the platform is called (write-ahead)."""
 
     __tablename__ = "instance_infra"
+    __table_args__ = (
+        # An instance calling services is found by its token's hash on every tool call.
+        Index(
+            "uq_instance_infra_services_token_hash",
+            "services_token_hash",
+            unique=True,
+            postgresql_where=text("services_token_hash IS NOT NULL"),
+        ),
+    )
 
     instance_id: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
