@@ -1,0 +1,276 @@
+"""BENCHMARKS.md and one PNG per benchmark, from the results JSON of `python -m bench`.
+
+The analysis that needs a human (profiles, suggested fixes) lives in `bench/findings.md` and is
+appended as written, so regenerating the figures never loses it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FINDINGS = Path(__file__).with_name("findings.md")
+
+
+def _ok(good: bool) -> str:
+    return "✅ meets" if good else "❌ misses"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def claims_plot(result: dict[str, Any], path: Path) -> None:
+    delays = sorted({row["delay_ms"] for row in result["rows"]})
+    fig, axes = plt.subplots(1, len(delays), figsize=(5 * len(delays), 3.6), squeeze=False)
+    for ax, delay in zip(axes[0], delays, strict=True):
+        for row in (r for r in result["rows"] if r["delay_ms"] == delay):
+            values = sorted(row["samples_ms"])
+            if values:
+                ys = [(i + 1) / len(values) for i in range(len(values))]
+                ax.plot(values, ys, label=f"concurrency {row['concurrency']}")
+        ax.set_xscale("log")
+        ax.set_xlabel("claim latency (ms, log)")
+        ax.set_ylabel("fraction of claims")
+        ax.set_title(f"runtime provision {delay} ms")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def reconcile_plot(result: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for mode in sorted({row["mode"] for row in result["rows"]}):
+        rows = sorted((r for r in result["rows"] if r["mode"] == mode), key=lambda r: r["size"])
+        ax.plot([r["size"] for r in rows], [r["tick_s"]["median"] for r in rows], marker="o", label=mode)
+    ax.axhline(5.0, color="grey", linestyle="--", label="target 5 s at 10,000")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("instances (log)")
+    ax.set_ylabel("tick wall time, median (s, log)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def warmup_plot(result: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for row in result["rows"]:
+        ax.step(
+            [t for t, _ in row["timeline"]],
+            [n for _, n in row["timeline"]],
+            where="post",
+            label=row["variant"],
+        )
+    ax.axvline(result["limit_s"], color="grey", linestyle="--", label="platform limit")
+    ax.axvline(result["serial_limit_s"], color="grey", linestyle=":", label="one-at-a-time limit")
+    ax.set_xlabel(f"seconds (timings scaled ×{result['scale']})")
+    ax.set_ylabel("idle instances")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def claims_section(result: dict[str, Any], image: str) -> list[str]:
+    lines = [
+        "## Claim",
+        "",
+        "Command: `python -m bench claims` (add `--quick` for a small run).",
+        "",
+        f"{result['idle']:,} idle instances (rows in the pool DB pointing at the fake fleet), every run "
+        f"starting from all idle; {result['runs']} runs per row, latency percentiles over all runs' claims, "
+        "claims/s as the median [min–max] of the runs. Overhead = claim latency − the fleet's own time "
+        "in `/pool/provision` for that instance. CPU = CPU-milliseconds per claim of the pool process and of "
+        f"all PostgreSQL backends. Pool RSS after the runs: {_fmt(result['pool_rss_mb'])} MB. Load average "
+        f"before/after: {result['load_average']['before']} / {result['load_average']['after']}.",
+        "",
+        "| runtime | concurrency | claims × runs | p50 ms | p90 ms | p99 ms | overhead p50 | overhead p99 "
+        "| claims/s | pool CPU ms/claim | PG CPU ms/claim | errors | double claims |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lat, over, tput, cpu = (
+            row["latency_ms"],
+            row["overhead_ms"],
+            row["throughput"],
+            row["cpu_ms_per_claim"],
+        )
+        lines.append(
+            f"| {row['delay_ms']} ms | {row['concurrency']} | {row['claims_per_run']} × {tput['runs']} "
+            f"| {_fmt(lat['p50'])} | {_fmt(lat['p90'])} | {_fmt(lat['p99'])} | {_fmt(over['p50'])} "
+            f"| {_fmt(over['p99'])} | {_fmt(tput['median'])} [{_fmt(tput['min'])}–{_fmt(tput['max'])}] "
+            f"| {_fmt(cpu['pool'])} | {_fmt(cpu['postgres'])} | {row['errors']} | {row['double_claims']} |"
+        )
+    top = [r for r in result["rows"] if r["concurrency"] == max(x["concurrency"] for x in result["rows"])]
+    best = max((r["throughput"]["median"] for r in result["rows"] if r["delay_ms"] == 0), default=0.0)
+    doubles = sum(r["double_claims"] + r["checks"].get("left_claiming", 0) for r in result["rows"])
+    lines += ["", "Readings against the targets:", ""]
+    for row in top:
+        o = row["overhead_ms"]
+        lines.append(
+            f"- Overhead at concurrency {row['concurrency']}, {row['delay_ms']} ms runtime: "
+            f"p50 {_fmt(o['p50'])} ms ({o['p50'] / 10:.1f}× the 10 ms target), "
+            f"p99 {_fmt(o['p99'])} ms ({o['p99'] / 50:.1f}× the 50 ms target): "
+            f"{_ok(o['p50'] <= 10 and o['p99'] <= 50)}."
+        )
+    lines.append(
+        f"- Throughput with a 0 ms runtime: best median {_fmt(best)} claims/s = {best / 300:.2f}× the 300/s "
+        f"target: {_ok(best >= 300)}."
+    )
+    lines.append(
+        f"- Double claims: {doubles} (claims rows sharing an instance, answers sharing an instance, "
+        "instances "
+        f"provisioned twice, claimed rows ≠ successes, rows left `claiming`): {_ok(doubles == 0)}."
+    )
+    lines += ["", f"![claim latency distribution]({image})", ""]
+    return lines
+
+
+def reconcile_section(result: dict[str, Any], image: str) -> list[str]:
+    lines = [
+        "## Reconcile at scale",
+        "",
+        "Command: `python -m bench reconcile`.",
+        "",
+        f"Fake Railway (state written into its store), fake fleet answering `/pool/health` in "
+        f"{result['health_latency_ms']} ms, services and the pool as real processes; {result['ticks']} "
+        "on-demand "
+        "ticks per row (`POST /api/pool/reconcile`), all steady-state (every instance idle and healthy). "
+        "Tick = "
+        "the pool's own `last_tick_duration_ms`. Fake Railway = time the fake spent answering (not "
+        "Railway's). "
+        "CPU = CPU-seconds per tick of each process. "
+        f"Load average at the end: {result['load_average']}. Extra settings: "
+        f"{result['env'] or 'none (defaults)'}.",
+        "",
+        "| mode | instances | tick s median [max] | Railway calls (expected; budget) | fake Railway s "
+        "| CPU s pool / services / fleet | pool RSS MB (peak) | services RSS MB (peak) | actions |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        cpu = row["cpu_s_per_tick"]
+        actions = "; ".join(",".join(f"{k}:{v}" for k, v in a.items()) or "none" for a in row["actions"])
+        lines.append(
+            f"| {row['mode']} | {row['size']:,} | {_fmt(row['tick_s']['median'], 2)} "
+            f"[{_fmt(row['tick_s']['max'], 2)}] "
+            f"| {_fmt(row['railway_calls']['median'], 0)} ({row['expected_calls']}; ≤ {row['budget_calls']}) "
+            f"| {_fmt(row['fake_railway_s']['median'], 2)} "
+            f"| {_fmt(cpu['pool'], 2)} / {_fmt(cpu['services'], 2)} / {_fmt(cpu['fleet'], 2)} "
+            f"| {_fmt(row['pool_rss_mb'])} ({_fmt(row['pool_peak_rss_mb'])}) "
+            f"| {_fmt(row['services_rss_mb'])} ({_fmt(row['services_peak_rss_mb'])}) | {actions} |"
+        )
+    lines += ["", "Readings against the targets:", ""]
+    for row in result["rows"]:
+        calls = row["railway_calls"]["max"]
+        lines.append(
+            f"- {row['mode']}, {row['size']:,}: {_fmt(calls, 0)} Railway calls per tick (worst) vs a budget "
+            "of "
+            f"{row['budget_calls']} ({'pages' if row['mode'] == 'shared' else 'instances/40'}): "
+            f"{_ok(calls <= row['budget_calls'])}."
+        )
+    for row in (r for r in result["rows"] if r["size"] == max(x["size"] for x in result["rows"])):
+        tick, rss = row["tick_s"]["median"], row["pool_peak_rss_mb"]
+        lines.append(
+            f"- {row['mode']}, {row['size']:,}: tick {_fmt(tick, 2)} s = {tick / 5:.1f}× the 5 s target "
+            f"({_ok(tick <= 5)}); pool peak RSS {_fmt(rss)} MB = {rss / 150:.2f}× the 150 MB target "
+            f"({_ok(rss <= 150)})."
+        )
+    lines += ["", f"![tick time against fleet size]({image})", ""]
+    return lines
+
+
+def warmup_section(result: dict[str, Any], image: str) -> list[str]:
+    real = result["real"]
+    lines = [
+        "## Warm-up",
+        "",
+        "Command: `python -m bench warmup`.",
+        "",
+        f"From empty to {result['target']} idle, per-instance mode, {result['tokens']} Railway tokens, pool "
+        f"create concurrency {result['create_concurrency']}. Railway's timings ({real['create_call_s']} s "
+        "per call, "
+        f"{real['deploy_s']} s deploy, one project and one volume per {real['project_interval_s']} s per "
+        "token) and "
+        "the pool's and services' pacing (tick, starting prober, client cooldowns and rate limit) are all "
+        "scaled "
+        f"by ×{result['scale']}; divide the seconds below by {result['scale']} for real time. Platform "
+        "limit = "
+        "(⌈target/tokens⌉ − 1) × project interval + one create's 5 calls + one deploy = "
+        f"{result['limit_s']} s; one-at-a-time limit = target × (5 calls + deploy) = "
+        f"{result['serial_limit_s']} s. "
+        f"Load average before/after: {result['load_average']['before']} / {result['load_average']['after']}.",
+        "",
+        "| variant | wall s (scaled) | real-time equivalent | × platform limit | Railway calls | throttled |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        wall = row["wall_s"]
+        calls = sum(row["railway_calls"].values())
+        lines.append(
+            f"| {row['variant']} | {_fmt(wall, 2)} | {_fmt(wall / result['scale'] if wall else None, 0)} s "
+            f"| {_fmt(wall / result['limit_s'] if wall else None, 2)} | {calls} | "
+            f"{row['rejected'] or 'none'} |"
+        )
+    by = {row["variant"]: row["wall_s"] for row in result["rows"]}
+    lines += ["", "Readings:", ""]
+    if by.get("pool_refill"):
+        ratio = by["pool_refill"] / result["limit_s"]
+        lines.append(
+            f"- The pool's refill reaches {result['target']} idle in {ratio:.2f}× the platform limit."
+        )
+    if by.get("pool_refill") and by.get("one_at_a_time"):
+        lines.append(
+            f"- One at a time takes {by['one_at_a_time'] / by['pool_refill']:.1f}× as long as the refill."
+        )
+    lines += ["", f"![idle instances over time during warm-up]({image})", ""]
+    return lines
+
+
+def write(results: dict[str, Any], markdown: Path, images: Path) -> None:
+    images.mkdir(parents=True, exist_ok=True)
+    rel = images.relative_to(markdown.parent) if images.is_relative_to(markdown.parent) else images
+    machine = results.get("machine", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench`; one benchmark: `python -m bench "
+        "claims|reconcile|warmup`, "
+        "small and fast: `--quick`) from `bench/results/results.json`. Every figure below was measured on "
+        "the "
+        "machine described here, in one run per benchmark; compare ratios, not absolute times.",
+        "",
+        f"Machine: {machine.get('cpus', '?')} CPUs ({machine.get('cpu', '?')}), "
+        f"{machine.get('memory_gb', '?')} GB, "
+        f"{machine.get('kernel', '?')}, Python {machine.get('python', '?')}, uvicorn on the asyncio loop "
+        "with h11 "
+        f"(no uvloop/httptools installed). Commit {machine.get('commit', '?')}, {machine.get('date', '?')}.",
+        "",
+    ]
+    for name, section in (
+        ("claims", claims_section),
+        ("reconcile", reconcile_section),
+        ("warmup", warmup_section),
+    ):
+        if name in results:
+            image = images / f"{name}.png"
+            {"claims": claims_plot, "reconcile": reconcile_plot, "warmup": warmup_plot}[name](
+                results[name], image
+            )
+            lines += section(results[name], str(rel / f"{name}.png"))
+    if FINDINGS.exists():
+        lines += [FINDINGS.read_text().rstrip(), ""]
+    markdown.write_text("\n".join(lines))
