@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     stuck_timeout_seconds: float = Field(600.0, gt=0)
     failed_probes_for_death: int = Field(3, ge=1)
     orphan_grace_seconds: float = Field(600.0, ge=0)
+    # A platform refusing every create (quota, bad token) would otherwise be asked again each tick.
+    create_backoff_after_failures: int = Field(
+        3,
+        ge=1,
+        description="Consecutive failed instance creations after which the loop stops creating for a while.",
+    )
+    create_backoff_base_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="First pause after `POOL_CREATE_BACKOFF_AFTER_FAILURES` failures; doubles with each "
+        "further failure. Any successful create ends the pause.",
+    )
+    create_backoff_max_seconds: float = Field(
+        300.0, gt=0, description="Longest pause between creation attempts while creations keep failing."
+    )
 
     claim_provision_timeout_seconds: float = Field(30.0, gt=0)
     claim_wait_max_seconds: int = Field(30, ge=0)
@@ -44,9 +59,13 @@ class Settings(BaseSettings):
     claim_duplicate_wait_seconds: float = Field(45.0, gt=0)
 
     @model_validator(mode="after")
-    def _reject_placeholders_in_production(self) -> Settings:
+    def _check(self) -> Settings:
         if self.environment == "production":
             for name in ("api_key", "services_api_key", "encryption_key"):
                 if getattr(self, name) in PLACEHOLDER_SECRETS:
                     raise ValueError(f"POOL_{name.upper()} must be set to a real secret in production")
+        if self.create_backoff_max_seconds < self.create_backoff_base_seconds:
+            raise ValueError(
+                "POOL_CREATE_BACKOFF_MAX_SECONDS must be at least POOL_CREATE_BACKOFF_BASE_SECONDS"
+            )
         return self

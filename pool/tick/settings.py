@@ -26,6 +26,7 @@ class TickSettings:
     claim_stale_seconds: float = 105.0
     probe_concurrency: int = 20
     probe_timeout_seconds: float = 5.0
+    # Create backoff: POOL_CREATE_BACKOFF_* (pool.config.Settings).
     backoff_after_failures: int = 3
     backoff_base_seconds: float = 5.0
     backoff_max_seconds: float = 300.0
@@ -47,6 +48,9 @@ class TickSettings:
             "creating_timeout_seconds": settings.stuck_timeout_seconds,
             "claim_stale_seconds": 2 * settings.claim_provision_timeout_seconds
             + settings.claim_duplicate_wait_seconds,
+            "backoff_after_failures": settings.create_backoff_after_failures,
+            "backoff_base_seconds": settings.create_backoff_base_seconds,
+            "backoff_max_seconds": settings.create_backoff_max_seconds,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

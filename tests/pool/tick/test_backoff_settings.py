@@ -1,0 +1,64 @@
+"""Create backoff is an operator setting (POOL_CREATE_BACKOFF_*) that reaches the loop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from pool.config import Settings
+from pool.models import TickState
+from pool.tick import replenish
+from pool.tick.context import TickContext
+from pool.tick.settings import TickSettings
+from pool.tick.wiring import build_context
+from tests.pool.tick.conftest import pool_settings, pool_state
+from tests.support import free_port
+
+DEAD_SERVICES = f"http://127.0.0.1:{free_port()}"
+
+
+def test_the_backoff_settings_are_read_from_pool_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POOL_CREATE_BACKOFF_AFTER_FAILURES", "5")
+    monkeypatch.setenv("POOL_CREATE_BACKOFF_BASE_SECONDS", "2.5")
+    monkeypatch.setenv("POOL_CREATE_BACKOFF_MAX_SECONDS", "40")
+    tick = TickSettings.from_settings(Settings())
+    assert (tick.backoff_after_failures, tick.backoff_base_seconds, tick.backoff_max_seconds) == (5, 2.5, 40)
+
+
+def test_a_max_below_the_base_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ValidationError, match="POOL_CREATE_BACKOFF_MAX_SECONDS must be at least"):
+        Settings(create_backoff_base_seconds=60, create_backoff_max_seconds=10)
+
+
+async def backoff_seconds(ctx: TickContext) -> float | None:
+    async with ctx.sessionmaker() as session:
+        row = (await session.scalars(select(TickState))).one()
+    if row.backoff_until is None:
+        return None
+    return float((row.backoff_until - datetime.now(UTC)).total_seconds())
+
+
+async def test_failed_creates_back_off_by_the_configured_after_base_and_max(pool_db_url: str) -> None:
+    settings = pool_settings(
+        pool_db_url,
+        DEAD_SERVICES,
+        min_idle=1,
+        create_backoff_after_failures=2,
+        create_backoff_base_seconds=60,
+        create_backoff_max_seconds=100,
+    )
+    async with pool_state(settings) as state:
+        ctx = build_context(state)
+        assert await replenish.create_instances(ctx, None) == []
+        assert await backoff_seconds(ctx) is None  # one failure, `after` is 2
+        assert await replenish.create_instances(ctx, None) == []
+        first = await backoff_seconds(ctx)
+        assert first is not None and 55 < first <= 60  # base × 2^0
+        # Backing off: the deficit is not even reserved. An explicit count still tries (and fails).
+        assert await replenish.reserve(ctx, None) == []
+        assert await replenish.create_instances(ctx, 1) == []
+        second = await backoff_seconds(ctx)
+        assert second is not None and 95 < second <= 100  # base × 2^1 = 120, capped at max
