@@ -14,7 +14,8 @@ from shared.db import SessionDep
 
 router = APIRouter(prefix="/pooled", tags=["pooled"], dependencies=[OperatorAuth])
 
-KindPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+KIND_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+KindPath = Annotated[str, Path(pattern=KIND_PATTERN)]
 
 
 class _Camel(BaseModel):
@@ -50,7 +51,11 @@ async def create(
 
 
 @router.get("", response_model=list[PooledResource], response_model_by_alias=True)
-async def list_(session: SessionDep, kind: Annotated[str | None, Query()] = None) -> list[PooledResource]:
+async def list_(
+    session: SessionDep,
+    # The same shape as a kind in a path: anything else (a NUL byte) is a 422, not a database error.
+    kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
+) -> list[PooledResource]:
     """Pooled resources with their assignment; values are never shown."""
     return [
         PooledResource.model_validate(row) for row in await pooled_service.list_resources(session, kind=kind)
