@@ -61,16 +61,16 @@ class ClaimsConfig:
     idle: int = 1000
     concurrencies: tuple[int, ...] = (1, 10, 100)
     delays_ms: tuple[int, ...] = (0, 200)
-    runs: int = 3
+    runs: int = 2
     # Claims per run by (delay_ms, concurrency); a run never needs more than `idle`.
     claims: dict[tuple[int, int], int] = field(
         default_factory=lambda: {
             (0, 1): 200,
             (0, 10): 500,
-            (0, 100): 1000,
+            (0, 100): 500,
             (200, 1): 30,
             (200, 10): 200,
-            (200, 100): 1000,
+            (200, 100): 500,
         }
     )
     warmup_claims: int = 50
