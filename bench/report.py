@@ -94,13 +94,13 @@ def claims_section(result: dict[str, Any], image: str) -> list[str]:
         f"{result['idle']:,} idle instances (rows in the pool DB pointing at the fake fleet), every run "
         f"starting from all idle; {result['runs']} runs per row, latency percentiles over all runs' claims, "
         "claims/s as the median [min–max] of the runs. Overhead = claim latency − the fleet's own time "
-        "in `/pool/provision` for that instance. CPU = CPU-milliseconds per claim of the pool process and of "
-        f"all PostgreSQL backends. Pool RSS after the runs: {_fmt(result['pool_rss_mb'])} MB. Load average "
+        "in `/pool/provision` for that instance. CPU = CPU-milliseconds per claim of the pool process "
+        f"(median of the runs). Pool RSS after the runs: {_fmt(result['pool_rss_mb'])} MB. Load average "
         f"before/after: {result['load_average']['before']} / {result['load_average']['after']}.",
         "",
         "| runtime | concurrency | claims × runs | p50 ms | p90 ms | p99 ms | overhead p50 | overhead p99 "
-        "| claims/s | pool CPU ms/claim | PG CPU ms/claim | errors | double claims |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| claims/s | pool CPU ms/claim | errors | double claims |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         lat, over, tput, cpu = (
@@ -113,7 +113,7 @@ def claims_section(result: dict[str, Any], image: str) -> list[str]:
             f"| {row['delay_ms']} ms | {row['concurrency']} | {row['claims_per_run']} × {tput['runs']} "
             f"| {_fmt(lat['p50'])} | {_fmt(lat['p90'])} | {_fmt(lat['p99'])} | {_fmt(over['p50'])} "
             f"| {_fmt(over['p99'])} | {_fmt(tput['median'])} [{_fmt(tput['min'])}–{_fmt(tput['max'])}] "
-            f"| {_fmt(cpu['pool'])} | {_fmt(cpu['postgres'])} | {row['errors']} | {row['double_claims']} |"
+            f"| {_fmt(cpu['pool'])} | {row['errors']} | {row['double_claims']} |"
         )
     top = [r for r in result["rows"] if r["concurrency"] == max(x["concurrency"] for x in result["rows"])]
     best = max((r["throughput"]["median"] for r in result["rows"] if r["delay_ms"] == 0), default=0.0)
@@ -147,17 +147,16 @@ def reconcile_section(result: dict[str, Any], image: str) -> list[str]:
         "Command: `python -m bench reconcile`.",
         "",
         f"Fake Railway (state written into its store), fake fleet answering `/pool/health` in "
-        f"{result['health_latency_ms']} ms, services and the pool as real processes; {result['ticks']} "
-        "on-demand "
-        "ticks per row (`POST /api/pool/reconcile`), all steady-state (every instance idle and healthy). "
-        "Tick = "
-        "the pool's own `last_tick_duration_ms`. Fake Railway = time the fake spent answering (not "
-        "Railway's). "
-        "CPU = CPU-seconds per tick of each process. "
+        f"{result['health_latency_ms']} ms, services and the pool as real processes; on-demand ticks "
+        "(`POST /api/pool/reconcile`; the count per row is in the tick column), all steady-state: every "
+        "instance idle, healthy and clean, so a correct tick changes nothing. Tick = the pool's own "
+        "`last_tick_duration_ms`. Fake Railway = time the fake spent answering (not Railway's). "
+        "CPU = CPU-seconds per tick of each process (median). Actions = what each tick changed. "
         f"Load average at the end: {result['load_average']}. Extra settings: "
         f"{result['env'] or 'none (defaults)'}.",
         "",
-        "| mode | instances | tick s median [max] | Railway calls (expected; budget) | fake Railway s "
+        "| mode | instances | tick s median [max] (ticks) | Railway calls (expected; budget) "
+        "| fake Railway s "
         "| CPU s pool / services / fleet | pool RSS MB (peak) | services RSS MB (peak) | actions |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -166,7 +165,7 @@ def reconcile_section(result: dict[str, Any], image: str) -> list[str]:
         actions = "; ".join(",".join(f"{k}:{v}" for k, v in a.items()) or "none" for a in row["actions"])
         lines.append(
             f"| {row['mode']} | {row['size']:,} | {_fmt(row['tick_s']['median'], 2)} "
-            f"[{_fmt(row['tick_s']['max'], 2)}] "
+            f"[{_fmt(row['tick_s']['max'], 2)}] ({row['tick_s']['runs']}) "
             f"| {_fmt(row['railway_calls']['median'], 0)} ({row['expected_calls']}; ≤ {row['budget_calls']}) "
             f"| {_fmt(row['fake_railway_s']['median'], 2)} "
             f"| {_fmt(cpu['pool'], 2)} / {_fmt(cpu['services'], 2)} / {_fmt(cpu['fleet'], 2)} "
