@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ def live_process(info: dict[str, Any] | None) -> psutil.Process | None:
         return None
 
 
+def _await_cmdline(proc: psutil.Process, timeout: float = 2.0) -> None:
+    """Just after exec, /proc/<pid>/cmdline can read empty for a moment (measured: ~0.3 ms, more
+    under load), and `live_process` would then call the new child not ours: a destroy right
+    after create would leave it running. Wait (bounded) until it is readable."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(psutil.Error):
+        while not proc.cmdline() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+
 async def _port_answers(port: int, timeout: float = 0.5) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
@@ -149,6 +160,7 @@ class LocalPlatform:
             )
         self._children[child.pid] = child
         proc = psutil.Process(child.pid)
+        _await_cmdline(proc)
         info = {
             "pid": child.pid,
             "port": port,

@@ -13,7 +13,7 @@ import pytest
 
 from services.config import Settings
 from services.platforms.base import InstanceSpec, PlatformRef
-from services.platforms.local import LocalPlatform
+from services.platforms.local import LocalPlatform, live_process
 
 TOKEN = "pool_gw_local-platform-test-token"
 
@@ -75,11 +75,13 @@ async def test_destroy_stops_the_process_and_removes_its_dir_and_missing_is_succ
 ) -> None:
     platform = LocalPlatform(make_settings())
     ref, _ = await create(platform, "aaaaaaaaaaa2")
-    pid = int(ref.extra["pid"])
+    info = json.loads((data_dir / "aaaaaaaaaaa2" / "process.json").read_text())
+    assert live_process(info) is not None
 
     assert await platform.destroy(ref) is True
 
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    # By pid, create time and command line: a pid reused by another test's process is not ours.
+    assert live_process(info) is None
     assert not (data_dir / "aaaaaaaaaaa2").exists()
     assert await platform.destroy(ref) is False
     assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "REMOVED"
