@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from services.auth import OperatorAuth
 from services.deps import BoxDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.instances import ledger
 from services.instances import service as instances_service
+from services.instances.schemas import Instance, InstancePage
 from shared.db import SessionDep
 from shared.schemas import (
     ConfigureRequest,
@@ -20,6 +22,23 @@ from shared.schemas import (
 router = APIRouter(tags=["instances"], dependencies=[OperatorAuth])
 
 InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
+InstanceState = Annotated[str | None, Query(pattern=r"^(creating|active|destroying|failed)$")]
+Cursor = Annotated[str | None, Query(pattern=r"^[0-9a-z]{12}$")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+@router.get("/instances", response_model=InstancePage)
+async def list_instances(
+    session: SessionDep, state: InstanceState = None, after: Cursor = None, limit: Limit = 100
+) -> InstancePage:
+    """Instances with their platform ids and whole tool ledger, by id; never env values."""
+    return await ledger.list_instances(session, state=state, after=after, limit=limit)
+
+
+@router.get("/instances/{instance_id}", response_model=Instance)
+async def get_instance(instance_id: InstanceIdPath, session: SessionDep) -> Instance:
+    """One instance with its platform ids and whole tool ledger; never env values."""
+    return await ledger.get_instance(session, instance_id=instance_id)
 
 
 @router.post("/create-instance", response_model=InstanceCreated)

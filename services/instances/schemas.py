@@ -1,0 +1,53 @@
+"""What operators read about an instance: its platform resources and its whole tool ledger.
+
+Built field by field from the rows, so nothing secret can ride along: no env values (encrypted
+or not), no token hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.schemas import WireModel
+
+
+class LedgerEntry(WireModel):
+    """One external resource, in any status (destroyed ones too: that is the audit trail)."""
+
+    id: int
+    tool_id: str
+    resource_id: str | None
+    env_key: str
+    status: str
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Instance(WireModel):
+    instance_id: str
+    name: str
+    provider: str
+    # creating → active → destroying (failed: a rollback that could not finish)
+    state: str
+    url: str | None
+    deploy_status: str | None
+    runtime_image: str | None
+    project_id: str | None
+    environment_id: str | None
+    service_id: str | None
+    volume_id: str | None
+    domain: str | None
+    # Platform bookkeeping (local data dir and pid, Railway mode and domain id); never secrets.
+    platform_meta: dict[str, Any]
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    tools: list[LedgerEntry]
+
+
+class InstancePage(WireModel):
+    instances: list[Instance]
+    # Pass as `after` for the next page; null on the last one.
+    next_after: str | None
