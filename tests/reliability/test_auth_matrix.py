@@ -116,6 +116,8 @@ SERVICES_ROUTES: dict[tuple[str, str], Sample] = {
         OPERATOR, "/pooled/bankr", json={"label": "w", "value": "v-0123456789"}
     ),
     ("GET", "/pooled"): Sample(OPERATOR),
+    ("GET", "/instances"): Sample(OPERATOR),
+    ("GET", "/instances/{instance_id}"): Sample(OPERATOR, "/instances/{me}"),
     ("DELETE", "/pooled/{resource_id}"): Sample(OPERATOR, "/pooled/999999"),
 }
 
