@@ -188,6 +188,11 @@ def reconcile_section(result: dict[str, Any], image: str) -> list[str]:
             f"({_ok(tick <= 5)}); pool peak RSS {_fmt(rss)} MB = {rss / 150:.2f}× the 150 MB target "
             f"({_ok(rss <= 150)})."
         )
+    for row in (r for r in result["rows"] if r["errors"]):
+        lines.append(
+            f"- {row['mode']}, {row['size']:,}: the tick observed nothing and changed nothing: "
+            f"{'; '.join(row['errors'])}."
+        )
     lines += ["", f"![tick time against fleet size]({image})", ""]
     return lines
 
