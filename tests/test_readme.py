@@ -166,3 +166,24 @@ def test_readme_links_point_at_files_that_exist() -> None:
     assert targets, "README.md links to no file"
     for target in targets:
         assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
+
+
+def _routes(app: Any) -> set[str]:
+    spec = app.openapi()
+    return {f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops}
+
+
+def test_api_section_names_every_route_of_both_apps() -> None:
+    from pool.config import Settings as PoolSettings
+    from pool.main import create_app as create_pool
+    from services.config import Settings as ServicesSettings
+    from services.main import create_app as create_services
+
+    def shape(route: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", route)
+
+    api = readme().partition("\n## API\n")[2]
+    assert api, "README.md has no API section"
+    documented = {shape(route) for route in re.findall(r"`((?:GET|POST|DELETE|PUT|PATCH) /[^`\s]*)`", api)}
+    routes = _routes(create_pool(PoolSettings())) | _routes(create_services(ServicesSettings()))
+    assert {shape(route) for route in routes} - documented == set()
