@@ -18,6 +18,7 @@ from services.pooled.router import router as pooled_router
 from services.status.router import router as status_router
 from services.sweep.loop import sweep_forever
 from services.sweep.router import router as sweep_router
+from services.tools.keys import router as openrouter_keys_router
 from services.tools.registry import build_tools
 from services.tools.router import router as tools_router
 from shared.auth import SecretBox
@@ -113,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(instances_router)
     app.include_router(status_router)
     app.include_router(tools_router)
+    app.include_router(openrouter_keys_router)
     app.include_router(sweep_router)
     app.include_router(pooled_router)
     return app

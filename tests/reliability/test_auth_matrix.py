@@ -118,6 +118,12 @@ SERVICES_ROUTES: dict[tuple[str, str], Sample] = {
     ("GET", "/pooled"): Sample(OPERATOR),
     ("GET", "/instances"): Sample(OPERATOR),
     ("GET", "/instances/{instance_id}"): Sample(OPERATOR, "/instances/{me}"),
+    ("POST", "/tools/openrouter/{instance_id}/disable"): Sample(
+        OPERATOR, "/tools/openrouter/{me}/disable", json={"disabled": True}
+    ),
+    ("POST", "/tools/openrouter/{instance_id}/top-up"): Sample(
+        OPERATOR, "/tools/openrouter/{me}/top-up", json={"limit": 5}
+    ),
     ("DELETE", "/pooled/{resource_id}"): Sample(OPERATOR, "/pooled/999999"),
 }
 
