@@ -7,18 +7,15 @@ pytest with no marker expression, and the deep fuzzing and soak runs take minute
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.config import Settings
-from shared.db import make_engine, make_sessionmaker
-from tests.pool.conftest import API_KEY, fake_services, fleet
-from tests.pool.factories import ENCRYPTION_KEY
+from tests.pool.conftest import fake_services, fleet, make_settings, sessionmaker
 
-__all__ = ["fake_services", "fleet"]
+__all__ = ["fake_services", "fleet", "make_settings", "sessionmaker"]
 
 HERE = "tests/reliability"
 
@@ -33,27 +30,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def pool_settings(pool_db_url: str) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "environment": "test",
-            "database_url": pool_db_url,
-            "api_key": API_KEY,
-            "services_api_key": "test-services-key",
-            "encryption_key": ENCRYPTION_KEY,
-            "tick_enabled": False,
-            "claim_provision_timeout_seconds": 5.0,
-        }
-        values.update(overrides)
-        return Settings(**values)
-
-    return make
+def pool_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """The pool's test settings (tests/pool/conftest.py), under the name these tests use."""
+    return make_settings
 
 
 @pytest.fixture
-async def pool_sessions(pool_db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(pool_db_url, pool_size=2)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
+def pool_sessions(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    return sessionmaker
