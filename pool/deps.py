@@ -9,6 +9,7 @@ import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pool.claims.db import ClaimsDb
 from pool.config import Settings
 from pool.instance_client import InstanceClient
 from pool.metrics import PoolMetrics
@@ -20,6 +21,8 @@ class PoolState(TypedDict):
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # The claim's hot statements (pool/claims/db.py).
+    claims_db: ClaimsDb
     http: httpx.AsyncClient
     services: ServicesClient
     instances: InstanceClient
@@ -35,11 +38,13 @@ class PoolState(TypedDict):
     recheck: Callable[[str], Awaitable[Any]] | None
 
 
-def get_pool(request: Request) -> PoolState:
+async def get_pool(request: Request) -> PoolState:
+    # async: a sync dependency would be run in the threadpool, a thread hop on every request.
     return PoolState(
         settings=request.state.settings,
         engine=request.state.engine,
         sessionmaker=request.state.sessionmaker,
+        claims_db=request.state.claims_db,
         http=request.state.http,
         services=request.state.services,
         instances=request.state.instances,

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from pool.claims.db import ClaimsDb
 from pool.claims.router import router as claims_router
 from pool.config import Settings
 from pool.dashboard.router import router as dashboard_router
@@ -50,6 +51,7 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
         settings=settings,
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
+        claims_db=ClaimsDb(settings.database_url),
         http=http,
         services=services,
         instances=InstanceClient(http, timeout=settings.claim_provision_timeout_seconds),
@@ -83,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
             await runner.stop()
             await state["services"].aclose()
             await state["http"].aclose()
+            await state["claims_db"].close()
             await state["engine"].dispose()
 
     app = FastAPI(title="warmpool pool", lifespan=lifespan)

@@ -6,14 +6,11 @@ kill or a tick that raced the claim wins and the claim notices.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from pool.claims.schemas import ClaimCreate
 
 # One statement picks and locks an idle instance: SKIP LOCKED makes concurrent claims (on any
 # replica) take different rows instead of waiting on, or double-taking, the same one.
@@ -141,55 +138,6 @@ async def release_claims_of(session: AsyncSession, instance_id: str) -> None:
         ),
         {"iid": instance_id},
     )
-
-
-async def mark_claimed(
-    session: AsyncSession,
-    *,
-    claim_id: str,
-    instance_id: str,
-    new_status: str,
-    body: ClaimCreate,
-    conversation_id: str,
-    invite_url: str,
-    response: dict[str, Any],
-) -> bool:
-    result = await session.execute(
-        text(
-            """
-            UPDATE instances
-               SET status = :status, agent_name = :agent_name, instructions = :instructions,
-                   join_url = :join_url, profile_image = :profile_image,
-                   metadata = CAST(:metadata AS jsonb), template_id = :template_id,
-                   conversation_id = :conversation_id, invite_url = :invite_url,
-                   claimed_at = now(), status_changed_at = now(), updated_at = now(),
-                   last_error = NULL
-             WHERE id = :id AND status = 'claiming'
-            """
-        ),
-        {
-            "id": instance_id,
-            "status": new_status,
-            "agent_name": body.agent_name,
-            "instructions": body.instructions,
-            "join_url": body.join_url,
-            "profile_image": body.profile_image,
-            "metadata": json.dumps(body.metadata) if body.metadata is not None else None,
-            "template_id": body.template_id,
-            "conversation_id": conversation_id,
-            "invite_url": invite_url,
-        },
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    await session.execute(
-        text(
-            "UPDATE claims SET status = 'succeeded', response = CAST(:response AS jsonb), "
-            "instance_id = :iid, updated_at = now() WHERE id = :id"
-        ),
-        {"id": claim_id, "iid": instance_id, "response": json.dumps(response)},
-    )
-    return True
 
 
 async def set_status_from_claiming(

@@ -108,8 +108,17 @@ async def _release_stale(pool: PoolState) -> None:
 async def _reserve(
     pool: PoolState, body: ClaimCreate, key: str | None, digest: str
 ) -> _Reserved | repo.ExistingClaim | None:
-    """In one transaction: register the claim (dedupe) and lock an idle instance for it."""
+    """Register the claim (dedupe) and reserve an idle instance for it.
+
+    The common case (an idle instance, no duplicate) is one statement; anything else takes the
+    transactional path below, which tells a duplicate from an empty pool.
+    """
     claim_id = uuid.uuid4().hex
+    picked = await pool["claims_db"].reserve(
+        claim_id=claim_id, key=key, digest=digest, join_url=body.join_url
+    )
+    if picked is not None:
+        return _Reserved(claim_id=claim_id, instance=picked)
     async with pool["sessionmaker"]() as session, session.begin():
         inserted = await repo.insert_claim(
             session, claim_id=claim_id, key=key, request_hash=digest, join_url=body.join_url
@@ -216,17 +225,15 @@ async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance
         agent_name=body.agent_name,
     )
     new_status = "pending_acceptance" if provisioned.status == "pending_acceptance" else "claimed"
-    async with pool["sessionmaker"]() as session, session.begin():
-        stored = await repo.mark_claimed(
-            session,
-            claim_id=claim_id,
-            instance_id=instance.id,
-            new_status=new_status,
-            body=body,
-            conversation_id=provisioned.conversation_id,
-            invite_url=provisioned.invite_url,
-            response=result.model_dump(mode="json", by_alias=True),
-        )
+    stored = await pool["claims_db"].mark_claimed(
+        claim_id=claim_id,
+        instance_id=instance.id,
+        new_status=new_status,
+        body=body,
+        conversation_id=provisioned.conversation_id,
+        invite_url=provisioned.invite_url,
+        response=result.model_dump(mode="json", by_alias=True),
+    )
     if not stored:
         # An operator killed the instance while it was being provisioned.
         raise UpstreamError("instance was removed while the claim was in flight")
