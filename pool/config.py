@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     stuck_timeout_seconds: float = Field(600.0, gt=0)
     failed_probes_for_death: int = Field(3, ge=1)
     orphan_grace_seconds: float = Field(600.0, ge=0)
+    status_batch_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Timeout of the tick's one `/status/batch` call to services (never retried: the next "
+        "tick is the retry). Keep it above `SERVICES_STATUS_DEADLINE_SECONDS`.",
+    )
+    idle_runtime_check_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="Each idle instance's `/convos/status` (is it still clean?) is asked at most this often, "
+        "on a rotation of at most 200 per tick; 0 asks every idle instance every tick.",
+    )
     # A platform refusing every create (quota, bad token) would otherwise be asked again each tick.
     create_backoff_after_failures: int = Field(
         3,

@@ -89,11 +89,28 @@ class ServicesClient(ApiClient):
     async def destroy_instance(self, instance_id: str) -> InstanceDestroyed:
         return await self._call("destroy_instance", "DELETE", f"/destroy/{instance_id}", InstanceDestroyed)
 
-    async def status_batch(self, body: StatusBatchRequest | None = None) -> StatusBatch:
+    async def status_batch(
+        self, body: StatusBatchRequest | None = None, *, timeout: float | None = None
+    ) -> StatusBatch:
+        """One attempt, never retried: each attempt is a whole observation in services (every
+        Railway page, every probe), and services keeps going after a client hangs up, so a retry
+        on timeout multiplied Railway calls. The tick's next run is the retry. `timeout` (the
+        tick's setting) must exceed services' batch deadline."""
         payload = (body or StatusBatchRequest()).model_dump(by_alias=True)
-        return await self._call(
-            "status_batch", "POST", "/status/batch", StatusBatch, json=payload, idempotent=True
+        limit: Any = (
+            httpx.Timeout(timeout, connect=min(timeout, 5.0)) if timeout else httpx.USE_CLIENT_DEFAULT
         )
+        try:
+            response = await self._client.post("/status/batch", json=payload, timeout=limit)
+        except httpx.TransportError as exc:
+            self._note("status_batch", "unreachable")
+            raise TransientError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            self._note("status_batch", "error")
+            raise error_from_body(response, "services POST /status/batch")
+        self._note("status_batch", "ok")
+        # Parsed by pydantic-core straight from the bytes: a 10,000-instance batch is megabytes.
+        return StatusBatch.model_validate_json(response.content)
 
     async def configure(self, instance_id: str, body: ConfigureRequest) -> OperationResult:
         return await self._call(

@@ -8,6 +8,9 @@ Invariants the tests hold it to:
 - A claimed instance is never destroyed by the loop; it becomes `crashed` and stays so until
   an operator dismisses it or it is seen again serving *our* conversation.
 - Only a healthy, clean instance with no conversation becomes `idle`; `crashed` never does.
+- What was not observed this tick (health not probed before services' deadline, runtime not
+  asked) is no observation: it keeps the status and the counter, like a failed observation, but
+  a deploy status seen this tick still counts.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ class Observation:
 
     `failed` means we could not observe (services down, platform error): nothing may change.
     `known` is False when services has no record of the instance any more.
-    `healthy` is the /pool/health probe; `runtime` is None when /convos/status was not
-    reached. `age_seconds` is the time spent in the current status.
+    `healthy` is the /pool/health probe; `health_known` is False when services did not probe it
+    this tick. `runtime` is None when /convos/status was not reached; `runtime_asked` is False
+    when the pool did not ask this tick (a steady idle or claimed instance off its rotation).
+    `age_seconds` is the time spent in the current status.
     """
 
     deploy_status: str | None
@@ -68,6 +73,8 @@ class Observation:
     ours: str | None = None
     failed: bool = False
     known: bool = True
+    health_known: bool = True
+    runtime_asked: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,10 @@ def decide(current: Status, obs: Observation, rules: Rules) -> Decision:
         deploy = "SUCCESS" if obs.healthy or current != "starting" else "DEPLOYING"
     if deploy == "SLEEPING":
         return _sleeping(current)
+    if deploy == "SUCCESS" and not obs.health_known:
+        return keep(current, obs.failed_probes, "health not probed this tick")
+    if deploy == "SUCCESS" and obs.healthy and obs.runtime is None and not obs.runtime_asked:
+        return keep(current, obs.failed_probes, "healthy; runtime not asked this tick")
     if deploy == "SUCCESS" and obs.healthy and obs.runtime is not None:
         return _healthy(current, obs.runtime, obs.ours)
     if deploy == "SUCCESS" and obs.healthy:

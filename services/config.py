@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "dev-services-key", "dev-encryption-key"}
@@ -30,7 +30,19 @@ class Settings(BaseSettings):
     default_tools: list[str] = []
 
     probe_concurrency: int = 40
+    probe_concurrency_max: int = Field(
+        400,
+        ge=1,
+        description="Most health probes in flight at once during `/status/batch`; between "
+        "`SERVICES_PROBE_CONCURRENCY` and this, one more per 20 instances.",
+    )
     probe_timeout_seconds: float = 2.0
+    status_deadline_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline of one `/status/batch`: instances not probed by then are reported "
+        "unprobed (no observation). Keep it below the pool's `POOL_STATUS_BATCH_TIMEOUT_SECONDS`.",
+    )
 
     # local provider
     local_data_dir: str = ".data/local-instances"

@@ -109,6 +109,9 @@ class StatusBatch(WireModel):
     instances: dict[str, InstanceObservation]
     # Ids asked for that services does not know (so the pool can resolve its rows).
     unknown: list[str] = Field(default_factory=list)
+    # Ids whose health probe did not run before services' batch deadline: health unknown, which
+    # is no observation (not a failed probe). Their `health` is null.
+    unprobed: list[str] = Field(default_factory=list)
     orphans: list[PlatformOrphan] = Field(default_factory=list)
     platform_ok: bool = True
     platform_error: str | None = None

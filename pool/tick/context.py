@@ -30,6 +30,8 @@ class TickContext:
     # Creates run in the background so a slow platform never stalls a tick's observations.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     create_slots: asyncio.Semaphore | None = None
+    # Idle instance id → when the tick last asked its /convos/status (`pool.tick.runtimes`).
+    runtime_checked: dict[str, float] = field(default_factory=dict)
 
     def slots(self) -> asyncio.Semaphore:
         if self.create_slots is None:

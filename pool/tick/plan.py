@@ -35,6 +35,9 @@ class Observed:
     batch: StatusBatch | None
     # /convos/status answers of the instances the pool asked directly; None: no answer.
     runtimes: dict[str, Runtime | None] = field(default_factory=dict)
+    # Healthy instances the pool chose not to ask this tick (steady idle/claimed, off rotation):
+    # their missing runtime is no observation, not an unreachable runtime.
+    not_asked: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,9 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
         return []
     actions: list[Action] = []
     after: Counter[str] = Counter()
+    unseen = _Unseen(frozenset(batch.unprobed), observed.not_asked)
     for row in observed.rows:
-        action = _plan_row(row, batch, observed.runtimes, target, now)
+        action = _plan_row(row, batch, observed.runtimes, unseen, target, now)
         if action is not None:
             actions.append(action)
         if isinstance(action, Destroy):
@@ -119,11 +123,20 @@ def replenish_count(counts: Counter[str] | dict[str, int], target: Target) -> in
     return max(0, min(target.min_idle - supply, room))
 
 
+@dataclass(frozen=True)
+class _Unseen:
+    """What this tick did not observe: health not probed by services, runtime not asked."""
+
+    unprobed: frozenset[str] = frozenset()
+    not_asked: frozenset[str] = frozenset()
+
+
 def observation_for(
     row: Row,
     batch: StatusBatch,
     runtimes: dict[str, Runtime | None],
     now: datetime,
+    unseen: _Unseen = _Unseen(),
 ) -> Observation:
     seen: InstanceObservation | None = batch.instances.get(row.id)
     age = (now - row.status_changed_at).total_seconds()
@@ -136,6 +149,8 @@ def observation_for(
         seen.deploy_status,
         healthy=healthy,
         runtime=runtimes.get(row.id),
+        health_known=row.id not in unseen.unprobed,
+        runtime_asked=row.id not in unseen.not_asked,
         # `seen.error` is services' note of its last failed operation, not of this observation.
         failed=not batch.platform_ok,
         **common,  # type: ignore[arg-type]
@@ -146,6 +161,7 @@ def _plan_row(
     row: Row,
     batch: StatusBatch,
     runtimes: dict[str, Runtime | None],
+    unseen: _Unseen,
     target: Target,
     now: datetime,
 ) -> Update | Destroy | None:
@@ -156,7 +172,7 @@ def _plan_row(
         return None
     if row.status in IN_FLIGHT:
         return None
-    obs = observation_for(row, batch, runtimes, now)
+    obs = observation_for(row, batch, runtimes, now, unseen)
     decision = decide(row.status, obs, target.rules)
     if decision.action == "destroy":
         return Destroy(row.id, row.status, decision.status, decision.reason)

@@ -1,10 +1,14 @@
 """One tick: observe → plan → act → record.
 
-- Observe afresh every tick: the pool's rows, `POST services /status/batch`, and `/convos/status`
-  of the healthy instances. If services does not answer, nothing changes.
+- Observe afresh every tick: the pool's rows, `POST services /status/batch` (one attempt: a
+  retry would repeat the whole observation, Railway calls included; the next tick is the retry),
+  and `/convos/status` of the healthy instances whose state the plan could change
+  (`pool.tick.runtimes`). If services does not answer, nothing changes.
 - Plan is pure (`pool.tick.plan`).
-- Act: each action in its own transaction and its own `try`; every status write is
-  conditional on the status read, so a claim that moved a row meanwhile wins.
+- Act: each status change and destroy in its own transaction and its own `try`; the updates
+  that keep the status (probe counter, deploy status) and the last-seen stamps go in a few
+  set-based statements (`pool.tick.observed_writes`). Every write is conditional on the status
+  read, so a claim that moved a row meanwhile wins.
 - Record: the `tick_state` row and ONE `tick.summary` log line.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -20,8 +25,8 @@ from sqlalchemy import delete, func, select, update
 
 from pool.claims import repository as claims_repository
 from pool.models import Instance
-from pool.status import IN_FLIGHT, Runtime, Status
-from pool.tick import replenish, state
+from pool.status import IN_FLIGHT, Status
+from pool.tick import observed_writes, replenish, runtimes, state
 from pool.tick.context import TickContext
 from pool.tick.plan import (
     Action,
@@ -35,7 +40,6 @@ from pool.tick.plan import (
     count_statuses,
     plan,
 )
-from pool.tick.probes import bounded, runtime_status
 from shared.logging import get_logger
 from shared.schemas import StatusBatch, StatusBatchRequest
 
@@ -59,14 +63,13 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     await _release_abandoned_claims(ctx)
     rows, tokens = await _read_rows(ctx)
     batch, error = await _observe(ctx)
-    runtimes = await _runtimes(ctx, rows, tokens, batch) if batch is not None else {}
+    observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
         until = await state.backoff_until(session, ctx.settings.fleet)
     target = _target(ctx, may_create=until is None or until <= datetime.now(UTC))
-    actions = plan(Observed(rows, batch, runtimes), target, datetime.now(UTC))
+    actions = plan(observed, target, datetime.now(UTC))
     result = TickResult(counts=count_statuses(rows), error=error)
-    for action in actions:
-        await _act(ctx, action, result)
+    await _act_all(ctx, observed, actions, result)
     seconds = time.monotonic() - started
     summary = result.summary(ctx.settings.min_idle)
     if batch is not None:
@@ -145,7 +148,9 @@ async def _read_rows(
 
 async def _observe(ctx: TickContext, ids: list[str] | None = None) -> tuple[StatusBatch | None, str | None]:
     try:
-        batch = await ctx.services.status_batch(StatusBatchRequest(instance_ids=ids))
+        batch = await ctx.services.status_batch(
+            StatusBatchRequest(instance_ids=ids), timeout=ctx.settings.status_batch_timeout_seconds
+        )
     except Exception as exc:  # noqa: BLE001 - services down is an outcome, not a crash
         log.warning("tick.observe_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         return None, f"services unreachable: {type(exc).__name__}"
@@ -154,27 +159,54 @@ async def _observe(ctx: TickContext, ids: list[str] | None = None) -> tuple[Stat
     return batch, None
 
 
-async def _runtimes(
+async def _observed(
     ctx: TickContext,
     rows: list[Row],
     tokens: dict[str, tuple[str | None, str | None]],
-    batch: StatusBatch,
-) -> dict[str, Runtime | None]:
-    """Ask /convos/status only of instances that answered their health probe."""
-    wanted: list[tuple[str, str, str | None]] = []
-    for row in rows:
-        seen = batch.instances.get(row.id)
-        if row.status in IN_FLIGHT or seen is None or seen.health is None or not seen.health.ok:
-            continue
-        url = seen.url or tokens[row.id][0]
-        if url:
-            wanted.append((row.id, url, tokens[row.id][1]))
+    batch: StatusBatch | None,
+    *,
+    everything: bool = False,
+) -> Observed:
+    if batch is None:
+        return Observed(rows, None)
+    ask, not_asked = runtimes.select(ctx, rows, batch, everything=everything)
+    urls = {i: (seen.url if (seen := batch.instances.get(i)) and seen.url else tokens[i][0]) for i in ask}
+    answers = await runtimes.ask(ctx, ask, urls, {i: tokens[i][1] for i in ask})
+    # Asked but unanswerable (no url or token): an unreachable runtime, as before.
+    answers.update({i: None for i in ask if i not in answers})
+    return Observed(rows, batch, answers, frozenset(not_asked))
 
-    async def ask(item: tuple[str, str, str | None]) -> Runtime | None:
-        return await runtime_status(ctx, item[1], item[2])
 
-    answers = await bounded(wanted, ctx.settings.probe_concurrency, ask)
-    return {item[0]: answer for item, answer in zip(wanted, answers, strict=True)}
+async def _act_all(
+    ctx: TickContext, observed: Observed, actions: Sequence[Action], result: TickResult
+) -> None:
+    same = [a for a in actions if isinstance(a, Update) and a.status == a.read]
+    if same:
+        try:
+            result.actions["probe"] += len(await observed_writes.write_counters(ctx, same))
+        except Exception as exc:  # noqa: BLE001 - the next tick writes them again
+            result.failed_actions += len(same)
+            log.warning("tick.action_failed", action="Update", error=f"{type(exc).__name__}: {exc}"[:300])
+    for action in actions:
+        if not (isinstance(action, Update) and action.status == action.read):
+            await _act(ctx, action, result)
+    acted = {a.instance_id for a in actions if isinstance(a, Update | Destroy)}
+    batch = observed.batch
+    if batch is None or not batch.platform_ok:
+        return
+    seen = [
+        (row.id, row.status)
+        for row in observed.rows
+        if row.id not in acted
+        and row.status not in IN_FLIGHT
+        and (obs := batch.instances.get(row.id)) is not None
+        and obs.health is not None
+        and obs.health.ok
+    ]
+    try:
+        await observed_writes.stamp_seen(ctx, seen)
+    except Exception as exc:  # noqa: BLE001 - a stamp is informative only
+        log.warning("tick.stamp_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
@@ -262,14 +294,9 @@ async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     batch, error = await _observe(ctx, [instance_id])
     if batch is None:
         return {"action": "none", "reason": error}
-    runtimes = await _runtimes(ctx, rows, tokens, batch)
+    observed = await _observed(ctx, rows, tokens, batch, everything=True)
     target = _target(ctx, may_create=False)
     result = TickResult(counts=count_statuses(rows), error=error)
-    actions = [
-        a
-        for a in plan(Observed(rows, batch, runtimes), target, datetime.now(UTC))
-        if not isinstance(a, Create)
-    ]
-    for action in actions:
-        await _act(ctx, action, result)
+    actions = [a for a in plan(observed, target, datetime.now(UTC)) if not isinstance(a, Create)]
+    await _act_all(ctx, observed, actions, result)
     return {"actions": dict(result.actions), "failedActions": result.failed_actions, "error": error}

@@ -26,6 +26,12 @@ class TickSettings:
     claim_stale_seconds: float = 105.0
     probe_concurrency: int = 20
     probe_timeout_seconds: float = 5.0
+    # Idle instances' /convos/status on a rotation (pool.tick.runtimes); 0 asks all every tick.
+    idle_runtime_check_seconds: float = 600.0
+    idle_runtime_checks_per_tick: int = 200
+    # One attempt, never retried (a retry repeats the whole observation, Railway calls included);
+    # longer than services' SERVICES_STATUS_DEADLINE_SECONDS.
+    status_batch_timeout_seconds: float = 60.0
     # Create backoff: POOL_CREATE_BACKOFF_* (pool.config.Settings).
     backoff_after_failures: int = 3
     backoff_base_seconds: float = 5.0
@@ -45,6 +51,8 @@ class TickSettings:
                 death_threshold=settings.failed_probes_for_death,
             ),
             "orphan_grace_seconds": settings.orphan_grace_seconds,
+            "status_batch_timeout_seconds": settings.status_batch_timeout_seconds,
+            "idle_runtime_check_seconds": settings.idle_runtime_check_seconds,
             "creating_timeout_seconds": settings.stuck_timeout_seconds,
             "claim_stale_seconds": 2 * settings.claim_provision_timeout_seconds
             + settings.claim_duplicate_wait_seconds,

@@ -1,9 +1,12 @@
 """One observation of the fleet for the pool's tick: deploy status from the platform in one
-`status_many` call, plus a `/pool/health` probe per instance.
+`status_many` call, plus a `/pool/health` probe per instance (`services.status.probes`).
 
-Probes run with bounded concurrency, and each is capped by its own timeout, so one hung instance
-costs at most that timeout. A platform failure is reported (`platformOk: false`, deploy statuses
-null, so the pool changes nothing on that basis), never turned into a 5xx.
+The whole batch has a deadline (`SERVICES_STATUS_DEADLINE_SECONDS`; the pool's timeout for this
+call must be longer): the platform observation may use all of it, the probes use what is left.
+A slow fleet yields partial health: instances not probed in time are listed in `unprobed`, which
+the pool treats as no observation, never as a failure. A platform failure (or the platform still
+answering at the deadline) is reported (`platformOk: false`, deploy statuses null, so the pool
+changes nothing on that basis), never turned into a 5xx.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,11 +22,11 @@ from services.config import Settings
 from services.instances import service as instances_service
 from services.models import InstanceInfra
 from services.platforms.base import FleetSnapshot, Platform
+from services.status.probes import concurrency_for, probe_fleet
 from shared.logging import get_logger
 from shared.schemas import (
     DEPLOY_FAILED,
     DEPLOY_GONE,
-    HealthProbe,
     InstanceObservation,
     PlatformOrphan,
     StatusBatch,
@@ -37,51 +39,8 @@ log = get_logger("services.status")
 NOT_PROBED = DEPLOY_FAILED | DEPLOY_GONE | {"SLEEPING"}
 
 
-async def probe_health(client: httpx.AsyncClient, url: str, timeout: float) -> HealthProbe:
-    started = time.perf_counter()
-
-    def elapsed() -> float:
-        return round((time.perf_counter() - started) * 1000, 1)
-
-    try:
-        # The outer cap covers everything, including waiting for a pooled connection.
-        async with asyncio.timeout(timeout):
-            response = await client.get(f"{url.rstrip('/')}/pool/health", timeout=timeout)
-    except (TimeoutError, httpx.TimeoutException):
-        return HealthProbe(ok=False, error=f"timed out after {timeout}s", elapsed_ms=elapsed())
-    except httpx.HTTPError as exc:
-        return HealthProbe(ok=False, error=type(exc).__name__, elapsed_ms=elapsed())
-    ready: bool | None = None
-    try:
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("ready"), bool):
-            ready = body["ready"]
-    except ValueError:
-        pass
-    return HealthProbe(
-        ok=response.status_code == 200 and ready is True,
-        status_code=response.status_code,
-        ready=ready,
-        elapsed_ms=elapsed(),
-    )
-
-
-async def _probe_all(
-    client: httpx.AsyncClient, urls: dict[str, str], *, concurrency: int, timeout: float
-) -> dict[str, HealthProbe]:
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(url: str) -> HealthProbe:
-        async with gate:
-            return await probe_health(client, url, timeout)
-
-    ids = list(urls)
-    results = await asyncio.gather(*(one(urls[i]) for i in ids))
-    return dict(zip(ids, results, strict=True))
-
-
 async def _observe_platform(
-    platform: Platform, rows: list[InstanceInfra]
+    platform: Platform, rows: list[InstanceInfra], deadline: float
 ) -> tuple[FleetSnapshot | None, str | None]:
     refs = {
         row.instance_id: ref
@@ -89,7 +48,11 @@ async def _observe_platform(
         if instances_service.has_platform_resources(ref := instances_service.ref_of(row))
     }
     try:
-        return await platform.status_many(refs), None
+        async with asyncio.timeout_at(deadline):
+            return await platform.status_many(refs), None
+    except TimeoutError:
+        log.warning("status.platform.deadline", instances=len(refs))
+        return None, "the platform did not answer before the status batch deadline"
     except Exception as exc:
         error = instances_service.describe(exc)[:500]
         log.warning("status.platform.failed", error=error)
@@ -100,10 +63,11 @@ async def observe_fleet(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     platform: Platform,
-    http_client: httpx.AsyncClient,
     settings: Settings,
     body: StatusBatchRequest,
 ) -> StatusBatch:
+    started = time.perf_counter()
+    deadline = asyncio.get_running_loop().time() + settings.status_deadline_seconds
     query = select(InstanceInfra).order_by(InstanceInfra.created_at)
     if body.instance_ids is not None:
         query = query.where(InstanceInfra.instance_id.in_(body.instance_ids))
@@ -112,7 +76,7 @@ async def observe_fleet(
     known = {row.instance_id for row in rows}
     unknown = sorted(set(body.instance_ids or []) - known)
 
-    snapshot, platform_error = await _observe_platform(platform, rows)
+    snapshot, platform_error = await _observe_platform(platform, rows, deadline)
     states = snapshot.states if snapshot else {}
     deploy = {
         row.instance_id: (s.deploy_status if (s := states.get(row.instance_id)) else None) for row in rows
@@ -123,20 +87,26 @@ async def observe_fleet(
         if (url := (s.url if (s := states.get(row.instance_id)) and s.url else row.url))
     }
     targets = {i: u for i, u in urls.items() if deploy[i] not in NOT_PROBED}
-    probes = (
-        await _probe_all(
-            http_client,
-            targets,
-            concurrency=settings.probe_concurrency,
-            timeout=settings.probe_timeout_seconds,
-        )
-        if body.probe
-        else {}
+    run = await probe_fleet(
+        targets if body.probe else {},
+        concurrency=concurrency_for(len(targets), settings.probe_concurrency, settings.probe_concurrency_max),
+        timeout=settings.probe_timeout_seconds,
+        deadline=deadline,
     )
+    probes = run.probes
     if snapshot is not None:
         await _record(sessionmaker, rows, deploy)
     # Orphans only mean something when the whole fleet was asked about.
     orphans = snapshot.orphans if snapshot and body.instance_ids is None else []
+    log.info(
+        "status.batch",
+        instances=len(rows),
+        probed=len(probes),
+        unprobed=len(run.unprobed),
+        concurrency=run.concurrency,
+        platform_ok=snapshot is not None,
+        ms=round((time.perf_counter() - started) * 1000),
+    )
     return StatusBatch(
         observed_at=datetime.now(UTC),
         instances={
@@ -151,6 +121,7 @@ async def observe_fleet(
             for row in rows
         },
         unknown=unknown,
+        unprobed=run.unprobed,
         orphans=[PlatformOrphan(ref=o.ref, name=o.name, created_at=o.created_at) for o in orphans],
         platform_ok=snapshot is not None,
         platform_error=platform_error,

@@ -23,6 +23,10 @@ EVENTS: dict[str, Observation] = {
     "foreign_conversation": Observation("SUCCESS", healthy=True, runtime=Runtime("c-other", clean=False)),
     "not_clean": Observation("SUCCESS", healthy=True, runtime=Runtime(None, clean=False)),
     "runtime_unreachable": Observation("SUCCESS", healthy=True, runtime=None),
+    "runtime_not_asked": Observation("SUCCESS", healthy=True, runtime_asked=False, failed_probes=2),
+    "health_unprobed": Observation("SUCCESS", healthy=False, health_known=False, failed_probes=2),
+    "health_unprobed_deploying": Observation("DEPLOYING", healthy=False, health_known=False),
+    "health_unprobed_CRASHED": Observation("CRASHED", healthy=False, health_known=False),
     "probe_failed_once": Observation("SUCCESS", healthy=False, age_seconds=60),
     "probe_failed_3x_young": Observation("SUCCESS", healthy=False, failed_probes=2, age_seconds=60),
     "probe_failed_3x_old": Observation("SUCCESS", healthy=False, failed_probes=2, age_seconds=1000),
@@ -51,6 +55,10 @@ pending_ours          .  x:taint x:taint .  .       .       x:taint →pend   x:
 foreign_conversation  .  x:taint x:taint .  .       .       x:taint .       x:taint x:taint
 not_clean             .  x:taint x:taint .  .       .       x:taint .       x:taint x:taint
 runtime_unreachable   .  .       .       .  .       .       x:taint .       x:dead  .
+runtime_not_asked     .  .       .       .  .       .       x:taint .       x:dead  .
+health_unprobed       .  .       .       .  .       .       x:taint .       x:dead  .
+health_unprobed_deploying .  .   →start  .  .       .       x:taint .       x:dead  →start
+health_unprobed_CRASHED .  x:dead x:dead .  →crash  →crash  x:taint .       x:dead  x:dead
 probe_failed_once     .  .       .       .  .       .       x:taint .       x:dead  .
 probe_failed_3x_young .  .       x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
 probe_failed_3x_old   .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
@@ -156,6 +164,8 @@ OBSERVATIONS = st.builds(
     ours=st.sampled_from([None, OURS]),
     failed=st.booleans(),
     known=st.booleans(),
+    health_known=st.booleans(),
+    runtime_asked=st.booleans(),
 )
 CURRENT = st.sampled_from(STATUSES)
 
@@ -179,6 +189,26 @@ def test_an_instance_showing_a_conversation_is_never_left_starting_or_idle(
             "destroy",
             "gone",
         )
+
+
+@given(CURRENT, OBSERVATIONS)
+def test_what_was_not_observed_never_counts_as_a_failed_probe(current: Status, obs: Observation) -> None:
+    decision = decide(current, obs, RULES)
+    not_asked = obs.healthy and obs.runtime is None and not obs.runtime_asked
+    if not obs.health_known or not_asked:
+        assert decision.failed_probes <= obs.failed_probes
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ("health_unprobed", "health not probed this tick"),
+        ("runtime_not_asked", "healthy; runtime not asked this tick"),
+    ],
+)
+@pytest.mark.parametrize("current", ["idle", "starting", "claimed"])
+def test_what_was_not_observed_keeps_status_and_counter(event: str, reason: str, current: Status) -> None:
+    assert decide(current, EVENTS[event], RULES) == Decision("keep", current, 2, reason)
 
 
 @given(st.sampled_from(sorted(BOUND)), OBSERVATIONS)

@@ -158,3 +158,37 @@ def test_tainted_instance_is_destroyed_and_replaced() -> None:
 )
 def test_replenish_count(counts: dict[str, int], target: Target, expected: int) -> None:
     assert replenish_count(Counter(counts), target) == expected
+
+
+def test_unprobed_instances_are_no_observation_but_their_deploy_status_still_counts() -> None:
+    rows = [row(1, "idle", failed=1), row(2, "idle"), row(3, "idle"), row(4, "idle")]
+    observations = [
+        seen(1, healthy=False),
+        seen(2, healthy=False),
+        seen(3, "CRASHED", healthy=False),
+        seen(4),
+    ]
+    for o in observations[:3]:
+        o.health = None
+    unprobed = StatusBatch(
+        observed_at=NOW,
+        instances={o.instance_id: o for o in observations},
+        unprobed=[iid(1), iid(2), iid(3)],
+    )
+    actions = plan(Observed(rows, unprobed, {iid(4): CLEAN}), TARGET, NOW)
+    # 1 and 2 keep their counters (no Update); 3's CRASHED deploy is acted on without a probe.
+    assert actions == [Destroy(iid(3), "idle", "dead", "deploy CRASHED")]
+
+
+def test_a_healthy_instance_not_asked_for_its_runtime_is_left_alone() -> None:
+    rows = [row(1, "idle"), row(2, "idle"), row(3, "claimed", conversation="c-1")]
+    observed = Observed(rows, batch(seen(1), seen(2), seen(3)), {iid(1): CLEAN}, frozenset({iid(2), iid(3)}))
+    assert plan(observed, TARGET, NOW) == [Create(1)]
+    # Asked and unanswered is still one failed observation.
+    asked = Observed(
+        rows, batch(seen(1), seen(2), seen(3)), {iid(1): CLEAN, iid(2): None}, frozenset({iid(3)})
+    )
+    assert plan(asked, TARGET, NOW) == [
+        Update(iid(2), "idle", "idle", 1, "SUCCESS", True, "runtime status unreachable"),
+        Create(1),
+    ]

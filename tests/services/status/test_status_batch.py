@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from services.config import Settings
+from services.status.probes import concurrency_for
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, Rows
 from tests.support import serve
@@ -140,3 +141,44 @@ async def test_probe_false_skips_health_checks_and_ids_limit_the_batch(
 
     assert list(response.json()["instances"]) == [HEALTHY]
     assert response.json()["instances"][HEALTHY]["health"] is None
+
+
+async def test_the_batch_deadline_leaves_slow_instances_unprobed_not_failed(
+    make_settings: Callable[..., Settings],
+    app_client: AppClient,
+    memory_platform: MemoryPlatform,
+    hung_url: str,
+    healthy_url: str,
+) -> None:
+    late, never = "hung00000002", "healthy00002"
+    memory_platform.urls = {HUNG: hung_url, late: hung_url, never: healthy_url}
+    settings = make_settings(
+        platform="memory",
+        probe_concurrency=1,
+        probe_concurrency_max=1,
+        probe_timeout_seconds=0.5,
+        status_deadline_seconds=0.8,
+    )
+    async with app_client(settings) as api:
+        for instance_id in (HUNG, late, never):
+            await create(api, instance_id)
+        started = time.perf_counter()
+        response = await api.post("/status/batch", json={}, headers=AUTH)
+        elapsed = time.perf_counter() - started
+
+    batch = response.json()
+    assert response.status_code == 200
+    assert elapsed < 1.5
+    # One at a time: the first probe times out on its own (a failed probe); the second is cut
+    # short by the deadline and the third never starts: both are unknown, not failed.
+    assert batch["instances"][HUNG]["health"]["error"] == "timed out after 0.5s"
+    assert batch["unprobed"] == sorted([late, never])
+    assert batch["instances"][late]["health"] is None and batch["instances"][never]["health"] is None
+    assert batch["platformOk"] is True
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"), [(0, 40), (100, 40), (800, 40), (2000, 100), (10000, 400), (50000, 400)]
+)
+def test_probe_concurrency_grows_with_the_fleet_between_floor_and_cap(count: int, expected: int) -> None:
+    assert concurrency_for(count, 40, 400) == expected

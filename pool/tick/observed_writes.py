@@ -1,0 +1,73 @@
+"""Set-based writes for instances whose status a tick does not change.
+
+A tick used to run one transaction per `Update`, status change or not; under load most of them
+were probe-counter bumps, and at 10,000 instances a bad minute meant thousands of transactions.
+Here a tick's counter/deploy-status updates go in one statement per chunk, and the last-seen
+stamps of the healthy instances it left alone in one more. Both stay conditional on the status
+the tick read (`AND status = <read>`), so a claim that moved a row meanwhile wins, as with every
+status write. Status CHANGES still go one by one (`reconcile.apply_update`), each in its own
+transaction, so each is logged and can fail alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import text
+
+from pool.tick.context import TickContext
+from pool.tick.plan import Update
+
+CHUNK = 5000
+
+_COUNTERS = text(
+    """
+    UPDATE instances AS i
+    SET failed_probes = v.failed_probes,
+        deploy_status = v.deploy_status,
+        last_probe_at = now(),
+        last_healthy_at = CASE WHEN v.healthy THEN now() ELSE i.last_healthy_at END,
+        updated_at = now()
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:reads AS text[]), CAST(:failed AS integer[]),
+        CAST(:deploys AS text[]), CAST(:healthy AS boolean[])
+    ) AS v(id, read, failed_probes, deploy_status, healthy)
+    WHERE i.id = v.id AND i.status = v.read
+    RETURNING i.id
+    """
+)
+
+_SEEN = text(
+    """
+    UPDATE instances AS i
+    SET last_probe_at = now(), last_healthy_at = now()
+    FROM unnest(CAST(:ids AS text[]), CAST(:reads AS text[])) AS v(id, read)
+    WHERE i.id = v.id AND i.status = v.read
+    """
+)
+
+
+async def write_counters(ctx: TickContext, updates: Sequence[Update]) -> set[str]:
+    """Apply same-status updates (counter, deploy status); returns the ids written."""
+    done: set[str] = set()
+    for start in range(0, len(updates), CHUNK):
+        chunk = updates[start : start + CHUNK]
+        params = {
+            "ids": [u.instance_id for u in chunk],
+            "reads": [u.read for u in chunk],
+            "failed": [u.failed_probes for u in chunk],
+            "deploys": [u.deploy_status for u in chunk],
+            "healthy": [u.healthy for u in chunk],
+        }
+        async with ctx.sessionmaker.begin() as session:
+            done.update((await session.execute(_COUNTERS, params)).scalars())
+    return done
+
+
+async def stamp_seen(ctx: TickContext, seen: Sequence[tuple[str, str]]) -> None:
+    """Last-seen stamps of (id, status read) pairs observed healthy and left unchanged."""
+    for start in range(0, len(seen), CHUNK):
+        chunk = seen[start : start + CHUNK]
+        params = {"ids": [i for i, _ in chunk], "reads": [r for _, r in chunk]}
+        async with ctx.sessionmaker.begin() as session:
+            await session.execute(_SEEN, params)
