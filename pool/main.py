@@ -32,7 +32,7 @@ def _no_wake() -> None:
 
 def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
     engine = make_engine(settings.database_url, pool_size=engine_pool_size)
-    # One client for services and instances; limits sized for a claim burst plus a tick's probes.
+    # The tick's direct /pool/health probes; limits sized for a tick's probes.
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=5.0),
         limits=httpx.Limits(max_connections=400, max_keepalive_connections=100),
@@ -54,7 +54,7 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
         claims_db=ClaimsDb(settings.database_url),
         http=http,
         services=services,
-        instances=InstanceClient(http, timeout=settings.claim_provision_timeout_seconds),
+        instances=InstanceClient(timeout=settings.claim_provision_timeout_seconds),
         box=SecretBox(settings.encryption_key),
         metrics=metrics,
         tick=None,
@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
             await runner.stop()
             await state["services"].aclose()
             await state["http"].aclose()
+            await state["instances"].aclose()
             await state["claims_db"].close()
             await state["engine"].dispose()
 

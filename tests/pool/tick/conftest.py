@@ -91,6 +91,7 @@ async def pool_state(settings: PoolSettings) -> AsyncIterator[PoolState]:
     finally:
         await state["services"].aclose()
         await state["http"].aclose()
+        await state["instances"].aclose()
         await state["engine"].dispose()
 
 
