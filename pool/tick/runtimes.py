@@ -107,7 +107,8 @@ async def ask(
     timeout = ctx.settings.probe_timeout_seconds
     answers: dict[str, Runtime | None] = {}
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector, trust_env=True) as session:
+    # No trust_env: it costs a ~/.netrc read per request (see services.status.probes). Direct.
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(instance_id: str, url: str, token_enc: str) -> None:
             async with gate:

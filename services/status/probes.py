@@ -79,8 +79,9 @@ async def probe_fleet(urls: dict[str, str], *, concurrency: int, timeout: float,
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=300)
-    # trust_env: honour HTTP(S)_PROXY / NO_PROXY like the httpx clients of the rest of the app.
-    async with aiohttp.ClientSession(connector=connector, trust_env=True) as session:
+    # trust_env stays off: with it aiohttp reads ~/.netrc and the proxy environment in a thread
+    # for every request (two thirds of services' CPU at 10,000 probes). Probes go direct.
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(instance_id: str, url: str) -> None:
             async with gate:

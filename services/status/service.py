@@ -22,7 +22,7 @@ from services.config import Settings
 from services.instances import service as instances_service
 from services.models import InstanceInfra
 from services.platforms.base import FleetSnapshot, Platform
-from services.status.probes import concurrency_for, probe_fleet
+from services.status.probes import ProbeRun, concurrency_for, probe_fleet
 from shared.logging import get_logger
 from shared.schemas import (
     DEPLOY_FAILED,
@@ -76,7 +76,17 @@ async def observe_fleet(
     known = {row.instance_id for row in rows}
     unknown = sorted(set(body.instance_ids or []) - known)
 
-    snapshot, platform_error = await _observe_platform(platform, rows, deadline)
+    # Instances last seen serving are probed while the platform is asked (Railway's pages are
+    # paced: 2 s per 10,000 instances in shared mode, 22 s in per-instance mode); the rest once
+    # the platform has answered. The early wave's answers for instances the platform now reports
+    # not probeable (e.g. just fell asleep) are dropped: the cost is one probe at the change.
+    early_urls = {r.instance_id: r.url for r in rows if body.probe and r.url and r.deploy_status == "SUCCESS"}
+    early = asyncio.create_task(_probe(settings, early_urls, deadline))
+    try:
+        snapshot, platform_error = await _observe_platform(platform, rows, deadline)
+    except BaseException:
+        early.cancel()
+        raise
     states = snapshot.states if snapshot else {}
     deploy = {
         row.instance_id: (s.deploy_status if (s := states.get(row.instance_id)) else None) for row in rows
@@ -86,13 +96,9 @@ async def observe_fleet(
         for row in rows
         if (url := (s.url if (s := states.get(row.instance_id)) and s.url else row.url))
     }
-    targets = {i: u for i, u in urls.items() if deploy[i] not in NOT_PROBED}
-    run = await probe_fleet(
-        targets if body.probe else {},
-        concurrency=concurrency_for(len(targets), settings.probe_concurrency, settings.probe_concurrency_max),
-        timeout=settings.probe_timeout_seconds,
-        deadline=deadline,
-    )
+    targets = {i: u for i, u in urls.items() if deploy[i] not in NOT_PROBED} if body.probe else {}
+    late = await _probe(settings, {i: u for i, u in targets.items() if early_urls.get(i) != u}, deadline)
+    run = _merge(await early, late, targets, early_urls)
     probes = run.probes
     if snapshot is not None:
         await _record(sessionmaker, rows, deploy)
@@ -126,6 +132,23 @@ async def observe_fleet(
         platform_ok=snapshot is not None,
         platform_error=platform_error,
     )
+
+
+async def _probe(settings: Settings, urls: dict[str, str], deadline: float) -> ProbeRun:
+    return await probe_fleet(
+        urls,
+        concurrency=concurrency_for(len(urls), settings.probe_concurrency, settings.probe_concurrency_max),
+        timeout=settings.probe_timeout_seconds,
+        deadline=deadline,
+    )
+
+
+def _merge(early: ProbeRun, late: ProbeRun, targets: dict[str, str], early_urls: dict[str, str]) -> ProbeRun:
+    """The early wave counts only where the instance is still a target at the same url."""
+    kept = {i for i in early_urls if targets.get(i) == early_urls[i]}
+    probes = {i: probe for i, probe in early.probes.items() if i in kept} | late.probes
+    unprobed = sorted([i for i in early.unprobed if i in kept] + late.unprobed)
+    return ProbeRun(probes, unprobed, max(early.concurrency, late.concurrency))
 
 
 async def _record(
