@@ -12,6 +12,9 @@ the pool's HTTP handling, its two transactions, token decryption and its call to
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 
 from bench.fleet import DEFAULT_SEED, token_for
 from bench.loadgen import Connection
@@ -177,7 +181,35 @@ class Pids:
     fleet: int
 
     def cpu(self) -> tuple[float, float, float]:
-        return cpu_seconds(self.pool), cpu_seconds(self.fleet), postgres_cpu_seconds()
+        return tree_cpu_seconds(self.pool), cpu_seconds(self.fleet), postgres_cpu_seconds()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """The pool process and its uvicorn workers (POOL_WORKERS > 1)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(p.pid) for p in _tree(pid))
+
+
+def tree_rss_mb(pid: int) -> float:
+    total = 0
+    for process in _tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_info().rss
+    return total / 2**20
+
+
+def server_stack() -> str:
+    """What uvicorn's loop="auto", http="auto" pick in the pool process."""
+    fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name) is not None]
+    loop = "uvloop" if "uvloop" in fast else "asyncio"
+    return f"{loop} + {'httptools' if 'httptools' in fast else 'h11'}"
 
 
 async def one_run(
@@ -209,6 +241,8 @@ async def one_run(
 
 
 async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, Any]:
+    # `POOL_WORKERS=2 python -m bench claims` measures two pool processes (inherited env).
+    workers = int(os.environ.get("POOL_WORKERS", "1"))
     db_url = await fresh_database(admin_url, "pool")
     try:
         async with fleet_process(log_dir) as fleet:
@@ -234,13 +268,15 @@ async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, 
                             for _ in range(config.runs)
                         ]
                         rows.append(_row(delay_ms, c, n, runs))
-                rss = pool.rss_mb()
+                rss = tree_rss_mb(pool.popen.pid)
     finally:
         await drop_database(admin_url, db_url)
     return {
         "idle": config.idle,
         "runs": config.runs,
         "pool_rss_mb": round(rss, 1),
+        "pool_workers": workers,
+        "server": server_stack(),
         "load_average": {"before": load_before, "after": load_average()},
         "rows": rows,
     }

@@ -95,7 +95,9 @@ def claims_section(result: dict[str, Any], image: str) -> list[str]:
         f"starting from all idle; {result['runs']} runs per row, latency percentiles over all runs' claims, "
         "claims/s as the median [min–max] of the runs. Overhead = claim latency − the fleet's own time "
         "in `/pool/provision` for that instance. CPU = CPU-milliseconds per claim of the pool process "
-        f"(median of the runs). Pool RSS after the runs: {_fmt(result['pool_rss_mb'])} MB. Load average "
+        f"(median of the runs). Pool: {result.get('pool_workers', 1)} process(es), uvicorn on "
+        f"{result.get('server', 'asyncio + h11')}. Pool RSS after the runs: "
+        f"{_fmt(result['pool_rss_mb'])} MB. Load average "
         f"before/after: {result['load_average']['before']} / {result['load_average']['after']}.",
         "",
         "| runtime | concurrency | claims × runs | p50 ms | p90 ms | p99 ms | overhead p50 | overhead p99 "
@@ -265,9 +267,8 @@ def write(results: dict[str, Any], markdown: Path, images: Path) -> None:
         "",
         f"Machine: {machine.get('cpus', '?')} CPUs ({machine.get('cpu', '?')}), "
         f"{machine.get('memory_gb', '?')} GB, "
-        f"{machine.get('kernel', '?')}, Python {machine.get('python', '?')}, uvicorn on the asyncio loop "
-        "with h11 "
-        f"(no uvloop/httptools installed). Commit {machine.get('commit', '?')}, {machine.get('date', '?')}.",
+        f"{machine.get('kernel', '?')}, Python {machine.get('python', '?')}. Commit "
+        f"{machine.get('commit', '?')}, {machine.get('date', '?')}.",
         "",
     ]
     for name, section in (

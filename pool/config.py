@@ -16,6 +16,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Pool server processes (uvicorn workers) on this host. Claims are safe on any of them "
+        "(SKIP LOCKED) and one leader ticks (advisory lock); each holds its own database connections.",
+    )
 
     # Operators, the dashboard's server and the public site's server present this as a bearer token.
     api_key: str = "dev-pool-key"

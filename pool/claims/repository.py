@@ -21,7 +21,7 @@ PICK_IDLE = text(
      WHERE status = 'idle'
        AND id = (SELECT id FROM instances
                   WHERE status = 'idle' AND NOT (id = ANY(:exclude))
-                  ORDER BY created_at, id
+                  ORDER BY created_at
                   LIMIT 1
                   FOR UPDATE SKIP LOCKED)
     RETURNING id, url, gateway_token_enc
