@@ -8,7 +8,9 @@ services (`python -m services`, platform `railway`) talks to the fake, which run
 so its call counter and its own time spent per tick can be read.
 
 A steady-state tick changes nothing, so it measures observation: Railway pages, health probes
-from services, `/convos/status` of every healthy instance from the pool, and the plan.
+from services (overlapping the pages), `/convos/status` from the pool of the idle instances due on
+its rotation (`pool.tick.runtimes`; with the defaults one in 20 idle instances per tick, at most
+200), the plan, and the set-based last-seen stamps.
 """
 
 from __future__ import annotations
