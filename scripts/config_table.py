@@ -110,7 +110,10 @@ MEANINGS: dict[str, str] = {
     "SERVICES_RUNTIME_IMAGE": "Image deployed for each instance on Railway (unless `RAILWAY_DEFAULT_IMAGE` "
     "is set); the local provider runs `python -m runtime` instead.",
     "SERVICES_DEFAULT_TOOLS": "Tools for a create request that names none, as JSON.",
-    "SERVICES_PROBE_CONCURRENCY": "Health probes in flight at once during `/status/batch`.",
+    "SERVICES_PROBE_CONCURRENCY": (
+        "Least number of health probes in flight during `/status/batch`; grows with the fleet "
+        "up to `SERVICES_PROBE_CONCURRENCY_MAX`."
+    ),
     "SERVICES_PROBE_TIMEOUT_SECONDS": "Timeout of one `/pool/health` probe.",
     "SERVICES_LOCAL_DATA_DIR": "Local provider: where each instance's data dir lives.",
     "SERVICES_LOCAL_RUNTIME_ENV": 'Local provider: extra env for every runtime, as JSON (`{"RUNTIME_STARTUP_'
