@@ -29,9 +29,10 @@ from pool.claims.schemas import ClaimCreate
 # claim was inserted (ON CONFLICT: an Idempotency-Key or an active joinUrl that already has a
 # claim; a concurrent insert of the same key waits for the other to commit, as before).
 # `picked` NULL (no idle instance) or no `taken` row (a duplicate) sends the caller to the slow
-# path, which decides between waiting, deduplicating and 503 exactly as before.
+# path, which decides between waiting, deduplicating and 503 exactly as before. `picked` is
+# MATERIALIZED so the row the claim is attached to is the row that was locked, evaluated once.
 RESERVE = """
-WITH picked AS (
+WITH picked AS MATERIALIZED (
     SELECT id FROM instances
      WHERE status = 'idle'
      ORDER BY created_at
