@@ -96,6 +96,11 @@ class ClaimsDb:
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
+        # At most `max_size` statements wait on the pool itself. Its queue lets a newcomer take a
+        # connection just handed to a waiter, which then re-queues at the back: under a burst some
+        # claims starved (overhead p99 ~1 s against p50 ~170 ms at concurrency 100). asyncio's
+        # Semaphore is first come, first served, so claims are served in arrival order.
+        self._slots = asyncio.Semaphore(max_size)
 
     async def _get(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -116,13 +121,15 @@ class ClaimsDb:
     ) -> Picked | None:
         """The instance reserved for this new claim, or None: no idle instance, or a duplicate."""
         pool = await self._get()
-        row = await pool.fetchrow(RESERVE, claim_id, key, digest, join_url)
+        async with self._slots:
+            row = await pool.fetchrow(RESERVE, claim_id, key, digest, join_url)
         assert row is not None  # the outer SELECT always yields one row
         instance = Picked(row["id"], row["url"], row["gateway_token_enc"]) if row["id"] is not None else None
         if instance is None and row["inserted"]:
             # Inserted but not taken cannot happen while the picked row is locked; never leave a
             # pending claim without its instance behind if it somehow does.
-            await pool.execute(DELETE_PENDING, claim_id)
+            async with self._slots:
+                await pool.execute(DELETE_PENDING, claim_id)
         return instance
 
     async def mark_claimed(
@@ -137,19 +144,20 @@ class ClaimsDb:
         response: dict[str, Any],
     ) -> bool:
         pool = await self._get()
-        row = await pool.fetchrow(
-            MARK_CLAIMED,
-            instance_id,
-            new_status,
-            body.agent_name,
-            body.instructions,
-            body.join_url,
-            body.profile_image,
-            json.dumps(body.metadata) if body.metadata is not None else None,
-            body.template_id,
-            conversation_id,
-            invite_url,
-            claim_id,
-            json.dumps(response),
-        )
+        async with self._slots:
+            row = await pool.fetchrow(
+                MARK_CLAIMED,
+                instance_id,
+                new_status,
+                body.agent_name,
+                body.instructions,
+                body.join_url,
+                body.profile_image,
+                json.dumps(body.metadata) if body.metadata is not None else None,
+                body.template_id,
+                conversation_id,
+                invite_url,
+                claim_id,
+                json.dumps(response),
+            )
         return row is not None
