@@ -8,6 +8,7 @@ empty: a failed observation changes nothing.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -85,6 +86,9 @@ class DestroyOrphan:
 
 @dataclass(frozen=True)
 class Create:
+    """Reserve and create `count` instances; the act step creates no more than this
+    (`pool.tick.replenish.refill`)."""
+
     count: int
 
 
@@ -116,11 +120,33 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
 
 
 def replenish_count(counts: Counter[str] | dict[str, int], target: Target) -> int:
+    """The deficit: instances to create so that supply reaches min_idle within max_total. The one
+    formula, for this plan and for the reservation under the lock (`pool.tick.replenish`)."""
     if not target.may_create:
         return 0
     supply = sum(counts.get(status, 0) for status in SUPPLY)
     room = target.max_total - sum(counts.values())
     return max(0, min(target.min_idle - supply, room))
+
+
+def settled(row: Row) -> bool:
+    """False for a row a request in flight owns (`pool.status.IN_FLIGHT`: a claim provisioning it,
+    a create making it): the tick reads no meaning into such a row and writes nothing to it. The
+    one test of it in the tick: the plan, the runtimes it asks and the rows it stamps all use it."""
+    return row.status not in IN_FLIGHT
+
+
+def seen_healthy(rows: Iterable[Row], batch: StatusBatch) -> list[Row]:
+    """The settled rows services probed healthy this tick: the ones whose runtime may be asked
+    (`pool.tick.runtimes`) and whose last-seen is stamped when the plan leaves them alone."""
+    return [
+        row
+        for row in rows
+        if settled(row)
+        and (seen := batch.instances.get(row.id)) is not None
+        and seen.health is not None
+        and seen.health.ok
+    ]
 
 
 @dataclass(frozen=True)
@@ -170,7 +196,7 @@ def _plan_row(
         if age >= target.creating_timeout_seconds:
             return Destroy(row.id, "creating", "dead", "create abandoned")
         return None
-    if row.status in IN_FLIGHT:
+    if not settled(row):
         return None
     obs = observation_for(row, batch, runtimes, now, unseen)
     decision = decide(row.status, obs, target.rules)

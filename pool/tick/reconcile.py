@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select, update
 
 from pool.claims import repository as claims_repository
 from pool.models import Instance
-from pool.status import IN_FLIGHT, Status
+from pool.status import Status
 from pool.tick import observed_writes, replenish, runtimes, state
 from pool.tick.context import TickContext
 from pool.tick.plan import (
@@ -39,6 +39,7 @@ from pool.tick.plan import (
     Update,
     count_statuses,
     plan,
+    seen_healthy,
 )
 from shared.logging import get_logger
 from shared.schemas import StatusBatch, StatusBatchRequest
@@ -52,7 +53,6 @@ class TickResult:
     actions: Counter[str] = field(default_factory=Counter)
     failed_actions: int = 0
     error: str | None = None
-    created: list[str] = field(default_factory=list)
 
     def summary(self, target: int) -> dict[str, Any]:
         return {**self.counts, "target": target, "actions": dict(self.actions), "error": self.error}
@@ -65,9 +65,8 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     batch, error = await _observe(ctx)
     observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
-        until = await state.backoff_until(session, ctx.settings.fleet)
-    target = _target(ctx, may_create=until is None or until <= datetime.now(UTC))
-    actions = plan(observed, target, datetime.now(UTC))
+        may_create = await state.may_create(session, ctx.settings.fleet)
+    actions = plan(observed, _target(ctx, may_create=may_create), datetime.now(UTC))
     result = TickResult(counts=count_statuses(rows), error=error)
     await _act_all(ctx, observed, actions, result)
     seconds = time.monotonic() - started
@@ -194,15 +193,7 @@ async def _act_all(
     batch = observed.batch
     if batch is None or not batch.platform_ok:
         return
-    seen = [
-        (row.id, row.status)
-        for row in observed.rows
-        if row.id not in acted
-        and row.status not in IN_FLIGHT
-        and (obs := batch.instances.get(row.id)) is not None
-        and obs.health is not None
-        and obs.health.ok
-    ]
+    seen = [(row.id, row.status) for row in seen_healthy(observed.rows, batch) if row.id not in acted]
     try:
         await observed_writes.stamp_seen(ctx, seen)
     except Exception as exc:  # noqa: BLE001 - a stamp is informative only
@@ -227,9 +218,7 @@ async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
         elif isinstance(action, DestroyOrphan):
             result.actions["destroy_orphan"] += int(await destroy_orphan(ctx, action))
         elif isinstance(action, Create):
-            ids = await replenish.refill(ctx)
-            result.created += ids
-            result.actions["create"] += len(ids)
+            result.actions["create"] += len(await replenish.refill(ctx, action.count))
     except Exception as exc:  # noqa: BLE001 - one bad instance never stops the tick
         result.failed_actions += 1
         log.warning(

@@ -3,6 +3,11 @@
 Rows are reserved as `creating` before services is called, in one transaction that holds a
 transaction-level advisory lock while it counts. So two ticks, two replicas, a claim burst and
 an operator all see each other's in-flight creates, and the deficit is never created twice.
+
+Who decides how many: the tick's plan (`Create.count`, backoff already weighed), the refill after
+a claim (the deficit, `pool.tick.plan.replenish_count`, unless creates back off) or an operator
+(an explicit count). The count taken under the lock only ever lowers the tick's: what another
+replica's refill reserved since the tick read its rows is not created twice.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,8 +40,12 @@ def instance_name(instance_id: str) -> str:
     return f"agent-{instance_id}"
 
 
-async def reserve(ctx: TickContext, count: int | None) -> list[str]:
-    """Insert `creating` rows: the deficit (count=None), or `count` capped at max_total."""
+async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False) -> list[str]:
+    """Insert `creating` rows and return their ids:
+    - `count=None` (after a claim): the deficit, nothing while creates back off;
+    - `planned` (the tick's `Create`): `count`, lowered to the deficit counted under the lock;
+    - otherwise (an operator): `count`, capped at max_total.
+    """
     settings = ctx.settings
     async with ctx.sessionmaker.begin() as session:
         await session.execute(
@@ -46,10 +54,12 @@ async def reserve(ctx: TickContext, count: int | None) -> list[str]:
         rows = await session.execute(select(Instance.status, func.count()).group_by(Instance.status))
         counts: Counter[str] = Counter({str(r[0]): int(r[1]) for r in rows})
         if count is None:
-            until = await state.backoff_until(session, settings.fleet)
-            may_create = until is None or until <= datetime.now(UTC)
-            target = Target(settings.min_idle, settings.max_total, may_create=may_create)
-            wanted = replenish_count(counts, target)
+            may_create = await state.may_create(session, settings.fleet)
+            wanted = replenish_count(
+                counts, Target(settings.min_idle, settings.max_total, may_create=may_create)
+            )
+        elif planned:
+            wanted = min(count, replenish_count(counts, Target(settings.min_idle, settings.max_total)))
         else:
             wanted = max(0, min(count, settings.max_total - sum(counts.values())))
         ids = [new_instance_id() for _ in range(wanted)]
@@ -110,9 +120,10 @@ async def create_instances(ctx: TickContext, count: int | None = None) -> list[s
     return created
 
 
-async def refill(ctx: TickContext) -> list[str]:
-    """Reserve the deficit now and create it in the background (tick and post-claim refill)."""
-    ids = await reserve(ctx, None)
+async def refill(ctx: TickContext, planned: int | None = None) -> list[str]:
+    """Reserve and create in the background: the tick's `planned` count, or (None, after a claim)
+    the deficit now. Returns the ids reserved."""
+    ids = await reserve(ctx, planned, planned=planned is not None)
     for instance_id in ids:
         ctx.spawn(create_reserved(ctx, instance_id))
     return ids

@@ -36,9 +36,9 @@ import aiohttp
 from pydantic import ValidationError
 
 from pool.instance_client import ConvosStatus
-from pool.status import IN_FLIGHT, Runtime
+from pool.status import Runtime
 from pool.tick.context import TickContext
-from pool.tick.plan import Row
+from pool.tick.plan import Row, seen_healthy
 from shared.schemas import StatusBatch
 
 ALWAYS_ASKED = frozenset({"starting", "sleeping", "crashed"})
@@ -63,10 +63,7 @@ def select(
 ) -> tuple[list[str], list[str]]:
     """(ids to ask, healthy ids not asked). `everything`: an operator's recheck asks all."""
     wanted, idle, skipped = [], [], []
-    for row in rows:
-        seen = batch.instances.get(row.id)
-        if row.status in IN_FLIGHT or seen is None or seen.health is None or not seen.health.ok:
-            continue
+    for row in seen_healthy(rows, batch):
         if everything or row.status in ALWAYS_ASKED or row.failed_probes > 0:
             wanted.append(row.id)
         elif row.status == "idle":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -16,8 +16,11 @@ async def ensure(session: AsyncSession, fleet: str) -> None:
     await session.execute(insert(TickState).values(fleet=fleet).on_conflict_do_nothing())
 
 
-async def backoff_until(session: AsyncSession, fleet: str) -> datetime | None:
-    return await session.scalar(select(TickState.backoff_until).where(TickState.fleet == fleet))
+async def may_create(session: AsyncSession, fleet: str) -> bool:
+    """False while failed creates back off (`record_create`). The one reading of the backoff: the
+    tick's plan and the refill after a claim both ask here; an operator's explicit count does not."""
+    until = await session.scalar(select(TickState.backoff_until).where(TickState.fleet == fleet))
+    return until is None or until <= datetime.now(UTC)
 
 
 async def record_tick(

@@ -139,6 +139,18 @@ async def test_concurrent_refills_from_two_replicas_never_over_create(make_runne
         assert len(await replenish.reserve(two.ctx, 50)) == 1
 
 
+async def test_the_tick_reserves_its_planned_count_never_more_than_the_deficit_under_the_lock(
+    make_runner: MakeRunner,
+) -> None:
+    async with make_runner(DEAD_SERVICES, min_idle=5) as runner:
+        # The plan's count is what the tick creates, not the deficit recounted (5).
+        assert len(await replenish.reserve(runner.ctx, 2, planned=True)) == 2
+        # Another replica's refill reserved the rest meanwhile: a stale plan creates nothing more.
+        assert len(await replenish.reserve(runner.ctx, None)) == 3
+        assert await replenish.reserve(runner.ctx, 2, planned=True) == []
+        assert sorted((await statuses(runner.ctx)).values()) == ["creating"] * 5
+
+
 class FlakyServices:
     def __init__(self) -> None:
         self.fail = True
