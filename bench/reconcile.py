@@ -41,7 +41,7 @@ from bench.procs import (
     serve_here,
 )
 from bench.stats import spread
-from services.platforms.railway.fake import DeploySettings, FakeRailway, FakeSettings
+from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 from shared.auth import SecretBox
 
 SERVICES_KEY = "bench-services-key"

@@ -29,10 +29,10 @@ import httpx
 
 from bench.claims import API_KEY, AUTH, ENCRYPTION_KEY
 from bench.procs import app_process, drop_database, fleet_process, fresh_database, load_average, serve_here
-from services.platforms.railway.fake import DeploySettings, FakeRailway, FakeSettings
-from services.platforms.railway.fake import resolvers as fake_resolvers
-from services.platforms.railway.fake.deploys import DeployEngine
-from services.platforms.railway.fake.store import Deployment
+from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
+from devtools.railway_fake import resolvers as fake_resolvers
+from devtools.railway_fake.deploys import DeployEngine
+from devtools.railway_fake.store import Deployment
 
 SERVICES_KEY = "bench-services-key"
 # Calls of one create in per-instance mode: ProjectCreate, ServiceCreate, VolumeCreate,

@@ -14,7 +14,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && /opt/venv/bin/pip install -r requirements.txt
 COPY shared/ shared/
 COPY services/ services/
-# The local provider and the fake Railway start the reference runtime as processes (runtime.launcher).
+# The local provider starts the reference runtime as processes (runtime.launcher).
 COPY runtime/ runtime/
 # Installed (not just copied) so package data and the version metadata that /version reports come along.
 RUN --mount=type=cache,target=/root/.cache/pip \

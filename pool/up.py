@@ -331,7 +331,7 @@ def start_fake_railway(opts: UpOptions, supervisor: Supervisor, s_env: dict[str,
     Project-per-instance mode with short creation throttles, so a laptop pool fills in seconds.
     """
     port, token = _free_port(), f"fake_railway_{secrets.token_urlsafe(16)}"
-    args = [sys.executable, "-m", "services.platforms.railway.fake", "--port", str(port), "--token", token]
+    args = [sys.executable, "-m", "devtools.railway_fake", "--port", str(port), "--token", token]
     supervisor.start(
         "railway-fake", [*args, "--project-interval", "1", "--volume-interval", "1"], _base_env()
     )

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 from pool.tick.loop import TickRunner
 from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
-from services.platforms.railway.fake import DeploySettings, FakeRailway, FakeSettings
 from tests.pool.tick.conftest import SERVICES_KEY, pool_runner, pool_settings, statuses
 from tests.support import serve
 

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 from pool.main import create_app as create_pool_app
 from pool.models import Instance
 from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
-from services.platforms.railway.fake import DeploySettings, FakeRailway, FakeSettings
 from shared.db import make_engine, make_sessionmaker
 from tests.pool.tick.conftest import SERVICES_KEY, pool_settings
 from tests.support import serve

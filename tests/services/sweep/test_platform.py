@@ -16,12 +16,12 @@ import psutil
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from devtools.railway_fake import FakeRailway, FakeSettings
 from services.config import Settings
 from services.instances import service as instances_service
 from services.models import InstanceInfra
 from services.platforms.base import InstanceSpec, PlatformOrphanRef, PlatformRef
 from services.platforms.local import LocalPlatform, live_process
-from services.platforms.railway.fake import FakeRailway, FakeSettings
 from services.tools.sweep import run_sweep
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import PermanentError

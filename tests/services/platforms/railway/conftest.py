@@ -6,7 +6,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from services.platforms.railway.fake import DeploySettings, FakeRailway, FakeSettings
+from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 from tests.services.platforms.railway.harness import FAST, TOKEN, Harness
 from tests.support import serve
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from devtools.railway_fake import DeploySettings, FakeRailway
 from services.platforms.base import PlatformRef
-from services.platforms.railway.fake import DeploySettings, FakeRailway
 from services.platforms.railway.provider import RailwayPlatform
 from services.platforms.railway.settings import RailwaySettings
 

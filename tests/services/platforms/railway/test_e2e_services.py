@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.railway_fake import DeploySettings
 from services.config import Settings
 from services.main import create_app
-from services.platforms.railway.fake import DeploySettings
 from tests.services.conftest import AUTH
 from tests.services.platforms.railway.harness import TOKEN, Harness
 from tests.support import serve

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.platforms.railway.fake.server import SCHEMA_PATH
+from devtools.railway_fake.server import SCHEMA_PATH
 from services.platforms.railway.operations import operation
 from tests.services.platforms.railway.harness import TOKEN, Harness
 

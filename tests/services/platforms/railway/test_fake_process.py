@@ -1,4 +1,4 @@
-"""The fake as a process (`python -m services.platforms.railway.fake`) and its runtime processes."""
+"""The fake as a process (`python -m devtools.railway_fake`) and its runtime processes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import httpx
 import psutil
 
+from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 from services.platforms.base import InstanceSpec
-from services.platforms.railway.fake import DeploySettings, FakeRailway, FakeSettings
 from tests.services.platforms.railway.harness import TOKEN, Harness, recorder
 from tests.support import free_port, serve
 
@@ -19,7 +19,7 @@ async def test_module_serves_the_api_on_the_given_port() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.platforms.railway.fake",
+        "devtools.railway_fake",
         "--port",
         str(port),
         "--token",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from graphql import parse, validate
 
+from devtools.railway_fake.server import SCHEMA
 from services.platforms.base import PlatformRef
 from services.platforms.railway.batch import batch_document
-from services.platforms.railway.fake.server import SCHEMA
 from tests.services.platforms.railway.harness import TOKEN, Harness
 
 FLEET = 1000

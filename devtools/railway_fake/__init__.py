@@ -6,7 +6,7 @@ async with serve(fake.app()) as url:   # POST {url}/graphql/v2
 fake.calls["ServiceCreate"], fake.store.leftovers(), fake.deploys.plan("crash")
 """
 
-from services.platforms.railway.fake.deploys import DeploySettings
-from services.platforms.railway.fake.server import FakeRailway, FakeSettings
+from devtools.railway_fake.deploys import DeploySettings
+from devtools.railway_fake.server import FakeRailway, FakeSettings
 
 __all__ = ["DeploySettings", "FakeRailway", "FakeSettings"]

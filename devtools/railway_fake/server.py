@@ -19,6 +19,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib.resources import files
 from inspect import isawaitable
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,14 @@ from graphql import (
     validate,
 )
 
-from services.platforms.railway.fake.deploys import DeployEngine, DeploySettings
-from services.platforms.railway.fake.resolvers import MUTATION, QUERY, Context
-from services.platforms.railway.fake.store import Store
-from services.platforms.railway.fake.views import PROBLEM, Views
+from devtools.railway_fake.deploys import DeployEngine, DeploySettings
+from devtools.railway_fake.resolvers import MUTATION, QUERY, Context
+from devtools.railway_fake.store import Store
+from devtools.railway_fake.views import PROBLEM, Views
 
-SCHEMA_PATH = Path(__file__).with_name("schema.graphqls")
+# The published schema ships with the provider (its operations are checked against it); the fake
+# executes against the same file.
+SCHEMA_PATH = files("services.platforms.railway").joinpath("schema.graphqls")
 
 
 def load_schema() -> GraphQLSchema:

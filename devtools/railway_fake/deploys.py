@@ -22,8 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.railway_fake.store import Deployment, ServiceInstance, Store
 from runtime.launcher import runtime_command, runtime_env
-from services.platforms.railway.fake.store import Deployment, ServiceInstance, Store
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`python -m services.platforms.railway.fake --port 8010`: the fake Railway API on loopback."""
+"""`python -m devtools.railway_fake --port 8010`: the fake Railway API on loopback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import uvicorn
 
-from services.platforms.railway.fake import DeploySettings, FakeRailway, FakeSettings
+from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 
 
 def main() -> None:

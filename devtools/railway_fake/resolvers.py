@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
 
-from services.platforms.railway.fake.deploys import free_port
-from services.platforms.railway.fake.store import Domain, Volume, VolumeInstance, new_id
-from services.platforms.railway.fake.views import PROBLEM, connection
+from devtools.railway_fake.deploys import free_port
+from devtools.railway_fake.store import Domain, Volume, VolumeInstance, new_id
+from devtools.railway_fake.views import PROBLEM, connection
 
 if TYPE_CHECKING:
-    from services.platforms.railway.fake.server import FakeRailway
+    from devtools.railway_fake.server import FakeRailway
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from services.platforms.railway.fake.store import (
+from devtools.railway_fake.store import (
     Deployment,
     Domain,
     Environment,
