@@ -105,7 +105,7 @@ async def seed(pool_url: str, fleet_url: str, count: int) -> None:
         instance_id = new_instance_id()
         token = box.encrypt(token_for(DEFAULT_SEED, instance_id))
         url = f"{fleet_url}/i/{instance_id}"
-        records.append((instance_id, f"agent-{instance_id}", url, "idle", token, "SUCCESS"))
+        records.append((instance_id, f"agent-{instance_id}", url, "idle", token, "running"))
     conn = await asyncpg.connect(pool_url)
     try:
         await conn.copy_records_to_table(

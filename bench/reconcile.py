@@ -110,10 +110,10 @@ async def seed_databases(
         url = f"{fleet_url}/i/{instance_id}"
         infra.append(
             (instance_id, f"agent-{instance_id}", "railway", "active", project_id, environment_id)
-            + (service_id, url, "SUCCESS")
+            + (service_id, url, "running")
         )
         token = box.encrypt(token_for(DEFAULT_SEED, instance_id))
-        instances.append((instance_id, f"agent-{instance_id}", url, "idle", token, "SUCCESS"))
+        instances.append((instance_id, f"agent-{instance_id}", url, "idle", token, "running"))
     services_columns = ["instance_id", "name", "provider", "state", "provider_project_id", "provider_env_id"]
     # provider_meta stays '{}': the provider then reads the mode from its settings.
     services_columns += ["provider_service_id", "url", "deploy_status"]

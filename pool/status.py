@@ -4,7 +4,7 @@
 Invariants the tests hold it to:
 - `claiming` belongs to the claim in flight and `creating` to the create in flight: never touched.
 - A failed observation (platform error, services down) changes nothing, not even the counters.
-- Death needs several consecutive failed observations, or a FAILED/CRASHED deploy.
+- Death needs several consecutive failed observations, or a failed/crashed deploy.
 - A claimed instance is never destroyed by the loop; it becomes `crashed` and stays so until
   an operator dismisses it or it is seen again serving *our* conversation.
 - Only a healthy, clean instance with no conversation becomes `idle`; `crashed` never does.
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal, get_args
-
-from shared.schemas import DEPLOY_FAILED, DEPLOY_GONE
 
 Status = Literal[
     "creating",
@@ -111,31 +109,32 @@ def decide(current: Status, obs: Observation, rules: Rules) -> Decision:
     if not obs.known:
         return _gone(current, obs, "unknown to services")
     deploy = obs.deploy_status
-    if deploy in DEPLOY_GONE:
+    if deploy == "removed":
         return _gone(current, obs, f"deploy {deploy}")
-    if deploy in DEPLOY_FAILED:
+    if deploy in ("failed", "crashed"):
         return _failed_deploy(current, obs, f"deploy {deploy}")
     if current not in BOUND and _dirty(obs.runtime):
         return _destroy("tainted", 0, "conversation we did not give it or not clean")
+    # A DeployState (shared.schemas); any other word falls through to "still deploying".
     if current == "dead":
         return _destroy("dead", obs.failed_probes, "dead")
     if current == "tainted":
         return _destroy("tainted", obs.failed_probes, "tainted")
     if deploy is None:
         # No deploy status (e.g. no deployment recorded): trust the probe, else still booting.
-        deploy = "SUCCESS" if obs.healthy or current != "starting" else "DEPLOYING"
-    if deploy == "SLEEPING":
+        deploy = "running" if obs.healthy or current != "starting" else "deploying"
+    if deploy == "sleeping":
         return _sleeping(current)
-    if deploy == "SUCCESS" and not obs.health_known:
+    if deploy == "running" and not obs.health_known:
         return keep(current, obs.failed_probes, "health not probed this tick")
-    if deploy == "SUCCESS" and obs.healthy and obs.runtime is None and not obs.runtime_asked:
+    if deploy == "running" and obs.healthy and obs.runtime is None and not obs.runtime_asked:
         return keep(current, obs.failed_probes, "healthy; runtime not asked this tick")
-    if deploy == "SUCCESS" and obs.healthy and obs.runtime is not None:
+    if deploy == "running" and obs.healthy and obs.runtime is not None:
         return _healthy(current, obs.runtime, obs.ours)
-    if deploy == "SUCCESS" and obs.healthy:
+    if deploy == "running" and obs.healthy:
         # Alive but /convos/status did not answer: one more failed observation.
         return _unreachable(current, obs, rules, "runtime status unreachable")
-    if deploy == "SUCCESS":
+    if deploy == "running":
         return _unreachable(current, obs, rules, "health probe failed")
     # Deploy in progress, or a status we do not know: the instance is (re)starting.
     return _deploying(current, obs, rules, f"deploy {deploy}")
@@ -157,7 +156,7 @@ def _sleeping(current: Status) -> Decision:
     # Sleeping is not death; a bound instance stays bound while it sleeps.
     if current in BOUND:
         return keep(current, 0, "sleeping")
-    return _to(current, "sleeping", 0, "deploy SLEEPING")
+    return _to(current, "sleeping", 0, "deploy sleeping")
 
 
 def _healthy(current: Status, runtime: Runtime, ours: str | None) -> Decision:

@@ -6,7 +6,7 @@ Fields are camelCase on the wire and snake_case in Python.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -15,31 +15,25 @@ InstanceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{12}$")]
 ToolId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 EnvKey = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 
-# Railway's DeploymentStatus values; the local provider reports the same words.
-DEPLOY_IN_PROGRESS = frozenset(
-    {"INITIALIZING", "QUEUED", "WAITING", "NEEDS_APPROVAL", "BUILDING", "DEPLOYING"}
-)
-DEPLOY_FAILED = frozenset({"FAILED", "CRASHED"})
-DEPLOY_GONE = frozenset({"REMOVED", "REMOVING", "SKIPPED"})
-DeployStatus = Literal[
-    "INITIALIZING",
-    "QUEUED",
-    "WAITING",
-    "NEEDS_APPROVAL",
-    "BUILDING",
-    "DEPLOYING",
-    "SUCCESS",
-    "FAILED",
-    "CRASHED",
-    "REMOVED",
-    "REMOVING",
-    "SKIPPED",
-    "SLEEPING",
+# The one deploy vocabulary above the providers (DESIGN.md §9): each provider maps its own words
+# onto these inside `services/platforms/<provider>/`, so neither app speaks a platform's words.
+DeployState = Literal[
+    "pending", "deploying", "running", "sleeping", "failed", "crashed", "removed", "unknown"
 ]
+DEPLOY_STATES: tuple[DeployState, ...] = get_args(DeployState)
 
 
 class WireModel(BaseModel):
+    """Outside input (what services is asked to do): a field it does not know is an error."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class WireAnswer(BaseModel):
+    """An answer services sends and the pool parses. Unknown fields are ignored, so a services
+    deploy that adds a field does not blind an older pool (its tick would fail every batch)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
 class InstanceCreate(WireModel):
@@ -49,7 +43,7 @@ class InstanceCreate(WireModel):
     env: dict[EnvKey, str] = Field(default_factory=dict)
 
 
-class ToolResource(WireModel):
+class ToolResource(WireAnswer):
     """One ledger entry as the pool and operators see it: never the secret."""
 
     tool_id: str
@@ -58,17 +52,19 @@ class ToolResource(WireModel):
     status: str
 
 
-class InstanceCreated(WireModel):
+class InstanceCreated(WireAnswer):
     instance_id: str
     name: str
     url: str | None
+    # A DeployState; read as plain text, so a state a newer services adds is an unknown one to
+    # an older pool (it waits, as for any deploy in progress), never a parse error.
     deploy_status: str | None
     # Handed out once, to the caller that created the instance; services keeps only a hash.
     gateway_token: str | None
     tools: list[ToolResource]
 
 
-class InstanceDestroyed(WireModel):
+class InstanceDestroyed(WireAnswer):
     instance_id: str
     destroyed: bool
     already_gone: bool
@@ -79,7 +75,7 @@ class StatusBatchRequest(WireModel):
     probe: bool = True
 
 
-class HealthProbe(WireModel):
+class HealthProbe(WireAnswer):
     ok: bool
     status_code: int | None = None
     ready: bool | None = None
@@ -87,16 +83,16 @@ class HealthProbe(WireModel):
     elapsed_ms: float | None = None
 
 
-class InstanceObservation(WireModel):
+class InstanceObservation(WireAnswer):
     instance_id: str
     url: str | None
-    deploy_status: str | None
+    deploy_status: str | None  # a DeployState, read as text (see InstanceCreated)
     health: HealthProbe | None
     created_at: datetime
     error: str | None = None
 
 
-class PlatformOrphan(WireModel):
+class PlatformOrphan(WireAnswer):
     """Something the platform runs that services has no row for."""
 
     ref: str
@@ -104,11 +100,9 @@ class PlatformOrphan(WireModel):
     created_at: datetime | None = None
 
 
-class StatusBatch(WireModel):
+class StatusBatch(WireAnswer):
     observed_at: datetime
     instances: dict[str, InstanceObservation]
-    # Ids asked for that services does not know (so the pool can resolve its rows).
-    unknown: list[str] = Field(default_factory=list)
     # Ids whose health probe did not run before services' batch deadline: health unknown, which
     # is no observation (not a failed probe). Their `health` is null.
     unprobed: list[str] = Field(default_factory=list)
@@ -126,13 +120,13 @@ class RedeployRequest(WireModel):
     image: str | None = None
 
 
-class OperationResult(WireModel):
+class OperationResult(WireAnswer):
     instance_id: str
     ok: bool
-    deploy_status: str | None = None
+    deploy_status: str | None = None  # a DeployState, read as text (see InstanceCreated)
 
 
-class ToolGrant(WireModel):
+class ToolGrant(WireAnswer):
     """A provisioned tool. `env_value` is set only in the answer to the instance itself."""
 
     instance_id: str
@@ -143,13 +137,13 @@ class ToolGrant(WireModel):
     status: str
 
 
-class RegistryTool(WireModel):
+class RegistryTool(WireAnswer):
     id: str
     mode: str
     env_key: str
     configured: bool = True
 
 
-class Registry(WireModel):
+class Registry(WireAnswer):
     tools: list[RegistryTool]
     platform: str

@@ -46,11 +46,11 @@ async def _probe_one(
     age = (datetime.now(UTC) - since).total_seconds()
     # A ready health endpoint means the deploy is serving; the platform is not asked.
     decision = decide(
-        "starting", Observation("SUCCESS", healthy=True, runtime=runtime, age_seconds=age), ctx.settings.rules
+        "starting", Observation("running", healthy=True, runtime=runtime, age_seconds=age), ctx.rules
     )
     try:
         if decision.action == "set":
-            update = Update(instance_id, "starting", decision.status, 0, "SUCCESS", True, "ready (prober)")
+            update = Update(instance_id, "starting", decision.status, 0, "running", True, "ready (prober)")
             done = await apply_update(ctx, update)
             if done:
                 log.info("tick.instance.status", instance_id=instance_id, old="starting", new=decision.status)

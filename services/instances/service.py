@@ -206,7 +206,7 @@ async def create_instance(
         row = await session.get_one(InstanceInfra, instance_id, with_for_update=True)
         apply_ref(row, ref)
         row.state = "active"
-        row.deploy_status = "DEPLOYING"
+        row.deploy_status = "deploying"
     log.info("instance.created", instance_id=instance_id, url=ref.url)
     return await _created(sessionmaker, instance_id, gateway_token=tokens["GATEWAY_TOKEN"])
 
@@ -300,7 +300,7 @@ async def configure_instance(
     )
     apply_ref(row, ref)
     if body.redeploy:
-        row.deploy_status = "DEPLOYING"
+        row.deploy_status = "deploying"
     return OperationResult(instance_id=instance_id, ok=True, deploy_status=row.deploy_status)
 
 
@@ -315,5 +315,5 @@ async def redeploy_instance(
     apply_ref(row, ref)
     if body.image:
         row.runtime_image = body.image
-    row.deploy_status = status or "DEPLOYING"
+    row.deploy_status = status or "deploying"
     return OperationResult(instance_id=instance_id, ok=True, deploy_status=row.deploy_status)

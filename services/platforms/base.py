@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from shared.schemas import DeployState
+
 
 @dataclass
 class InstanceSpec:
@@ -38,7 +40,8 @@ class PlatformRef:
 
 @dataclass
 class PlatformState:
-    deploy_status: str | None
+    # The provider's own deploy words, mapped onto the neutral state inside its folder.
+    deploy_status: DeployState | None
     url: str | None = None
 
 
@@ -91,8 +94,8 @@ class Platform(Protocol):
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None: ...
 
-    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
-        """Roll the instance to `image` (or its configured one); returns the new deploy status."""
+    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> DeployState | None:
+        """Roll the instance to `image` (or its configured one); returns the new deploy state."""
         ...
 
     async def aclose(self) -> None: ...

@@ -38,6 +38,7 @@ from services.platforms.base import (
 from shared.errors import NotFound, PermanentError
 from shared.ids import is_instance_id
 from shared.logging import get_logger
+from shared.schemas import DeployState
 
 log = get_logger("services.platforms.local")
 
@@ -224,15 +225,15 @@ class LocalPlatform:
     async def _state_of(self, ref: PlatformRef) -> PlatformState:
         instance_dir = self._dir_for(ref)
         if instance_dir is None or not instance_dir.exists():
-            return PlatformState(deploy_status="REMOVED", url=ref.url)
+            return PlatformState(deploy_status="removed", url=ref.url)
         info = _read_json(instance_dir / "process.json")
         if info is None:
             # The directory was made but no process ever started: a create that died half-way.
-            return PlatformState(deploy_status="FAILED", url=ref.url)
+            return PlatformState(deploy_status="failed", url=ref.url)
         if live_process(info) is None:
-            return PlatformState(deploy_status="CRASHED", url=ref.url)
+            return PlatformState(deploy_status="crashed", url=ref.url)
         answers = await _port_answers(int(info["port"]))
-        return PlatformState(deploy_status="SUCCESS" if answers else "DEPLOYING", url=ref.url)
+        return PlatformState(deploy_status="running" if answers else "deploying", url=ref.url)
 
     async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
         self._reap()
@@ -291,14 +292,14 @@ class LocalPlatform:
         if redeploy:
             await self.redeploy(ref, image=None)
 
-    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
+    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> DeployState | None:
         # `image` has no meaning here: every local instance runs this checkout's runtime.
         instance_dir = self._require_dir(ref)
         await self._stop(_read_json(instance_dir / "process.json"))
         port = int(ref.extra.get("port") or _free_port())
         info = self._spawn(instance_dir, instance_dir.name, port)
         ref.extra.update(pid=info["pid"], create_time=info["create_time"], port=port)
-        return "DEPLOYING"
+        return "deploying"
 
     def _require_dir(self, ref: PlatformRef) -> Path:
         instance_dir = self._dir_for(ref)

@@ -25,8 +25,7 @@ from services.platforms.base import FleetSnapshot, Platform
 from services.status.probes import ProbeRun, concurrency_for, probe_fleet
 from shared.logging import get_logger
 from shared.schemas import (
-    DEPLOY_FAILED,
-    DEPLOY_GONE,
+    DeployState,
     InstanceObservation,
     PlatformOrphan,
     StatusBatch,
@@ -35,8 +34,8 @@ from shared.schemas import (
 
 log = get_logger("services.status")
 
-# Probing these tells nothing (or, for SLEEPING, would wake the instance up).
-NOT_PROBED = DEPLOY_FAILED | DEPLOY_GONE | {"SLEEPING"}
+# Probing these tells nothing (or, for a sleeping one, would wake the instance up).
+NOT_PROBED = frozenset({"failed", "crashed", "removed", "sleeping"})
 
 
 async def _observe_platform(
@@ -73,14 +72,12 @@ async def observe_fleet(
         query = query.where(InstanceInfra.instance_id.in_(body.instance_ids))
     async with sessionmaker.begin() as session:
         rows = list(await session.scalars(query))
-    known = {row.instance_id for row in rows}
-    unknown = sorted(set(body.instance_ids or []) - known)
 
-    # Instances last seen serving are probed while the platform is asked (Railway's pages are
-    # paced: 2 s per 10,000 instances in shared mode, 22 s in per-instance mode); the rest once
-    # the platform has answered. The early wave's answers for instances the platform now reports
-    # not probeable (e.g. just fell asleep) are dropped: the cost is one probe at the change.
-    early_urls = {r.instance_id: r.url for r in rows if body.probe and r.url and r.deploy_status == "SUCCESS"}
+    # Instances last seen serving are probed while the platform is asked (a remote platform's
+    # pages may be paced: seconds per 10,000 instances); the rest once the platform has
+    # answered. The early wave's answers for instances the platform now reports not probeable
+    # (e.g. just fell asleep) are dropped: the cost is one probe at the change.
+    early_urls = {r.instance_id: r.url for r in rows if body.probe and r.url and r.deploy_status == "running"}
     early = asyncio.create_task(_probe(settings, early_urls, deadline))
     try:
         snapshot, platform_error = await _observe_platform(platform, rows, deadline)
@@ -126,7 +123,6 @@ async def observe_fleet(
             )
             for row in rows
         },
-        unknown=unknown,
         unprobed=run.unprobed,
         orphans=[PlatformOrphan(ref=o.ref, name=o.name, created_at=o.created_at) for o in orphans],
         platform_ok=snapshot is not None,
@@ -152,7 +148,9 @@ def _merge(early: ProbeRun, late: ProbeRun, targets: dict[str, str], early_urls:
 
 
 async def _record(
-    sessionmaker: async_sessionmaker[AsyncSession], rows: list[InstanceInfra], deploy: dict[str, str | None]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rows: list[InstanceInfra],
+    deploy: dict[str, DeployState | None],
 ) -> None:
     changed = [
         {"instance_id": row.instance_id, "deploy_status": deploy[row.instance_id]}

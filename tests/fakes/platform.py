@@ -57,7 +57,7 @@ class MemoryPlatform:
         states = {}
         for instance_id, ref in refs.items():
             exists = ref.service_id in self.live
-            status = self.statuses.get(instance_id, "SUCCESS") if exists else "REMOVED"
+            status = self.statuses.get(instance_id, "running") if exists else "removed"
             states[instance_id] = PlatformState(deploy_status=status, url=ref.url)
         return FleetSnapshot(states=states, api_calls=1)
 
@@ -77,7 +77,7 @@ class MemoryPlatform:
         self.configured.append((ref.service_id, variables, redeploy))
 
     async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
-        return "DEPLOYING"
+        return "deploying"
 
     async def aclose(self) -> None:
         return None

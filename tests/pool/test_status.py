@@ -7,35 +7,36 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pool.status import BOUND, STATUSES, Decision, Observation, Rules, Runtime, Status, decide
+from shared.schemas import DEPLOY_STATES
 
 RULES = Rules(stuck_timeout_seconds=900, death_threshold=3)
 OURS = "c-ours"
 CLEAN = Runtime(conversation_id=None, clean=True)
 
 EVENTS: dict[str, Observation] = {
-    "observation_failed": Observation("SUCCESS", healthy=False, failed=True, failed_probes=2),
+    "observation_failed": Observation("running", healthy=False, failed=True, failed_probes=2),
     "unknown_to_services": Observation(None, healthy=False, known=False),
-    "building": Observation("BUILDING", healthy=False, age_seconds=60),
-    "building_past_stuck": Observation("BUILDING", healthy=False, age_seconds=1000),
-    "ready_clean": Observation("SUCCESS", healthy=True, runtime=CLEAN),
-    "serving_ours": Observation("SUCCESS", healthy=True, runtime=Runtime(OURS, clean=False)),
-    "pending_ours": Observation("SUCCESS", healthy=True, runtime=Runtime(OURS, clean=False, pending=True)),
-    "foreign_conversation": Observation("SUCCESS", healthy=True, runtime=Runtime("c-other", clean=False)),
-    "not_clean": Observation("SUCCESS", healthy=True, runtime=Runtime(None, clean=False)),
-    "runtime_unreachable": Observation("SUCCESS", healthy=True, runtime=None),
-    "runtime_not_asked": Observation("SUCCESS", healthy=True, runtime_asked=False, failed_probes=2),
-    "health_unprobed": Observation("SUCCESS", healthy=False, health_known=False, failed_probes=2),
-    "health_unprobed_deploying": Observation("DEPLOYING", healthy=False, health_known=False),
-    "health_unprobed_CRASHED": Observation("CRASHED", healthy=False, health_known=False),
-    "probe_failed_once": Observation("SUCCESS", healthy=False, age_seconds=60),
-    "probe_failed_3x_young": Observation("SUCCESS", healthy=False, failed_probes=2, age_seconds=60),
-    "probe_failed_3x_old": Observation("SUCCESS", healthy=False, failed_probes=2, age_seconds=1000),
-    "deploy_FAILED": Observation("FAILED", healthy=False),
-    "deploy_CRASHED": Observation("CRASHED", healthy=False),
-    "deploy_REMOVED": Observation("REMOVED", healthy=False),
-    "deploy_REMOVING": Observation("REMOVING", healthy=False),
-    "deploy_SKIPPED": Observation("SKIPPED", healthy=False),
-    "deploy_SLEEPING": Observation("SLEEPING", healthy=False),
+    "deploying": Observation("deploying", healthy=False, age_seconds=60),
+    "deploying_past_stuck": Observation("deploying", healthy=False, age_seconds=1000),
+    "ready_clean": Observation("running", healthy=True, runtime=CLEAN),
+    "serving_ours": Observation("running", healthy=True, runtime=Runtime(OURS, clean=False)),
+    "pending_ours": Observation("running", healthy=True, runtime=Runtime(OURS, clean=False, pending=True)),
+    "foreign_conversation": Observation("running", healthy=True, runtime=Runtime("c-other", clean=False)),
+    "not_clean": Observation("running", healthy=True, runtime=Runtime(None, clean=False)),
+    "runtime_unreachable": Observation("running", healthy=True, runtime=None),
+    "runtime_not_asked": Observation("running", healthy=True, runtime_asked=False, failed_probes=2),
+    "health_unprobed": Observation("running", healthy=False, health_known=False, failed_probes=2),
+    "health_unprobed_deploying": Observation("deploying", healthy=False, health_known=False),
+    "health_unprobed_crashed": Observation("crashed", healthy=False, health_known=False),
+    "probe_failed_once": Observation("running", healthy=False, age_seconds=60),
+    "probe_failed_3x_young": Observation("running", healthy=False, failed_probes=2, age_seconds=60),
+    "probe_failed_3x_old": Observation("running", healthy=False, failed_probes=2, age_seconds=1000),
+    "deploy_failed": Observation("failed", healthy=False),
+    "deploy_crashed": Observation("crashed", healthy=False),
+    "deploy_removed": Observation("removed", healthy=False),
+    "deploy_pending": Observation("pending", healthy=False, age_seconds=60),
+    "deploy_unknown": Observation("unknown", healthy=False, age_seconds=60),
+    "deploy_sleeping": Observation("sleeping", healthy=False),
 }
 
 COLUMNS = ("creating", "starting", "idle", "claiming", "claimed", "pending_acceptance",
@@ -47,8 +48,8 @@ TABLE = """
 #                     creating starting idle  claiming claimed pend.acc tainted crashed dead   sleeping
 observation_failed    .  .       .       .  .       .       .       .       .       .
 unknown_to_services   .  gone    gone    .  →crash  →crash  gone    .       gone    gone
-building              .  .       →start  .  .       .       x:taint .       x:dead  →start
-building_past_stuck   .  x:dead  →start  .  .       .       x:taint .       x:dead  →start
+deploying             .  .       →start  .  .       .       x:taint .       x:dead  →start
+deploying_past_stuck  .  x:dead  →start  .  .       .       x:taint .       x:dead  →start
 ready_clean           .  →idle   .       .  .       .       x:taint .       x:dead  →idle
 serving_ours          .  x:taint x:taint .  .       .       x:taint →claim  x:taint x:taint
 pending_ours          .  x:taint x:taint .  .       .       x:taint →pend   x:taint x:taint
@@ -58,16 +59,16 @@ runtime_unreachable   .  .       .       .  .       .       x:taint .       x:de
 runtime_not_asked     .  .       .       .  .       .       x:taint .       x:dead  .
 health_unprobed       .  .       .       .  .       .       x:taint .       x:dead  .
 health_unprobed_deploying .  .   →start  .  .       .       x:taint .       x:dead  →start
-health_unprobed_CRASHED .  x:dead x:dead .  →crash  →crash  x:taint .       x:dead  x:dead
+health_unprobed_crashed .  x:dead x:dead .  →crash  →crash  x:taint .       x:dead  x:dead
 probe_failed_once     .  .       .       .  .       .       x:taint .       x:dead  .
 probe_failed_3x_young .  .       x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
 probe_failed_3x_old   .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
-deploy_FAILED         .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
-deploy_CRASHED        .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
-deploy_REMOVED        .  gone    gone    .  →crash  →crash  gone    .       gone    gone
-deploy_REMOVING       .  gone    gone    .  →crash  →crash  gone    .       gone    gone
-deploy_SKIPPED        .  gone    gone    .  →crash  →crash  gone    .       gone    gone
-deploy_SLEEPING       .  →sleep  →sleep  .  .       .       x:taint .       x:dead  .
+deploy_failed         .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
+deploy_crashed        .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
+deploy_removed        .  gone    gone    .  →crash  →crash  gone    .       gone    gone
+deploy_pending        .  .       →start  .  .       .       x:taint .       x:dead  →start
+deploy_unknown        .  .       →start  .  .       .       x:taint .       x:dead  →start
+deploy_sleeping       .  →sleep  →sleep  .  .       .       x:taint .       x:dead  .
 """
 
 
@@ -123,7 +124,7 @@ def test_one_failed_probe_is_counted_not_fatal() -> None:
 
 
 def test_healthy_observation_resets_the_counter() -> None:
-    obs = Observation("SUCCESS", healthy=True, runtime=CLEAN, failed_probes=2)
+    obs = Observation("running", healthy=True, runtime=CLEAN, failed_probes=2)
     assert decide("idle", obs, RULES).failed_probes == 0
 
 
@@ -132,7 +133,7 @@ def test_failed_observation_leaves_the_counter_alone() -> None:
 
 
 def test_starting_past_stuck_timeout_still_needs_several_failed_probes() -> None:
-    obs = Observation("SUCCESS", healthy=False, failed_probes=0, age_seconds=5000)
+    obs = Observation("running", healthy=False, failed_probes=0, age_seconds=5000)
     assert decide("starting", obs, RULES).action == "keep"
 
 
@@ -144,10 +145,8 @@ def test_missing_deploy_status_trusts_a_healthy_probe() -> None:
 
 # ---- properties ---------------------------------------------------------------------------
 
-DEPLOYS = st.sampled_from(
-    [None, "INITIALIZING", "QUEUED", "WAITING", "NEEDS_APPROVAL", "BUILDING", "DEPLOYING", "SUCCESS",
-     "FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED", "SLEEPING", "SOMETHING_NEW"]
-)  # fmt: skip
+# Every neutral deploy state, none, and a word a newer services might add.
+DEPLOYS = st.sampled_from([None, *DEPLOY_STATES, "something_new"])
 RUNTIMES = st.none() | st.builds(
     Runtime,
     conversation_id=st.sampled_from([None, OURS, "c-other"]),
@@ -241,7 +240,7 @@ def _reason(current: Status) -> str:
 def test_death_needs_several_failed_probes_or_a_failed_deploy(current: Status, obs: Observation) -> None:
     decision = decide(current, obs, RULES)
     if decision.status in ("dead", "crashed") and decision.status != current:
-        failed_deploy = obs.deploy_status in ("FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED")
+        failed_deploy = obs.deploy_status in ("failed", "crashed", "removed")
         stuck_deploy = current == "starting" and obs.age_seconds >= RULES.stuck_timeout_seconds
         assert (
             failed_deploy or not obs.known or stuck_deploy or decision.failed_probes >= RULES.death_threshold

@@ -40,7 +40,7 @@ async def wait_for_batch(
 def all_healthy(batch: dict[str, Any]) -> bool:
     observed = batch["instances"].values()
     return bool(observed) and all(
-        o["deployStatus"] == "SUCCESS" and (o["health"] or {}).get("ok") for o in observed
+        o["deployStatus"] == "running" and (o["health"] or {}).get("ok") for o in observed
     )
 
 
@@ -117,7 +117,7 @@ async def test_status_tells_the_truth_after_a_services_restart_and_a_crash(
         (proc,) = runtime_processes(data_dir)
         os.killpg(proc.pid, signal.SIGKILL)
         batch = await wait_for_batch(
-            client, base, lambda b: b["instances"][instance_id]["deployStatus"] == "CRASHED", timeout=10
+            client, base, lambda b: b["instances"][instance_id]["deployStatus"] == "crashed", timeout=10
         )
         assert batch["instances"][instance_id]["health"] is None
 

@@ -31,6 +31,7 @@ from services.platforms.railway.settings import RailwaySettings
 from services.platforms.railway.status import orphan_instance_id, per_instance_status, shared_status
 from shared.errors import PermanentError
 from shared.logging import get_logger
+from shared.schemas import DeployState
 
 log = get_logger("services.platforms.railway")
 
@@ -176,7 +177,7 @@ class RailwayPlatform:
         project_id, environment_id, service_id = await self._locate(ref)
         await self.client.variables_upsert(project_id, environment_id, service_id, variables, deploy=redeploy)
 
-    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
+    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> DeployState | None:
         _, environment_id, service_id = await self._locate(ref)
         if image:
             patch = {"services": {service_id: {"source": {"image": image}}}}
@@ -185,7 +186,7 @@ class RailwayPlatform:
             # Deploys the service's current configuration: the configured image and variables.
             await self.client.service_instance_deploy(service_id, environment_id)
         # Both calls queue a fresh deployment; the next status observation follows it.
-        return "QUEUED"
+        return "pending"
 
     async def _locate(self, ref: PlatformRef) -> tuple[str, str, str]:
         """(project, environment, service) from the ref, whichever mode created it."""

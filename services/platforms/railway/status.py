@@ -3,6 +3,7 @@
 Shared mode: one environment holds every service; its `serviceInstances` connection is read page
 by page until `hasNextPage` is false. Per-instance mode: one `projects` listing (which also finds
 orphans and projects deleted behind our back), then aliased batches of `environment(...)` fields.
+Railway's deployment words are mapped onto the neutral deploy state here, and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,8 +21,26 @@ from services.platforms.railway.errors import (
     error_alias,
 )
 from shared.ids import is_instance_id
+from shared.schemas import DeployState
 
-GONE = "REMOVED"
+# Railway's DeploymentStatus (specs/railway.md) onto the neutral state (DESIGN.md §5, §9).
+DEPLOY_STATES: dict[str, DeployState] = {
+    "INITIALIZING": "pending",
+    "QUEUED": "pending",
+    "WAITING": "pending",
+    "NEEDS_APPROVAL": "pending",
+    "BUILDING": "deploying",
+    "DEPLOYING": "deploying",
+    "SUCCESS": "running",
+    "SLEEPING": "sleeping",
+    "FAILED": "failed",
+    "CRASHED": "crashed",
+    "REMOVED": "removed",
+    "REMOVING": "removed",
+    "SKIPPED": "removed",
+}
+# A service missing from its environment's listing was deleted behind our back.
+GONE: DeployState = "removed"
 # Projects deleted between the listing and the batch are rare; many at once means something else.
 MAX_DROPS_PER_BATCH = 5
 
@@ -51,12 +70,18 @@ def _orphan(kind: str, node_id: str, name: str, created_at: str | None, prefix: 
     )
 
 
-def _latest_status(node: dict[str, Any]) -> str | None:
+def deploy_state(word: str | None) -> DeployState | None:
+    """None (no deployment recorded) stays None: the pool then trusts the health probe. A word
+    Railway adds later is `unknown`, which the pool treats as a deploy in progress."""
+    return None if word is None else DEPLOY_STATES.get(word, "unknown")
+
+
+def _latest_status(node: dict[str, Any]) -> DeployState | None:
     deployment = node.get("latestDeployment")
-    return str(deployment["status"]) if deployment else None
+    return deploy_state(str(deployment["status"])) if deployment else None
 
 
-def _state(ref: PlatformRef, observed: dict[str, str | None]) -> PlatformState:
+def _state(ref: PlatformRef, observed: dict[str, DeployState | None]) -> PlatformState:
     if not ref.service_id:
         return PlatformState(deploy_status=None, url=ref.url)
     if ref.service_id not in observed:
@@ -73,7 +98,7 @@ async def shared_status(
     environments = {ref.environment_id for ref in refs.values() if ref.environment_id}
     if environment_id:
         environments.add(environment_id)
-    observed: dict[str, str | None] = {}
+    observed: dict[str, DeployState | None] = {}
     orphans: list[PlatformOrphanRef] = []
     for env_id in sorted(environments):
         after: str | None = None
@@ -117,10 +142,10 @@ async def _list_projects(client: RailwayClient, stats: CallStats) -> dict[str, d
 
 async def _observe_batch(
     client: RailwayClient, chunk: list[PlatformRef], stats: CallStats
-) -> dict[str, str | None]:
+) -> dict[str, DeployState | None]:
     """Deploy status by service id. A project deleted since the listing drops out and is retried
     without it (every root field is non-null, so one missing project nulls the whole answer)."""
-    observed: dict[str, str | None] = {}
+    observed: dict[str, DeployState | None] = {}
     pending = list(chunk)
     for _ in range(MAX_DROPS_PER_BATCH + 1):
         if not pending:
@@ -160,7 +185,7 @@ async def per_instance_status(
     live = [
         ref for ref in refs.values() if ref.project_id in projects and ref.environment_id and ref.service_id
     ]
-    observed: dict[str, str | None] = {}
+    observed: dict[str, DeployState | None] = {}
     size = client.settings.status_batch_size
     for start in range(0, len(live), size):
         observed.update(await _observe_batch(client, live[start : start + size], stats))

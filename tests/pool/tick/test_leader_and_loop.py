@@ -172,7 +172,7 @@ async def flaky() -> AsyncIterator[tuple[FlakyServices, str]]:
                 "instanceId": body.instance_id,
                 "name": body.name,
                 "url": "http://127.0.0.1:9",
-                "deployStatus": "DEPLOYING",
+                "deployStatus": "deploying",
                 "gatewayToken": "pool_gw_testtoken123",
                 "tools": [],
             }

@@ -28,11 +28,11 @@ CLEAN = Runtime(None, clean=True)
 
 def row(i: int, status: Status, *, age: float = 60, failed: int = 0, conversation: str | None = None) -> Row:
     at = NOW - timedelta(seconds=age)
-    return Row(f"i{i:011d}", status, at, at, failed, conversation, deploy_status="SUCCESS")
+    return Row(f"i{i:011d}", status, at, at, failed, conversation, deploy_status="running")
 
 
 def seen(
-    i: int, deploy: str | None = "SUCCESS", *, healthy: bool = True, age: float = 60
+    i: int, deploy: str | None = "running", *, healthy: bool = True, age: float = 60
 ) -> InstanceObservation:
     return InstanceObservation(
         instance_id=f"i{i:011d}",
@@ -59,7 +59,7 @@ def test_services_down_plans_nothing_not_even_creates() -> None:
 
 def test_platform_error_changes_no_status_but_still_refills_from_the_rows() -> None:
     rows = [row(1, "idle"), row(2, "claimed", conversation="c")]
-    observed = Observed(rows, batch(seen(1, "CRASHED"), platform_ok=False))
+    observed = Observed(rows, batch(seen(1, "crashed"), platform_ok=False))
     assert plan(observed, TARGET, NOW) == [Create(2)]
 
 
@@ -73,7 +73,7 @@ def test_ready_starting_instance_is_promoted_and_counts_as_supply() -> None:
     rows = [row(1, "starting"), row(2, "idle"), row(3, "idle")]
     observed = Observed(rows, batch(seen(1), seen(2), seen(3)), {iid(i): CLEAN for i in (1, 2, 3)})
     assert plan(observed, TARGET, NOW) == [
-        Update(iid(1), "starting", "idle", 0, "SUCCESS", True, "healthy and clean")
+        Update(iid(1), "starting", "idle", 0, "running", True, "healthy and clean")
     ]
 
 
@@ -90,33 +90,33 @@ def test_one_failed_probe_only_counts() -> None:
     rows = [row(1, "idle"), row(2, "idle"), row(3, "idle")]
     observed = Observed(rows, batch(seen(1, healthy=False), seen(2), seen(3)), {iid(2): CLEAN, iid(3): CLEAN})
     assert plan(observed, TARGET, NOW) == [
-        Update(iid(1), "idle", "idle", 1, "SUCCESS", False, "health probe failed")
+        Update(iid(1), "idle", "idle", 1, "running", False, "health probe failed")
     ]
 
 
 def test_crashed_deploy_of_a_claimed_instance_marks_it_crashed_and_is_not_replaced_by_it() -> None:
     rows = [row(1, "claimed", conversation="c"), *(row(i, "idle") for i in (2, 3, 4))]
-    observations = batch(seen(1, "CRASHED", healthy=False), *(seen(i) for i in (2, 3, 4)))
+    observations = batch(seen(1, "crashed", healthy=False), *(seen(i) for i in (2, 3, 4)))
     observed = Observed(rows, observations, {iid(i): CLEAN for i in (2, 3, 4)})
     assert plan(observed, TARGET, NOW) == [
-        Update(iid(1), "claimed", "crashed", 0, "CRASHED", False, "deploy CRASHED")
+        Update(iid(1), "claimed", "crashed", 0, "crashed", False, "deploy crashed")
     ]
 
 
 def test_rows_services_no_longer_knows_are_resolved() -> None:
     rows = [row(1, "idle"), row(2, "claimed", conversation="c"), row(3, "starting")]
-    observed = Observed(rows, batch(seen(3, "DEPLOYING", healthy=False)))
+    observed = Observed(rows, batch(seen(3, "deploying", healthy=False)))
     assert plan(observed, TARGET, NOW) == [
         Destroy(iid(1), "idle", "dead", "unknown to services"),
-        Update(iid(2), "claimed", "crashed", 0, "SUCCESS", False, "unknown to services"),
-        Update(iid(3), "starting", "starting", 0, "DEPLOYING", False, "deploy DEPLOYING"),
+        Update(iid(2), "claimed", "crashed", 0, "running", False, "unknown to services"),
+        Update(iid(3), "starting", "starting", 0, "deploying", False, "deploy deploying"),
         Create(2),
     ]
 
 
 def test_claiming_and_fresh_creating_rows_are_left_alone_and_count_as_supply() -> None:
     rows = [row(1, "claiming"), row(2, "creating"), row(3, "creating")]
-    observed = Observed(rows, batch(seen(1, "CRASHED")))
+    observed = Observed(rows, batch(seen(1, "crashed")))
     assert plan(observed, TARGET, NOW) == [Create(1)]
 
 
@@ -165,7 +165,7 @@ def test_unprobed_instances_are_no_observation_but_their_deploy_status_still_cou
     observations = [
         seen(1, healthy=False),
         seen(2, healthy=False),
-        seen(3, "CRASHED", healthy=False),
+        seen(3, "crashed", healthy=False),
         seen(4),
     ]
     for o in observations[:3]:
@@ -177,7 +177,7 @@ def test_unprobed_instances_are_no_observation_but_their_deploy_status_still_cou
     )
     actions = plan(Observed(rows, unprobed, {iid(4): CLEAN}), TARGET, NOW)
     # 1 and 2 keep their counters (no Update); 3's CRASHED deploy is acted on without a probe.
-    assert actions == [Destroy(iid(3), "idle", "dead", "deploy CRASHED")]
+    assert actions == [Destroy(iid(3), "idle", "dead", "deploy crashed")]
 
 
 def test_a_healthy_instance_not_asked_for_its_runtime_is_left_alone() -> None:
@@ -189,6 +189,6 @@ def test_a_healthy_instance_not_asked_for_its_runtime_is_left_alone() -> None:
         rows, batch(seen(1), seen(2), seen(3)), {iid(1): CLEAN, iid(2): None}, frozenset({iid(3)})
     )
     assert plan(asked, TARGET, NOW) == [
-        Update(iid(2), "idle", "idle", 1, "SUCCESS", True, "runtime status unreachable"),
+        Update(iid(2), "idle", "idle", 1, "running", True, "runtime status unreachable"),
         Create(1),
     ]

@@ -60,7 +60,7 @@ def services_app(fleet: FakeFleet, unprobed: set[str]) -> FastAPI:
                 i: InstanceObservation(
                     instance_id=i,
                     url=fleet.url(i),
-                    deploy_status="SUCCESS",
+                    deploy_status="running",
                     health=None if i in unprobed else HealthProbe(ok=True, status_code=200, ready=True),
                     created_at=now,
                 )
@@ -107,7 +107,7 @@ async def test_a_steady_tick_asks_only_starting_failing_and_rotated_idle_instanc
             # The failing one answered: its counter is reset by the set-based write, which also
             # records the deploy status the rows did not have yet (6 idle, claimed, failing).
             assert after[failing].failed_probes == 0 and result.actions["probe"] == 8
-            assert {r.deploy_status for r in after.values()} == {"SUCCESS"}
+            assert {r.deploy_status for r in after.values()} == {"running"}
             # Healthy rows the tick left alone were stamped as seen, claimed included.
             assert all(after[i].last_healthy_at is not None for i in [*idle, claimed])
 

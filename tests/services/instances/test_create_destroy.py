@@ -36,7 +36,7 @@ async def test_create_hands_out_the_gateway_token_once_and_stores_only_hashes(
         "instanceId": IID,
         "name": f"agent-{IID}",
         "url": None,
-        "deployStatus": "DEPLOYING",
+        "deployStatus": "deploying",
         "gatewayToken": token,
         "tools": [
             {"toolId": "echo", "resourceId": f"echo-{IID}-1", "envKey": "ECHO_API_KEY", "status": "active"}
@@ -193,11 +193,11 @@ async def test_configure_passes_variables_on_but_refuses_the_ones_services_owns(
         )
         redeployed = await api.post(f"/redeploy/{IID}", json={"image": "runtime:2"}, headers=AUTH)
 
-    assert ok.json() == {"instanceId": IID, "ok": True, "deployStatus": "DEPLOYING"}
+    assert ok.json() == {"instanceId": IID, "ok": True, "deployStatus": "deploying"}
     assert memory_platform.configured == [(f"svc-{IID}", {"MODEL": "x"}, False)]
     assert refused.status_code == 400
     assert refused.json() == {
         "error": "BadRequest",
         "detail": "variables GATEWAY_TOKEN are set by services and cannot be configured",
     }
-    assert redeployed.json() == {"instanceId": IID, "ok": True, "deployStatus": "DEPLOYING"}
+    assert redeployed.json() == {"instanceId": IID, "ok": True, "deployStatus": "deploying"}

@@ -44,7 +44,7 @@ async def test_one_instance_shows_platform_ids_and_every_ledger_entry_but_no_sec
         "provider": "memory",
         "state": "active",
         "url": None,
-        "deployStatus": "DEPLOYING",
+        "deployStatus": "deploying",
         "runtimeImage": "ghcr.io/warmpool/runtime:latest",
         "projectId": None,
         "environmentId": None,

@@ -57,8 +57,8 @@ async def test_create_reports_deploying_until_the_port_answers_then_success(
     assert progress[0].keys() == {"data_dir", "port"}
     assert {"pid", "create_time"} <= progress[1].keys()
     assert ref.url == f"http://127.0.0.1:{ref.extra['port']}"
-    assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "DEPLOYING"
-    await wait_for_status(platform, ref, "SUCCESS")
+    assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "deploying"
+    await wait_for_status(platform, ref, "running")
     # The runtime's start-up delay is readiness, not listening: the probe, not the platform, sees it.
     async with httpx.AsyncClient() as client:
         health = await client.get(f"{ref.url}/pool/health")
@@ -84,7 +84,7 @@ async def test_destroy_stops_the_process_and_removes_its_dir_and_missing_is_succ
     assert live_process(info) is None
     assert not (data_dir / "aaaaaaaaaaa2").exists()
     assert await platform.destroy(ref) is False
-    assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "REMOVED"
+    assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "removed"
 
 
 async def test_a_killed_process_is_crashed_and_a_reused_pid_is_not_mistaken_for_it(
@@ -92,16 +92,16 @@ async def test_a_killed_process_is_crashed_and_a_reused_pid_is_not_mistaken_for_
 ) -> None:
     platform = LocalPlatform(make_settings())
     ref, _ = await create(platform, "aaaaaaaaaaa3")
-    await wait_for_status(platform, ref, "SUCCESS")
+    await wait_for_status(platform, ref, "running")
 
     os.killpg(int(ref.extra["pid"]), signal.SIGKILL)
-    await wait_for_status(platform, ref, "CRASHED", timeout=5)
+    await wait_for_status(platform, ref, "crashed", timeout=5)
 
     # Another live process now holds the recorded pid (our own): still crashed, not "alive".
     record = data_dir / "aaaaaaaaaaa3" / "process.json"
     info = json.loads(record.read_text())
     record.write_text(json.dumps({**info, "pid": os.getpid()}))
-    assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "CRASHED"
+    assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "crashed"
     assert await platform.destroy(ref) is True
     assert psutil.pid_exists(os.getpid())
 
@@ -112,12 +112,12 @@ async def test_a_new_platform_object_re_adopts_live_processes_and_lists_orphans(
     first = LocalPlatform(make_settings())
     ref, _ = await create(first, "aaaaaaaaaaa4")
     orphan_ref, _ = await create(first, "aaaaaaaaaaa5")
-    await wait_for_status(first, ref, "SUCCESS")
+    await wait_for_status(first, ref, "running")
 
     restarted = LocalPlatform(make_settings())
     snapshot = await restarted.status_many({"aaaaaaaaaaa4": ref})
 
-    assert snapshot.states["aaaaaaaaaaa4"].deploy_status == "SUCCESS"
+    assert snapshot.states["aaaaaaaaaaa4"].deploy_status == "running"
     assert [o.ref for o in snapshot.orphans] == ["aaaaaaaaaaa5"]
     assert await restarted.destroy(ref) is True
     assert await restarted.destroy(orphan_ref) is True
@@ -135,7 +135,7 @@ async def test_configure_with_redeploy_restarts_with_the_new_variables(
     await platform.configure(ref, {"RUNTIME_NEVER_READY": "true"}, redeploy=True)
 
     assert ref.extra["pid"] != old_pid
-    await wait_for_status(platform, ref, "SUCCESS")
+    await wait_for_status(platform, ref, "running")
     env = psutil.Process(int(ref.extra["pid"])).environ()
     assert env["RUNTIME_NEVER_READY"] == "true"
     assert env["GATEWAY_TOKEN"] == TOKEN
@@ -163,7 +163,7 @@ async def test_the_instance_sees_its_own_env_and_none_of_the_services_secrets(
     platform = LocalPlatform(make_settings(local_runtime_env={"RUNTIME_PROVISION_DELAY": "0.1"}))
     ref, _ = await create(platform, "aaaaaaaaaaa7", ECHO_API_KEY="echo-secret")
     # /proc/<pid>/environ can read empty for a moment right after exec: look once it serves.
-    await wait_for_status(platform, ref, "SUCCESS")
+    await wait_for_status(platform, ref, "running")
 
     env = psutil.Process(int(ref.extra["pid"])).environ()
     assert "SERVICES_API_KEY" not in env and "OPENROUTER_MANAGEMENT_KEY" not in env

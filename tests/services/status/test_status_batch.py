@@ -65,7 +65,7 @@ async def test_one_hung_instance_costs_the_batch_no_more_than_its_timeout(
     db_rows: Callable[[], Awaitable[Rows]],
 ) -> None:
     memory_platform.urls = {HEALTHY: healthy_url, HUNG: hung_url, ASLEEP: hung_url}
-    memory_platform.statuses = {ASLEEP: "SLEEPING"}
+    memory_platform.statuses = {ASLEEP: "sleeping"}
     async with app_client(make_settings(platform="memory", probe_timeout_seconds=0.5)) as api:
         for instance_id in (HEALTHY, HUNG, ASLEEP):
             await create(api, instance_id)
@@ -76,26 +76,27 @@ async def test_one_hung_instance_costs_the_batch_no_more_than_its_timeout(
     batch = response.json()
     assert response.status_code == 200
     assert elapsed < 1.5
-    assert batch["platformOk"] is True and batch["unknown"] == [] and batch["orphans"] == []
+    assert batch["platformOk"] is True and batch["orphans"] == []
+    assert set(batch["instances"]) == {HEALTHY, HUNG, ASLEEP}
     healthy, hung, asleep = (batch["instances"][i] for i in (HEALTHY, HUNG, ASLEEP))
     assert (healthy["deployStatus"], healthy["health"]["ok"], healthy["health"]["ready"]) == (
-        "SUCCESS",
+        "running",
         True,
         True,
     )
     assert (hung["deployStatus"], hung["health"]["ok"], hung["health"]["error"]) == (
-        "SUCCESS",
+        "running",
         False,
         "timed out after 0.5s",
     )
     # A sleeping instance is not probed: the probe would wake it.
-    assert (asleep["deployStatus"], asleep["health"]) == ("SLEEPING", None)
+    assert (asleep["deployStatus"], asleep["health"]) == ("sleeping", None)
     assert memory_platform.status_calls == 1
     infra, _ = await db_rows()
     assert {r.instance_id: r.deploy_status for r in infra} == {
-        HEALTHY: "SUCCESS",
-        HUNG: "SUCCESS",
-        ASLEEP: "SLEEPING",
+        HEALTHY: "running",
+        HUNG: "running",
+        ASLEEP: "sleeping",
     }
 
 
@@ -118,11 +119,12 @@ async def test_a_platform_failure_is_reported_not_a_5xx_and_changes_nothing(
     assert response.status_code == 200
     assert batch["platformOk"] is False
     assert batch["platformError"] == "Railway answered 429: rate limited"
-    assert batch["unknown"] == ["unknown00001"]
+    # An id services does not know is simply absent: the pool resolves its row by that.
+    assert set(batch["instances"]) == {HEALTHY}
     observed = batch["instances"][HEALTHY]
     assert observed["deployStatus"] is None and observed["health"]["ok"] is True
     infra, _ = await db_rows()
-    assert [r.deploy_status for r in infra] == ["DEPLOYING"]
+    assert [r.deploy_status for r in infra] == ["deploying"]
 
 
 async def test_probe_false_skips_health_checks_and_ids_limit_the_batch(

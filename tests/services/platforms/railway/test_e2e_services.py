@@ -34,7 +34,7 @@ async def wait_healthy(client: httpx.AsyncClient, base: str, timeout: float = 30
     while asyncio.get_running_loop().time() < deadline:
         batch = (await client.post(f"{base}/status/batch", json={}, headers=AUTH)).json()
         observed = batch["instances"].get(INSTANCE, {})
-        if observed.get("deployStatus") == "SUCCESS" and (observed.get("health") or {}).get("ok"):
+        if observed.get("deployStatus") == "running" and (observed.get("health") or {}).get("ok"):
             assert batch["platformOk"] is True
             return batch
         await asyncio.sleep(0.2)

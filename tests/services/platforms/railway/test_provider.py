@@ -59,7 +59,7 @@ async def test_create_makes_everything_before_one_deploy_with_every_variable(
     if mode == "per-instance":
         assert seen[0].project_id == ref.project_id and seen[0].service_id is None
         assert store.projects[ref.project_id or ""].name == "agent-abc123def456"
-    assert await wait_status(platform, ref, "SUCCESS") == "SUCCESS"
+    assert await wait_status(platform, ref, "running") == "running"
 
 
 async def test_create_costs_four_calls_in_shared_mode(railway: Harness) -> None:
@@ -105,9 +105,9 @@ async def test_status_many_reports_removed_for_instances_gone_behind_our_back(
         railway.fake.store.delete_service(gone.service_id or "")
     never = PlatformRef(provider="railway", extra={"mode": mode})
     snapshot = await platform.status_many({"kept": kept, "gone": gone, "never": never})
-    assert snapshot.states["gone"].deploy_status == "REMOVED"
+    assert snapshot.states["gone"].deploy_status == "removed"
     assert snapshot.states["never"].deploy_status is None
-    assert snapshot.states["kept"].deploy_status in {"QUEUED", "BUILDING", "DEPLOYING", "SUCCESS"}
+    assert snapshot.states["kept"].deploy_status in {"pending", "deploying", "running"}
     assert snapshot.orphans == []
 
 
@@ -141,7 +141,7 @@ async def test_redeploy_rolls_to_the_given_or_configured_image(railway: Harness,
     _, on_progress = recorder()
     ref = await platform.create(spec(), on_progress)
     key = (ref.service_id or "", ref.environment_id or "")
-    assert await platform.redeploy(ref, image="img:2") == "QUEUED"
+    assert await platform.redeploy(ref, image="img:2") == "pending"
     assert railway.fake.store.latest_deployment(*key).image == "img:2"  # type: ignore[union-attr]
     await platform.redeploy(ref, image=None)
     assert len(railway.fake.store.history[key]) == 3

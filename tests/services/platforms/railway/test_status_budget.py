@@ -57,7 +57,7 @@ async def test_shared_mode_observes_1000_instances_in_two_calls(railway: Harness
     snapshot = await platform.status_many(refs)
     assert snapshot.api_calls == 2
     assert sum(railway.fake.calls.values()) == 2
-    assert {state.deploy_status for state in snapshot.states.values()} == {"SUCCESS"}
+    assert {state.deploy_status for state in snapshot.states.values()} == {"running"}
     assert len(snapshot.states) == FLEET
 
 
@@ -66,7 +66,7 @@ async def test_shared_mode_pages_past_any_fixed_first(railway: Harness) -> None:
     platform = railway.platform("shared", environment_id=railway.shared_environment_id, page_size=10)
     snapshot = await platform.status_many(refs)
     assert snapshot.api_calls == 3
-    assert {state.deploy_status for state in snapshot.states.values()} == {"SUCCESS"}
+    assert {state.deploy_status for state in snapshot.states.values()} == {"running"}
 
 
 async def test_per_instance_mode_observes_1000_projects_in_at_most_25_calls(railway: Harness) -> None:
@@ -76,7 +76,7 @@ async def test_per_instance_mode_observes_1000_projects_in_at_most_25_calls(rail
     # 2 pages of the project listing (500 each) + 20 aliased batches of 50 projects.
     assert snapshot.api_calls == 22
     assert railway.fake.calls == {"Projects": 2, "EnvironmentStatusBatch": 20}
-    assert {state.deploy_status for state in snapshot.states.values()} == {"SUCCESS"}
+    assert {state.deploy_status for state in snapshot.states.values()} == {"running"}
     assert snapshot.orphans == []
 
 
@@ -89,8 +89,8 @@ async def test_a_project_deleted_between_listing_and_batch_costs_one_extra_call(
         victim.project_id or ""
     ].created_at
     snapshot = await railway.platform("per-instance").status_many(refs)
-    assert snapshot.states[instance_id(2)].deploy_status == "REMOVED"
-    assert snapshot.states[instance_id(1)].deploy_status == "SUCCESS"
+    assert snapshot.states[instance_id(2)].deploy_status == "removed"
+    assert snapshot.states[instance_id(1)].deploy_status == "running"
     assert railway.fake.calls["EnvironmentStatusBatch"] == 2
 
 
