@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypedDict
 
-import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,7 +22,6 @@ class PoolState(TypedDict):
     sessionmaker: async_sessionmaker[AsyncSession]
     # The claim's hot statements (pool/claims/db.py).
     claims_db: ClaimsDb
-    http: httpx.AsyncClient
     services: ServicesClient
     instances: InstanceClient
     box: SecretBox
@@ -45,7 +43,6 @@ async def get_pool(request: Request) -> PoolState:
         engine=request.state.engine,
         sessionmaker=request.state.sessionmaker,
         claims_db=request.state.claims_db,
-        http=request.state.http,
         services=request.state.services,
         instances=request.state.instances,
         box=request.state.box,

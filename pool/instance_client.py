@@ -1,6 +1,16 @@
-"""Client for the instance contract (DESIGN.md §4), each call authed with that instance's own token.
+"""The pool's one client for the instance contract (DESIGN.md §4): every call the pool makes to an
+instance goes through `InstanceClient`, on one keep-alive aiohttp session.
 
-Nothing here is retried: a provision is not idempotent, and the claim decides what a failure means.
+One method per call; each takes the `timeout` its caller states, covering the whole call (waiting
+for a pooled connection included):
+- `health`: GET /pool/health (no auth): the starting prober, within the tick's probe timeout;
+- `status`: GET /convos/status: the tick and the prober (probe timeout), a claim's recovery
+  (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
+- `provision`: POST /pool/provision: the claim (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
+- `reset`: POST /convos/reset: a claim's recovery (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS).
+`/convos/*` and `/pool/provision` are authed with that instance's own gateway token. Nothing is
+retried: a provision is not idempotent, the claim decides what a failure means, and the tick's
+next pass is the tick's retry.
 
 aiohttp rather than httpx: on this project's 2-core machine httpx cost 1.6-3.3 ms of CPU per call
 (more the more keep-alive connections its pool holds, which it scans on every request) against
@@ -9,14 +19,17 @@ aiohttp rather than httpx: on this project's 2-core machine httpx cost 1.6-3.3 m
 
 from __future__ import annotations
 
+import asyncio
 import json as jsonlib
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from shared.errors import UpstreamError
+from shared.instance_health import MAX_BODY, probe_health
+from shared.schemas import HealthProbe
 
 
 class _Camel(BaseModel):
@@ -44,15 +57,17 @@ class ProvisionRequest(_Camel):
     metadata: dict[str, Any] | None = None
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 class InstanceClient:
-    """One keep-alive connection pool for every instance call (claims and the tick's probes).
+    """One keep-alive connection pool for every instance call (claims, the prober and the tick).
 
     The aiohttp session is opened on first use: it belongs to the event loop that uses it, and
     building the app state stays synchronous. `aclose()` closes it (a no-op if never opened).
     """
 
-    def __init__(self, *, timeout: float = 30.0, max_connections: int = 400) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+    def __init__(self, *, max_connections: int = 400) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -60,8 +75,8 @@ class InstanceClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
-                timeout=self._timeout,
-                # Instances are called directly, as the pool sees them; no proxy from the environment.
+                # Instances are called directly, as the pool sees them; no proxy or ~/.netrc
+                # from the environment (shared.instance_health says what that costs).
                 trust_env=False,
             )
         return self._session
@@ -71,47 +86,62 @@ class InstanceClient:
             await self._session.close()
             self._session = None
 
-    async def _post_or_get(self, method: str, base_url: str, path: str, token: str, json: Any = None) -> Any:
+    async def health(self, base_url: str, *, timeout: float) -> HealthProbe:
+        """`GET /pool/health`; never raises (a failed probe is an answer: `ok` False)."""
+        return await probe_health(self._client(), base_url, timeout)
+
+    async def status(self, base_url: str, token: str, *, timeout: float) -> ConvosStatus:
+        body = await self._send("GET", base_url, "/convos/status", token, timeout=timeout)
+        return _parse(ConvosStatus, "/convos/status", body)
+
+    async def provision(
+        self, base_url: str, token: str, body: ProvisionRequest, *, timeout: float
+    ) -> Provisioned:
+        payload = body.model_dump(by_alias=True, exclude_none=True)
+        answer = await self._send("POST", base_url, "/pool/provision", token, json=payload, timeout=timeout)
+        return _parse(Provisioned, "/pool/provision", answer)
+
+    async def reset(self, base_url: str, token: str, *, timeout: float) -> None:
+        body = await self._send("POST", base_url, "/convos/reset", token, timeout=timeout)
+        try:
+            jsonlib.loads(body)  # the answer carries nothing, but it must be the contract's JSON
+        except ValueError as exc:
+            raise UpstreamError("instance /convos/reset answered a non-JSON body") from exc
+
+    async def _send(
+        self, method: str, base_url: str, path: str, token: str, *, json: Any = None, timeout: float
+    ) -> bytes:
+        """The 2xx answer's body; anything else is an UpstreamError."""
         url = base_url.rstrip("/") + path
         try:
-            async with self._client().request(
-                method,
-                url,
-                json=json,
-                headers={"Authorization": f"Bearer {token}"},
-                # A redirect is an answer the contract does not have: never follow it (nor send
-                # the token after it).
-                allow_redirects=False,
-            ) as response:
+            async with (
+                asyncio.timeout(timeout),
+                self._client().request(
+                    method,
+                    url,
+                    json=json,
+                    headers={"Authorization": f"Bearer {token}"},
+                    # A redirect is an answer the contract does not have: never follow it (nor
+                    # send the token after it).
+                    allow_redirects=False,
+                ) as response,
+            ):
                 status = response.status
-                body = await response.read()
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: an unparsable URL
+                body = await response.content.read(MAX_BODY)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # ValueError: a bad URL
             raise UpstreamError(f"instance {path} unreachable: {type(exc).__name__}") from exc
         if not 200 <= status < 300:
             text = body.decode("utf-8", errors="replace")
             raise UpstreamError(f"instance {path} answered {status}: {text[:200]}")
-        try:
-            return jsonlib.loads(body)
-        except ValueError as exc:
+        return body
+
+
+def _parse(model: type[M], path: str, body: bytes) -> M:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise UpstreamError(f"instance {path} answered a non-JSON body") from exc
-
-    async def provision(self, base_url: str, token: str, body: ProvisionRequest) -> Provisioned:
-        data = await self._post_or_get(
-            "POST", base_url, "/pool/provision", token, json=body.model_dump(by_alias=True, exclude_none=True)
-        )
-        try:
-            return Provisioned.model_validate(data)
-        except ValidationError as exc:
-            raise UpstreamError(
-                f"instance /pool/provision answered an unexpected body: {exc.error_count()} errors"
-            ) from exc
-
-    async def status(self, base_url: str, token: str) -> ConvosStatus:
-        data = await self._post_or_get("GET", base_url, "/convos/status", token)
-        try:
-            return ConvosStatus.model_validate(data)
-        except ValidationError as exc:
-            raise UpstreamError("instance /convos/status answered an unexpected body") from exc
-
-    async def reset(self, base_url: str, token: str) -> None:
-        await self._post_or_get("POST", base_url, "/convos/reset", token)
+        raise UpstreamError(
+            f"instance {path} answered an unexpected body: {exc.error_count()} errors"
+        ) from exc

@@ -32,11 +32,6 @@ def _no_wake() -> None:
 
 def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
     engine = make_engine(settings.database_url, pool_size=engine_pool_size)
-    # The tick's direct /pool/health probes; limits sized for a tick's probes.
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=5.0),
-        limits=httpx.Limits(max_connections=400, max_keepalive_connections=100),
-    )
     metrics = PoolMetrics()
     services = ServicesClient(
         httpx.AsyncClient(
@@ -52,9 +47,8 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
         engine=engine,
         sessionmaker=make_sessionmaker(engine),
         claims_db=ClaimsDb(settings.database_url),
-        http=http,
         services=services,
-        instances=InstanceClient(timeout=settings.claim_provision_timeout_seconds),
+        instances=InstanceClient(),
         box=SecretBox(settings.encryption_key),
         metrics=metrics,
         tick=None,
@@ -84,7 +78,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await runner.stop()
             await state["services"].aclose()
-            await state["http"].aclose()
             await state["instances"].aclose()
             await state["claims_db"].close()
             await state["engine"].dispose()

@@ -215,7 +215,9 @@ async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance
         profile_image=body.profile_image,
         metadata=body.metadata,
     )
-    provisioned = await pool["instances"].provision(instance.url, token, request)
+    provisioned = await pool["instances"].provision(
+        instance.url, token, request, timeout=pool["settings"].claim_provision_timeout_seconds
+    )
     result = Claim(
         invite_url=provisioned.invite_url,
         conversation_id=provisioned.conversation_id,
@@ -247,8 +249,9 @@ async def _recover(pool: PoolState, instance: repo.Picked, reason: str) -> None:
     try:
         token = _token(pool, instance)
         assert instance.url is not None
-        await pool["instances"].reset(instance.url, token)
-        clean = (await pool["instances"].status(instance.url, token)).clean
+        timeout = pool["settings"].claim_provision_timeout_seconds
+        await pool["instances"].reset(instance.url, token, timeout=timeout)
+        clean = (await pool["instances"].status(instance.url, token, timeout=timeout)).clean
     except UpstreamError as exc:
         reason = f"{reason}; reset failed: {exc.message}"
     status = "idle" if clean else "dead"

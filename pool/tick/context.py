@@ -5,7 +5,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.instance_client import InstanceClient
@@ -21,9 +20,8 @@ class TickContext:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     services: ServicesClient
+    # Every call to an instance: /pool/health, /convos/status (pool.tick.probes).
     instances: InstanceClient
-    # For direct GET {url}/pool/health probes (no auth, short timeout).
-    http: httpx.AsyncClient
     box: SecretBox
     settings: TickSettings
     metrics: PoolMetrics | None = None

@@ -1,13 +1,13 @@
-"""Direct calls from the pool to instances: `/pool/health` (no auth) and `/convos/status`
-(the instance's own gateway token). No platform call, so they are cheap enough to repeat."""
+"""Direct calls from the pool to instances, through the one `InstanceClient`: `/pool/health` (no
+auth) and `/convos/status` (the instance's own gateway token), each within the tick's probe
+timeout. No platform call, so they are cheap enough to repeat. A failure of either is an answer
+(not healthy, no runtime), never an exception."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
-
-import httpx
 
 from pool.status import Runtime
 from pool.tick.context import TickContext
@@ -18,18 +18,8 @@ R = TypeVar("R")
 
 
 async def healthy(ctx: TickContext, url: str) -> bool:
-    try:
-        response = await ctx.http.get(
-            url.rstrip("/") + "/pool/health", timeout=ctx.settings.probe_timeout_seconds
-        )
-    except httpx.HTTPError:
-        return False
-    if response.status_code != 200:
-        return False
-    try:
-        return response.json().get("ready") is True
-    except ValueError:
-        return False
+    probe = await ctx.instances.health(url, timeout=ctx.settings.probe_timeout_seconds)
+    return probe.ok
 
 
 async def runtime_status(ctx: TickContext, url: str, token_enc: str | None) -> Runtime | None:
@@ -37,10 +27,8 @@ async def runtime_status(ctx: TickContext, url: str, token_enc: str | None) -> R
         return None
     try:
         token = ctx.box.decrypt(token_enc)
-        answer = await asyncio.wait_for(
-            ctx.instances.status(url, token), timeout=ctx.settings.probe_timeout_seconds
-        )
-    except (UpstreamError, ValueError, TimeoutError):
+        answer = await ctx.instances.status(url, token, timeout=ctx.settings.probe_timeout_seconds)
+    except (UpstreamError, ValueError):  # ValueError: a token that does not decrypt
         return None
     return Runtime(conversation_id=answer.conversation_id, clean=answer.clean, pending=answer.pending)
 

@@ -22,27 +22,22 @@ provision (409, DESIGN.md §4) and the claim resets it or takes another instance
 The rotation's memory (`TickContext.runtime_checked`) lives in the tick context, so a new leader starts with
 every idle instance due; the per-tick bound keeps that first burst small.
 
-Requests go through one aiohttp session per tick: httpx cost 5–7 ms of CPU per request on the
-reference machine against ~0.4 ms here, and these requests are not retried or shared with claims.
+Requests go through the pool's one `InstanceClient` (aiohttp: httpx cost 5–7 ms of CPU per
+request on the reference machine against ~0.4 ms), at most `probe_concurrency` at once, never retried.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 
-import aiohttp
-from pydantic import ValidationError
-
-from pool.instance_client import ConvosStatus
 from pool.status import Runtime
 from pool.tick.context import TickContext
 from pool.tick.plan import Row, seen_healthy
+from pool.tick.probes import bounded, runtime_status
 from shared.schemas import StatusBatch
 
 ALWAYS_ASKED = frozenset({"starting", "sleeping", "crashed"})
-MAX_BODY = 64 * 1024
 
 
 def rotation(
@@ -97,42 +92,7 @@ async def ask(
     tokens: dict[str, str | None],
 ) -> dict[str, Runtime | None]:
     items = [(i, url, token) for i in ids if (url := urls.get(i)) and (token := tokens.get(i))]
-    if not items:
-        return {}
-    limit = ctx.settings.probe_concurrency
-    gate = asyncio.Semaphore(limit)
-    timeout = ctx.settings.probe_timeout_seconds
-    answers: dict[str, Runtime | None] = {}
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
-    # No trust_env: it costs a ~/.netrc read per request (see services.status.probes). Direct.
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(instance_id: str, url: str, token_enc: str) -> None:
-            async with gate:
-                answers[instance_id] = await _status(ctx, session, url, token_enc, timeout)
-
-        await asyncio.gather(*(one(*item) for item in items))
-    return answers
-
-
-async def _status(
-    ctx: TickContext, session: aiohttp.ClientSession, url: str, token_enc: str, timeout: float
-) -> Runtime | None:
-    try:
-        token = ctx.box.decrypt(token_enc)
-        async with (
-            asyncio.timeout(timeout),
-            session.get(
-                url.rstrip("/") + "/convos/status",
-                headers={"Authorization": f"Bearer {token}"},
-                allow_redirects=False,
-            ) as response,
-        ):
-            if response.status != 200:
-                return None
-            body = await response.content.read(MAX_BODY)
-        answer = ConvosStatus.model_validate_json(body)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError, ValidationError):
-        # ValueError: a token that does not decrypt, or a malformed url.
-        return None
-    return Runtime(conversation_id=answer.conversation_id, clean=answer.clean, pending=answer.pending)
+    answers = await bounded(
+        items, ctx.settings.probe_concurrency, lambda item: runtime_status(ctx, item[1], item[2])
+    )
+    return {item[0]: answer for item, answer in zip(items, answers, strict=True)}

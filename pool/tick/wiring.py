@@ -22,7 +22,6 @@ def build_context(state: PoolState, **overrides: Any) -> TickContext:
         sessionmaker=state["sessionmaker"],
         services=state["services"],
         instances=state["instances"],
-        http=state["http"],
         box=state["box"],
         settings=TickSettings.from_settings(state["settings"], **overrides),
         metrics=state["metrics"],

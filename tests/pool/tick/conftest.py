@@ -90,7 +90,6 @@ async def pool_state(settings: PoolSettings) -> AsyncIterator[PoolState]:
         yield state
     finally:
         await state["services"].aclose()
-        await state["http"].aclose()
         await state["instances"].aclose()
         await state["engine"].dispose()
 
