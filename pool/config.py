@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     # How long a request that duplicates an in-flight claim waits for the first one's answer.
     claim_duplicate_wait_seconds: float = Field(45.0, gt=0)
 
+    @property
+    def claim_stale_seconds(self) -> float:
+        """A claim `pending` this long lost its claimant (killed mid-provision): longer than a
+        provision plus the reset and status check after a failed one, and than a duplicate's wait.
+        The claim path (on an empty pool) and the tick (every tick) release such claims."""
+        return 2 * self.claim_provision_timeout_seconds + self.claim_duplicate_wait_seconds
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.environment == "production":

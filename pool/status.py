@@ -31,10 +31,17 @@ Status = Literal[
     "sleeping",
 ]
 STATUSES: tuple[Status, ...] = get_args(Status)
-# Someone's conversation lives on these: the loop may mark them crashed, never destroy them.
+# The status sets, each defined here only; the rest of the pool imports them.
+# An agent lives here (someone's conversation): the loop may mark them crashed, never destroy
+# them; the operator API lists them as the agents.
 BOUND: frozenset[Status] = frozenset({"claimed", "pending_acceptance", "crashed"})
-# Owned by a request in flight; the loop neither reads meaning into them nor writes them.
+# Owned by a request in flight; the loop neither reads meaning into them nor writes them, and
+# operators get no action on them.
 IN_FLIGHT: frozenset[Status] = frozenset({"claiming", "creating"})
+# The claim's agent is still there: being provisioned, serving, or waiting for its invite to be
+# accepted. A repeat of a claim's joinUrl gets that claim's answer only while its instance is in
+# one of these; once it crashed or was removed, the join may happen again (pool.claims.service).
+HOLDS_JOIN: frozenset[Status] = frozenset({"claiming", "claimed", "pending_acceptance"})
 
 # keep: write nothing but the probe counter; set: conditional status write;
 # destroy: mark, tear down through services, delete the row; gone: the platform already

@@ -22,6 +22,7 @@ from pool.claims import repository as repo
 from pool.claims.schemas import Claim, ClaimCreate, PendingAcceptanceResult
 from pool.deps import PoolState
 from pool.instance_client import ProvisionRequest
+from pool.status import HOLDS_JOIN
 from shared.auth import SecretBox
 from shared.errors import AppError, BadRequest, Conflict, Unavailable, UpstreamError
 from shared.logging import get_logger
@@ -30,7 +31,6 @@ log = get_logger("pool.claims")
 
 POLL_SECONDS = 0.2
 EMPTY_RETRY_AFTER = 5
-ACTIVE_INSTANCE_STATUSES = ("claiming", "claimed", "pending_acceptance")
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,7 @@ async def _claim(pool: PoolState, body: ClaimCreate, key: str | None, deadline: 
 
 async def _release_stale(pool: PoolState) -> None:
     """Opportunistic cleanup when the pool looks empty: that is when stuck claims hurt."""
-    settings = pool["settings"]
-    age = 2 * settings.claim_provision_timeout_seconds + settings.claim_duplicate_wait_seconds
+    age = pool["settings"].claim_stale_seconds
     async with pool["sessionmaker"]() as session, session.begin():
         released = await repo.release_stale_claims(session, older_than_seconds=age)
     for instance_id in released:
@@ -154,7 +153,7 @@ async def _first_answer(
     if current is None or current.response is None:
         return None
     joined_by_url = key is None or current.idempotency_key != key
-    if joined_by_url and current.instance_status not in ACTIVE_INSTANCE_STATUSES:
+    if joined_by_url and current.instance_status not in HOLDS_JOIN:
         # The agent on that joinUrl is gone (killed, crashed, dismissed): the join may happen again.
         async with pool["sessionmaker"]() as session, session.begin():
             await repo.release_claim(session, current.id)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pool.config import Settings
 from pool.instances import service as instances_service
 from pool.instances.schemas import LoopState
-from pool.models import STATUSES
+from pool.status import IN_FLIGHT, STATUSES
 
 # The filter groups of the agents list; "pending" is a claim waiting for its invite to be accepted.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -58,7 +58,8 @@ class AgentView:
     def actions(self) -> tuple[str, ...]:
         if self.status == "crashed":
             return ("recheck", "dismiss")
-        if self.status in ("creating", "claiming", "dead"):
+        if self.status in IN_FLIGHT or self.status == "dead":
+            # A request in flight owns the row, or its teardown is under way.
             return ()
         return ("recheck", "kill")
 

@@ -26,7 +26,7 @@ async def counts(session: SessionDep) -> dict[str, int]:
 @router.get("/agents", response_model=list[Agent])
 async def agents(session: SessionDep) -> list[Agent]:
     """Instances that carry an agent: claimed, pending acceptance, or crashed."""
-    rows = await service.list_instances(session, statuses=service.AGENT_STATUSES)
+    rows = await service.list_agents(session)
     return [Agent.model_validate(row) for row in rows]
 
 

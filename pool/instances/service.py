@@ -9,6 +9,7 @@ the row stays `dead` and the tick retries the destroy.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, text, update
@@ -18,14 +19,14 @@ from pool.claims import repository as claims_repo
 from pool.config import Settings
 from pool.deps import PoolState
 from pool.instances.schemas import Drained, Instance, LoopState, PoolStatus, Removed, Replenished
-from pool.models import STATUSES, TickState
 from pool.models import Instance as InstanceRow
+from pool.models import TickState
+from pool.status import BOUND, STATUSES
 from shared.errors import Conflict, NotFound, Unavailable, UpstreamError
 from shared.logging import get_logger
 
 log = get_logger("pool.instances")
 
-AGENT_STATUSES = ("claimed", "pending_acceptance", "crashed")
 FLEET = "default"
 
 DRAIN_PICK = text(
@@ -44,18 +45,23 @@ DRAIN_PICK = text(
 
 async def count_instances(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(InstanceRow.status, func.count()).group_by(InstanceRow.status))
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     counts.update({str(status): int(n) for status, n in rows.all()})
     return counts
 
 
 async def list_instances(
-    session: AsyncSession, *, statuses: tuple[str, ...] | None = None
+    session: AsyncSession, *, statuses: Collection[str] | None = None
 ) -> list[InstanceRow]:
     query = select(InstanceRow).order_by(InstanceRow.created_at, InstanceRow.id)
     if statuses is not None:
-        query = query.where(InstanceRow.status.in_(statuses))
+        query = query.where(InstanceRow.status.in_(sorted(statuses)))
     return list((await session.scalars(query)).all())
+
+
+async def list_agents(session: AsyncSession) -> list[InstanceRow]:
+    """Instances an agent lives on (`pool.status.BOUND`)."""
+    return await list_instances(session, statuses=BOUND)
 
 
 async def loop_state(session: AsyncSession, settings: Settings) -> LoopState:

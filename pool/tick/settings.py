@@ -22,7 +22,7 @@ class TickSettings:
     # A `creating` row this old belongs to a create that died with its process.
     creating_timeout_seconds: float = 600.0
     # A claim `pending` this long lost its claimant (killed mid-provision): the tick releases it,
-    # whether or not the pool ever looks empty. Same age as pool.claims.service._release_stale.
+    # whether or not the pool ever looks empty. `Settings.claim_stale_seconds`.
     claim_stale_seconds: float = 105.0
     probe_concurrency: int = 20
     probe_timeout_seconds: float = 5.0
@@ -54,8 +54,7 @@ class TickSettings:
             "status_batch_timeout_seconds": settings.status_batch_timeout_seconds,
             "idle_runtime_check_seconds": settings.idle_runtime_check_seconds,
             "creating_timeout_seconds": settings.stuck_timeout_seconds,
-            "claim_stale_seconds": 2 * settings.claim_provision_timeout_seconds
-            + settings.claim_duplicate_wait_seconds,
+            "claim_stale_seconds": settings.claim_stale_seconds,
             "backoff_after_failures": settings.create_backoff_after_failures,
             "backoff_base_seconds": settings.create_backoff_base_seconds,
             "backoff_max_seconds": settings.create_backoff_max_seconds,
