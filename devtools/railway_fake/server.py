@@ -4,8 +4,8 @@ parse or validate gets HTTP 400; resolver errors are HTTP 200 with `errors[]` an
 going over the configured rate gets HTTP 429 with `Retry-After` and the body `{"data": null}`.
 
 Fault knobs: `error_rate` (random HTTP-200 errors), `fail_next(n, status=429 | message=...)` for
-bursts, `latency_seconds`, per-token project/volume creation intervals, and planned deploy
-outcomes (`deploys.plan("hang")`).
+bursts, `latency_seconds` (every answer) and `operation_latency_seconds` (one operation's),
+per-token project/volume creation intervals, and planned deploy outcomes (`deploys.plan("hang")`).
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ class FakeSettings:
     retry_after_seconds: int = 1
     error_rate: float = 0.0
     latency_seconds: float = 0.0
+    # Extra delay before answering one operation (by operationName), e.g. a slow mutation.
+    operation_latency_seconds: dict[str, float] = field(default_factory=dict)
     seed: int = 0
 
 
@@ -166,6 +168,8 @@ class FakeRailway:
             return JSONResponse({"errors": [{"message": "Invalid JSON body"}]}, status_code=400)
         operation_name = body.get("operationName")
         self.calls[operation_name or "anonymous"] += 1
+        if delay := self.settings.operation_latency_seconds.get(operation_name or ""):
+            await asyncio.sleep(delay)
         if self._forced:
             status, message = self._forced.popleft()
             return self._reject(status, message)

@@ -69,6 +69,8 @@ class RailwayClient(ApiClient):
             max_attempts=settings.max_attempts,
             backoff_seconds=settings.backoff_seconds,
             max_retry_after=settings.max_retry_after_seconds,
+            # RAILWAY_TIMEOUT_SECONDS: the shared client's own default is services' 2 s probe timeout.
+            timeout=settings.timeout_seconds,
         )
         self.settings = settings
         for token in settings.tokens:
@@ -153,7 +155,9 @@ class RailwayClient(ApiClient):
     async def _send(self, body: dict[str, Any], token: str, create: CreateKind | None) -> httpx.Response:
         try:
             await self.limiter.acquire()
-            return await self._client.post(self.settings.api_url, json=body, headers=self._headers(token))
+            return await self._client.post(
+                self.settings.api_url, json=body, headers=self._headers(token), timeout=self._timeout
+            )
         finally:
             if create:
                 self.tokens.release(token, create)
