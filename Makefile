@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 up: $(STAMP)
-	$(PY) -m pool.cli up
+	$(PY) -m devtools.up
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

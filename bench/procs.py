@@ -21,8 +21,8 @@ import asyncpg
 import httpx
 import psutil
 
+from devtools.pg import EmbeddedPostgres
 from shared.migrations import upgrade_async
-from shared.pg import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 

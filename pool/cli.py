@@ -1,4 +1,4 @@
-"""`poolctl`: the operator's terminal client of the pool's bearer API, plus `poolctl up`.
+"""`poolctl`: the operator's terminal client of the pool's bearer API.
 
 Exit codes: 0 ok, 1 the pool refused the request (4xx/5xx), 2 usage error, 3 unauthorized (401),
 4 pool empty or busy (503), 5 the pool cannot be reached.
@@ -194,24 +194,6 @@ def replenish(
     """Create N more instances now."""
     body = call("POST", url, key, "/api/pool/replenish", json={"count": count})
     console.print(f"[green]replenish[/]: {body}")
-
-
-@app.command()
-def up(
-    data_dir: Annotated[str, typer.Option("--data-dir", envvar="WARMPOOL_DATA_DIR")] = ".data",
-    min_idle: Annotated[int, typer.Option("--min-idle", envvar="POOL_MIN_IDLE", min=0)] = 2,
-    pool_port: Annotated[int, typer.Option("--pool-port", envvar="POOL_PORT")] = 8000,
-    services_port: Annotated[int, typer.Option("--services-port", envvar="SERVICES_PORT")] = 8001,
-) -> None:
-    """Run the whole system on this machine (what `make up` runs); Ctrl-C stops it all."""
-    from pool import up as up_module
-
-    code = up_module.run(
-        up_module.UpOptions(
-            data_dir=data_dir, min_idle=min_idle, pool_port=pool_port, services_port=services_port
-        )
-    )
-    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -224,7 +224,7 @@ SECRETS = {
 # (section title, [(name, default cell, meaning)]) for variables no settings class reads.
 EXTRA: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     (
-        "`make up` / `poolctl up` (pool/up.py; every other variable passes through to the apps)",
+        "`make up` (`python -m devtools.up`; every other variable passes through to the apps)",
         (
             ("WARMPOOL_DATA_DIR", "`.data`", "PostgreSQL data, logs, generated keys, instance data dirs."),
             ("POOL_MIN_IDLE", "`2`", "`make up`'s own default target (the pool's is 3)."),

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.pg import EmbeddedPostgres
 from shared.migrations import upgrade_async
-from shared.pg import EmbeddedPostgres
 from tests.support import DatabaseFactory
 
 

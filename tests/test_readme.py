@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from scripts import config_table
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("pool", "services", "shared", "runtime")
+# devtools too: `make up` reads variables (WARMPOOL_DATA_DIR, RAILWAY_FAKE) that README documents.
+PACKAGES = ("pool", "services", "shared", "runtime", "devtools")
 NAME = re.compile(r"^[A-Z][A-Z0-9_]+$")
 
 

@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from pool.up import runtime_leftovers
+from devtools.processes import runtime_leftovers
 from tests.support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -29,7 +29,7 @@ class UpRun:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POOL_", "SERVICES_", "RAILWAY_"))}
         self.out = open(data_dir.parent / f"up-{self.pool_port}.out", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pool.up", "--data-dir", str(data_dir), "--min-idle", "2",
+            [sys.executable, "-m", "devtools.up", "--data-dir", str(data_dir), "--min-idle", "2",
              "--pool-port", str(self.pool_port), "--services-port", str(self.services_port)],
             cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT,
         )  # fmt: skip

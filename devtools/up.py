@@ -1,4 +1,4 @@
-"""`make up` / `poolctl up`: the whole system on one machine, stopped cleanly by Ctrl-C.
+"""`make up` (`python -m devtools.up`): the whole system on one machine, stopped cleanly by Ctrl-C.
 
 Order: recover from a previous crash → embedded PostgreSQL → both databases migrated → (fake
 Railway) → services → pool → banner → warm-up progress → wait for Ctrl-C or a child's death →
@@ -6,37 +6,40 @@ stop children in reverse order → kill leftover runtime processes → stop Post
 
 Crash recovery relies on two records under the data dir: `up.pids` (pid + create time of every
 child we started, so a reused pid is never mistaken for ours) and the local provider's instance
-folders (runtime processes carry `RUNTIME_DATA_DIR` inside them). Runtime processes run in their
-own sessions, so they are found by that variable, not by parentage. The next run finds those
-instances dead and the pool replaces them.
+folders (runtime processes carry `RUNTIME_DATA_DIR` inside them); devtools/processes.py keeps both.
+The next run finds those instances dead and the pool replaces them.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from devtools.pg import EmbeddedPostgres
+from devtools.processes import (
+    STOP_GRACE_SECONDS,
+    Supervisor,
+    console,
+    log_tail,
+    recover,
+    runtime_leftovers,
+    terminate,
+)
 from shared.migrations import upgrade
-from shared.pg import EmbeddedPostgres
-
-console = Console(highlight=False, soft_wrap=True)
-STOP_GRACE_SECONDS = 10.0
 
 
 @dataclass
@@ -49,14 +52,6 @@ class UpOptions:
     warmup_timeout: float = 300.0
     # Exit after warm-up instead of serving until a signal (not used by `make up`).
     exit_when_ready: bool = False
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    create_time: float = field(default=0.0)
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -86,114 +81,6 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text + "\n")
     path.chmod(0o600)  # an older file keeps its mode through O_CREAT
-
-
-# -- processes ---------------------------------------------------------------------------------
-
-
-def _same_process(pid: int, create_time: float) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except psutil.Error:
-        return None
-
-
-def _terminate(procs: list[psutil.Process], grace: float) -> None:
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=grace)
-
-
-def runtime_leftovers(instances_dir: Path) -> list[psutil.Process]:
-    """Runtime processes whose data dir lies under ours, whoever started them."""
-    root = str(instances_dir.resolve()) + os.sep
-    found = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            data_dir = proc.environ().get("RUNTIME_DATA_DIR")
-            if data_dir and str(Path(data_dir).resolve()).startswith(root):
-                found.append(proc)
-    return found
-
-
-def recover(data_dir: Path) -> list[str]:
-    """Stop what a crashed earlier run left behind; returns what was stopped, for the banner."""
-    stopped: list[str] = []
-    pidfile = data_dir / "up.pids"
-    with contextlib.suppress(OSError, ValueError):
-        for entry in json.loads(pidfile.read_text()):
-            proc = _same_process(int(entry["pid"]), float(entry["create_time"]))
-            if proc is not None:
-                _terminate([proc, *proc.children(recursive=True)], STOP_GRACE_SECONDS)
-                stopped.append(f"{entry['name']} (pid {entry['pid']})")
-    with contextlib.suppress(FileNotFoundError):
-        pidfile.unlink()
-    leftovers = runtime_leftovers(data_dir / "local-instances")
-    _terminate(leftovers, STOP_GRACE_SECONDS)
-    stopped += [f"runtime (pid {proc.pid})" for proc in leftovers]
-    return stopped
-
-
-class Supervisor:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.children: list[Child] = []
-        self.postgres: EmbeddedPostgres | None = None
-        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> Child:
-        log_path = self.data_dir / "logs" / f"{name}.log"
-        with open(log_path, "ab") as log:
-            # Own session: Ctrl-C reaches only us, and we stop the children in our own order.
-            process = subprocess.Popen(
-                args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        child = Child(name, process, log_path, psutil.Process(process.pid).create_time())
-        self.children.append(child)
-        self._record()
-        return child
-
-    def _record(self) -> None:
-        entries = [
-            {"name": c.name, "pid": c.process.pid, "create_time": c.create_time} for c in self.children
-        ]
-        (self.data_dir / "up.pids").write_text(json.dumps(entries))
-
-    def dead_child(self) -> Child | None:
-        return next((c for c in self.children if c.process.poll() is not None), None)
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                console.print(f"stopping {child.name}…")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.process.pid, signal.SIGTERM)
-                try:
-                    child.process.wait(STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(child.process.pid, signal.SIGKILL)
-                    child.process.wait()
-            # Anything left in the child's process group (workers it spawned) goes too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.process.pid, signal.SIGKILL)
-        with contextlib.suppress(FileNotFoundError):
-            (self.data_dir / "up.pids").unlink()
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -384,30 +271,30 @@ def shutdown(supervisor: Supervisor, data_dir: Path) -> None:
     leftovers = runtime_leftovers(data_dir / "local-instances")
     if leftovers:
         console.print(f"stopping {len(leftovers)} runtime instance(s)…")
-        _terminate(leftovers, STOP_GRACE_SECONDS)
+        terminate(leftovers, STOP_GRACE_SECONDS)
     if supervisor.postgres is not None:
         console.print("stopping PostgreSQL…")
         supervisor.postgres.stop()
     console.print("stopped")
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
 
-    parser = argparse.ArgumentParser(prog="python -m pool.up", description=__doc__.splitlines()[0])
+
+def main(argv: list[str] | None = None) -> int:
+    # `make up` passes no flags: each default is the environment variable README documents; argparse
+    # converts (and rejects) string defaults like typed arguments, so a bad value is a usage error.
+    parser = argparse.ArgumentParser(prog="python -m devtools.up", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("WARMPOOL_DATA_DIR", ".data"))
-    parser.add_argument("--min-idle", type=int, default=int(os.environ.get("POOL_MIN_IDLE", "2")))
-    parser.add_argument("--pool-port", type=int, default=int(os.environ.get("POOL_PORT", "8000")))
-    parser.add_argument("--services-port", type=int, default=int(os.environ.get("SERVICES_PORT", "8001")))
+    parser.add_argument("--min-idle", type=_count, default=os.environ.get("POOL_MIN_IDLE", "2"))
+    parser.add_argument("--pool-port", type=int, default=os.environ.get("POOL_PORT", "8000"))
+    parser.add_argument("--services-port", type=int, default=os.environ.get("SERVICES_PORT", "8001"))
     args = parser.parse_args(argv)
-    return run(
-        UpOptions(
-            data_dir=args.data_dir,
-            min_idle=args.min_idle,
-            pool_port=args.pool_port,
-            services_port=args.services_port,
-        )
-    )
+    opts = UpOptions(args.data_dir, args.min_idle, args.pool_port, args.services_port)
+    return run(opts)
 
 
 if __name__ == "__main__":
