@@ -15,6 +15,7 @@ its rotation (`pool.tick.runtimes`; with the defaults one in 20 idle instances p
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -108,15 +109,15 @@ async def seed_databases(
     infra, instances = [], []
     for instance_id, (project_id, environment_id, service_id) in refs.items():
         url = f"{fleet_url}/i/{instance_id}"
+        # The Railway provider's own record (services keeps it opaque). No "mode": the provider
+        # then reads the mode from its settings.
+        ref = {"project_id": project_id, "environment_id": environment_id, "service_id": service_id}
         infra.append(
-            (instance_id, f"agent-{instance_id}", "railway", "active", project_id, environment_id)
-            + (service_id, url, "running")
+            (instance_id, f"agent-{instance_id}", "railway", "active", json.dumps(ref), url, "running")
         )
         token = box.encrypt(token_for(DEFAULT_SEED, instance_id))
         instances.append((instance_id, f"agent-{instance_id}", url, "idle", token, "running"))
-    services_columns = ["instance_id", "name", "provider", "state", "provider_project_id", "provider_env_id"]
-    # provider_meta stays '{}': the provider then reads the mode from its settings.
-    services_columns += ["provider_service_id", "url", "deploy_status"]
+    services_columns = ["instance_id", "name", "provider", "state", "platform_ref", "url", "deploy_status"]
     for url, table, records, columns in (
         (services_url, "instance_infra", infra, services_columns),
         (

@@ -35,15 +35,13 @@ class InstanceInfra(Base):
     provider: Mapped[str] = mapped_column(Text)
     # creating → active → destroying; a crash leaves creating/destroying for destroy or the sweep.
     state: Mapped[str] = mapped_column(Text, server_default="creating")
-    provider_project_id: Mapped[str | None] = mapped_column(Text)
-    provider_env_id: Mapped[str | None] = mapped_column(Text)
-    provider_service_id: Mapped[str | None] = mapped_column(Text, unique=True)
-    volume_id: Mapped[str | None] = mapped_column(Text)
-    domain: Mapped[str | None] = mapped_column(Text)
+    # Where the instance lives on `provider` (PlatformRef.data): the provider's own record,
+    # opaque here. `{}` until the platform reports the first resource it made.
+    platform_ref: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     url: Mapped[str | None] = mapped_column(Text)
+    # A shared.schemas.DeployState, as last observed.
     deploy_status: Mapped[str | None] = mapped_column(Text)
     runtime_image: Mapped[str | None] = mapped_column(Text)
-    provider_meta: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # Only hashes: services compares tokens, it never needs to read them back.
     gateway_token_hash: Mapped[str | None] = mapped_column(Text)
     services_token_hash: Mapped[str | None] = mapped_column(Text)

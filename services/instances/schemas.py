@@ -34,13 +34,9 @@ class Instance(WireModel):
     url: str | None
     deploy_status: str | None
     runtime_image: str | None
-    project_id: str | None
-    environment_id: str | None
-    service_id: str | None
-    volume_id: str | None
-    domain: str | None
-    # Platform bookkeeping (local data dir and pid, Railway mode and domain id); never secrets.
-    platform_meta: dict[str, Any]
+    # Where the instance lives, as its provider records it (ids, data dir, ...); the provider's
+    # own shape, shown as is. Never secrets.
+    platform_ref: dict[str, Any]
     last_error: str | None
     created_at: datetime
     updated_at: datetime

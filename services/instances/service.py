@@ -55,30 +55,17 @@ def instance_lock(instance_id: str) -> ColumnElement[Any]:
 
 
 def ref_of(row: InstanceInfra) -> PlatformRef:
-    return PlatformRef(
-        provider=row.provider,
-        project_id=row.provider_project_id,
-        environment_id=row.provider_env_id,
-        service_id=row.provider_service_id,
-        volume_id=row.volume_id,
-        domain=row.domain,
-        url=row.url,
-        extra=dict(row.provider_meta or {}),
-    )
+    return PlatformRef(provider=row.provider, data=dict(row.platform_ref or {}), url=row.url)
 
 
 def has_platform_resources(ref: PlatformRef) -> bool:
-    return bool(ref.project_id or ref.service_id or ref.volume_id or ref.extra)
+    """Whether the provider recorded anything it made (its data is opaque here)."""
+    return bool(ref.data)
 
 
 def apply_ref(row: InstanceInfra, ref: PlatformRef) -> None:
-    row.provider_project_id = ref.project_id
-    row.provider_env_id = ref.environment_id
-    row.provider_service_id = ref.service_id
-    row.volume_id = ref.volume_id
-    row.domain = ref.domain
+    row.platform_ref = dict(ref.data)
     row.url = ref.url
-    row.provider_meta = dict(ref.extra)
 
 
 def describe(exc: BaseException) -> str:

@@ -1,4 +1,8 @@
-"""What services needs from a platform (Railway, local processes).
+"""What services needs from a platform: the neutral contract every provider implements.
+
+Above `services/platforms/<provider>/` nothing knows a provider's ids or words: a provider maps
+its deploy words onto `shared.schemas.DeployState` and keeps where an instance lives in the
+opaque `PlatformRef.data`, which services stores as JSON and hands back unread.
 
 Every method is safe to call again after a crash: `create` reports each resource through
 `on_progress` as soon as it exists (the caller persists it before the next step), and `destroy`
@@ -26,16 +30,15 @@ class InstanceSpec:
 
 @dataclass
 class PlatformRef:
-    """Where an instance lives on its platform; persisted as columns of `instance_infra`."""
+    """Where an instance lives on its platform, persisted in `instance_infra` (`data` as the JSON
+    column `platform_ref`). `data` is the provider's own: only the provider named by `provider`
+    reads or writes it (each has a typed view of it in its own module), and it never holds
+    secrets. Empty `data` means nothing was made on the platform yet. `url` is where the
+    instance answers, the one thing every platform has."""
 
     provider: str
-    project_id: str | None = None
-    environment_id: str | None = None
-    service_id: str | None = None
-    volume_id: str | None = None
-    domain: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
     url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,8 +52,8 @@ class PlatformState:
 class PlatformOrphanRef:
     """Something the platform runs under our naming that no `instance_infra` row records.
 
-    `ref` is the platform's id for it (a local directory name, a Railway project or service id)
-    and `kind` says which, so `destroy_orphan` can remove it without a row. `instance_id` is the
+    `ref` is the platform's id for it (opaque outside the provider) and `kind` says what it is,
+    so `destroy_orphan` can remove it without a row. `instance_id` is the
     id its name carries when the name has exactly the shape we give resources, else None (then
     it is only reported, never destroyed).
     """
@@ -90,6 +93,12 @@ class Platform(Protocol):
     async def destroy_orphan(self, orphan: PlatformOrphanRef) -> bool:
         """Remove an orphan this platform listed; False when it was already gone. Raises
         PermanentError, touching nothing, for anything not named the way we name resources."""
+        ...
+
+    def orphan_match(self, orphan: PlatformOrphanRef) -> dict[str, Any]:
+        """A non-empty part of `PlatformRef.data` that every stored ref recording `orphan`
+        contains, so the sweep can ask the database (JSON containment) whether a row records it
+        after all without reading any provider's data itself."""
         ...
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None: ...

@@ -5,6 +5,8 @@ instance's variables, `process.json` with the live process, `runtime.log`) and `
 runtime's own data dir. Processes run in their own session so they outlive a services restart;
 `process.json` (pid + create time + command line) lets a new services process re-adopt them
 and tell a live runtime from an unrelated process that got the same pid.
+
+The instance's `PlatformRef.data` (opaque above this module) is `LocalRefData`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import httpx
 import psutil
@@ -47,6 +49,19 @@ _LAUNCHER_KEYS = ("INSTANCE_ID", "GATEWAY_TOKEN", "PORT", "RUNTIME_DATA_DIR")
 # What an instance may inherit from the services process. Everything else (SERVICES_API_KEY,
 # database URLs, vendor management keys) stays out: an agent must never see services' secrets.
 _INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "SYSTEMROOT"})
+
+
+class LocalRefData(TypedDict, total=False):
+    """The local provider's view of `PlatformRef.data`."""
+
+    data_dir: str  # <local_data_dir>/<instance_id>: our bookkeeping and the runtime's data
+    port: int
+    pid: int
+    create_time: float
+
+
+def _local(ref: PlatformRef) -> LocalRefData:
+    return cast(LocalRefData, ref.data)
 
 
 def _free_port() -> int:
@@ -123,7 +138,7 @@ class LocalPlatform:
     # -- paths -------------------------------------------------------------------------------
 
     def _dir_for(self, ref: PlatformRef) -> Path | None:
-        raw = ref.extra.get("data_dir")
+        raw = _local(ref).get("data_dir")
         if not raw:
             return None
         path = Path(raw).resolve()
@@ -209,16 +224,12 @@ class LocalPlatform:
         (instance_dir / "data").mkdir(parents=True, exist_ok=True)
         _write_private(instance_dir / "env.json", spec.env)
         port = _free_port()
-        ref = PlatformRef(
-            provider=self.name,
-            service_id=spec.instance_id,
-            url=f"http://127.0.0.1:{port}",
-            extra={"data_dir": str(instance_dir), "port": port},
-        )
+        data = LocalRefData(data_dir=str(instance_dir), port=port)
+        ref = PlatformRef(provider=self.name, data=dict(data), url=f"http://127.0.0.1:{port}")
         # The directory exists now: record it before the process, so destroy can always find it.
         await on_progress(ref)
         info = self._spawn(instance_dir, spec.instance_id, port)
-        ref.extra.update(pid=info["pid"], create_time=info["create_time"])
+        _local(ref).update(LocalRefData(pid=info["pid"], create_time=info["create_time"]))
         await on_progress(ref)
         return ref
 
@@ -279,10 +290,14 @@ class LocalPlatform:
         if orphan.instance_id is None or orphan.ref != orphan.instance_id:
             raise PermanentError(f"local orphan {orphan.ref!r} is not named like an instance; left alone")
         # `_dir_for` resolves the path and refuses anything that is not directly under our root.
-        ref = PlatformRef(provider=self.name, extra={"data_dir": str(self._root / orphan.ref)})
+        ref = PlatformRef(provider=self.name, data=dict(self.orphan_match(orphan)))
         if self._dir_for(ref) is None:
             raise PermanentError(f"local orphan {orphan.ref!r} is outside the data directory; left alone")
         return await self.destroy(ref)
+
+    def orphan_match(self, orphan: PlatformOrphanRef) -> dict[str, Any]:
+        """An orphan is a directory under our root: recorded by the ref whose data_dir it is."""
+        return dict(LocalRefData(data_dir=str(self._root / orphan.ref)))
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
         instance_dir = self._require_dir(ref)
@@ -296,9 +311,9 @@ class LocalPlatform:
         # `image` has no meaning here: every local instance runs this checkout's runtime.
         instance_dir = self._require_dir(ref)
         await self._stop(_read_json(instance_dir / "process.json"))
-        port = int(ref.extra.get("port") or _free_port())
+        port = int(_local(ref).get("port") or _free_port())
         info = self._spawn(instance_dir, instance_dir.name, port)
-        ref.extra.update(pid=info["pid"], create_time=info["create_time"], port=port)
+        _local(ref).update(LocalRefData(pid=info["pid"], create_time=info["create_time"], port=port))
         return "deploying"
 
     def _require_dir(self, ref: PlatformRef) -> Path:

@@ -4,13 +4,14 @@ whose row a concurrent destroy removed). Past the grace period they are destroye
 platform's own `destroy_orphan`; younger ones are kept and reported.
 
 Safe against a create in flight. A create commits its row (state `creating`) before it calls the
-platform, so the rows are read again *after* the listing: an orphan is kept when a row records its
-platform id or when a row for its instance is still `creating`. That second read and the destroy
-run in one transaction holding the instance's advisory lock, which `create_instance` also takes
-before writing its row, so a create of the same instance id starting meanwhile waits until the
-leftover is gone instead of having its fresh process or project destroyed under it. A destroy
-racing us (its row already deleted, the platform not yet done) is harmless: both destroy the
-same thing, and the second finds it gone.
+platform, so the rows are read again *after* the listing: an orphan is kept when a row's platform
+ref records it (the provider says what such a ref contains: `Platform.orphan_match`; the sweep
+never reads a provider's data) or when a row for its instance is still `creating`. That second
+read and the destroy run in one transaction holding the instance's advisory lock, which
+`create_instance` also takes before writing its row, so a create of the same instance id
+starting meanwhile waits until the leftover is gone instead of having its fresh instance
+destroyed under it. A destroy racing us (its row already deleted, the platform not yet done) is
+harmless: both destroy the same thing, and the second finds it gone.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 
-def _claims(orphan: PlatformOrphanRef) -> ColumnElement[bool]:
+def _claims(platform: Platform, orphan: PlatformOrphanRef) -> ColumnElement[bool]:
     """Rows that make the orphan not an orphan after all."""
     return or_(
-        InstanceInfra.provider_project_id == orphan.ref,
-        InstanceInfra.provider_service_id == orphan.ref,
+        and_(
+            InstanceInfra.provider == platform.name,
+            InstanceInfra.platform_ref.contains(platform.orphan_match(orphan)),
+        ),
         and_(InstanceInfra.instance_id == orphan.instance_id, InstanceInfra.state == "creating"),
     )
 
@@ -80,7 +83,9 @@ async def _sweep_one(
     try:
         async with sessionmaker.begin() as session:
             await session.execute(select(instances_service.instance_lock(orphan.instance_id)))
-            if await session.scalar(select(func.count()).select_from(InstanceInfra).where(_claims(orphan))):
+            if await session.scalar(
+                select(func.count()).select_from(InstanceInfra).where(_claims(platform, orphan))
+            ):
                 result.action = "kept (a row records it)"
                 return result
             existed = await platform.destroy_orphan(orphan)

@@ -4,6 +4,7 @@ platform (write-ahead, rollback, status batching), not the platform itself."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from services.platforms.base import (
     FleetSnapshot,
@@ -14,6 +15,7 @@ from services.platforms.base import (
     ProgressCallback,
 )
 from shared.errors import TransientError
+from shared.schemas import DeployState
 
 
 class MemoryPlatform:
@@ -31,7 +33,7 @@ class MemoryPlatform:
         # When set, create waits on it after the first resource exists (a create "in flight").
         self.hold_create: asyncio.Event | None = None
         self.create_started = asyncio.Event()
-        self.statuses: dict[str, str] = {}
+        self.statuses: dict[str, DeployState] = {}
         self.urls: dict[str, str] = {}
         self.status_calls = 0
 
@@ -39,14 +41,16 @@ class MemoryPlatform:
         service_id = f"svc-{spec.instance_id}"
         self.created.append(spec)
         self.live[service_id] = spec
-        ref = PlatformRef(provider=self.name, service_id=service_id, url=self.urls.get(spec.instance_id))
+        ref = PlatformRef(
+            provider=self.name, data={"service_id": service_id}, url=self.urls.get(spec.instance_id)
+        )
         await on_progress(ref)
         self.create_started.set()
         if self.hold_create is not None:
             await self.hold_create.wait()
         if self.fail_create:
             raise TransientError(self.fail_create)
-        ref.domain = f"{spec.instance_id}.memory.test"
+        ref.data["domain"] = f"{spec.instance_id}.memory.test"
         await on_progress(ref)
         return ref
 
@@ -56,27 +60,29 @@ class MemoryPlatform:
             raise TransientError(self.fail_status)
         states = {}
         for instance_id, ref in refs.items():
-            exists = ref.service_id in self.live
-            status = self.statuses.get(instance_id, "running") if exists else "removed"
+            exists = ref.data.get("service_id") in self.live
+            status: DeployState = self.statuses.get(instance_id, "running") if exists else "removed"
             states[instance_id] = PlatformState(deploy_status=status, url=ref.url)
         return FleetSnapshot(states=states, api_calls=1)
 
     async def destroy(self, ref: PlatformRef) -> bool:
         if self.fail_destroy:
             raise TransientError(self.fail_destroy)
-        assert ref.service_id is not None
-        self.destroyed.append(ref.service_id)
-        return self.live.pop(ref.service_id, None) is not None
+        service_id = ref.data["service_id"]
+        self.destroyed.append(service_id)
+        return self.live.pop(service_id, None) is not None
 
     async def destroy_orphan(self, orphan: PlatformOrphanRef) -> bool:
         self.destroyed.append(orphan.ref)
         return self.live.pop(orphan.ref, None) is not None
 
-    async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
-        assert ref.service_id is not None
-        self.configured.append((ref.service_id, variables, redeploy))
+    def orphan_match(self, orphan: PlatformOrphanRef) -> dict[str, Any]:
+        return {"service_id": orphan.ref}
 
-    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> str | None:
+    async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
+        self.configured.append((ref.data["service_id"], variables, redeploy))
+
+    async def redeploy(self, ref: PlatformRef, *, image: str | None) -> DeployState | None:
         return "deploying"
 
     async def aclose(self) -> None:

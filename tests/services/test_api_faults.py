@@ -174,7 +174,7 @@ async def test_a_failed_rollback_keeps_the_rows_so_destroy_can_finish(
         f"platform create failed for instance {IID}: deploy failed; cleanup incomplete "
         f"(platform destroy: serviceDelete answered 503), DELETE /destroy/{IID} finishes it"
     )
-    assert [(r.state, r.provider_service_id) for r in infra] == [("failed", f"svc-{IID}")]
+    assert [(r.state, r.platform_ref["service_id"]) for r in infra] == [("failed", f"svc-{IID}")]
     assert destroyed.json()["destroyed"] is True
     assert memory_platform.live == {}
     assert await db_rows() == ([], [])

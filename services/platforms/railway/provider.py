@@ -27,6 +27,7 @@ from services.platforms.base import (
 )
 from services.platforms.railway.client import RailwayClient
 from services.platforms.railway.errors import RailwayNotFound
+from services.platforms.railway.ref import RailwayRef
 from services.platforms.railway.settings import RailwaySettings
 from services.platforms.railway.status import orphan_instance_id, per_instance_status, shared_status
 from shared.errors import PermanentError
@@ -64,48 +65,50 @@ class RailwayPlatform:
 
     async def create(self, spec: InstanceSpec, on_progress: ProgressCallback) -> PlatformRef:
         name = self.resource_name(spec.instance_id)
-        ref = PlatformRef(provider=self.name, extra={"mode": self.settings.mode})
+        ref = PlatformRef(provider=self.name)
+        view = RailwayRef(mode=self.settings.mode)
         try:
-            await self._create(spec, name, ref, on_progress)
+            await self._create(spec, name, ref, view, on_progress)
         except Exception:
             # Roll back whatever exists; the ref already persisted lets destroy finish it after a crash.
             with contextlib.suppress(Exception):
-                await self.destroy(ref)
+                await self.destroy(view.write(ref))
             raise
-        log.info("railway.instance.created", instance_id=spec.instance_id, service_id=ref.service_id)
+        log.info("railway.instance.created", instance_id=spec.instance_id, service_id=view.service_id)
         return ref
 
     async def _create(
-        self, spec: InstanceSpec, name: str, ref: PlatformRef, on_progress: ProgressCallback
+        self, spec: InstanceSpec, name: str, ref: PlatformRef, view: RailwayRef, on_progress: ProgressCallback
     ) -> None:
         settings = self.settings
         if self.per_instance:
             project = await self.client.project_create(name, settings.workspace_id or None)
-            ref.project_id, ref.environment_id = project.id, project.environment_id
-            await on_progress(ref)
+            view.project_id, view.environment_id = project.id, project.environment_id
+            await on_progress(view.write(ref))
         else:
-            ref.project_id = settings.project_id
-            ref.environment_id = await self._shared_environment_id()
-        assert ref.project_id and ref.environment_id
-        service = await self.client.service_create(ref.project_id, ref.environment_id, name)
-        ref.service_id = service.id
-        await on_progress(ref)
+            view.project_id = settings.project_id
+            view.environment_id = await self._shared_environment_id()
+        assert view.project_id and view.environment_id
+        service = await self.client.service_create(view.project_id, view.environment_id, name)
+        view.service_id = service.id
+        await on_progress(view.write(ref))
         volume = await self.client.volume_create(
-            ref.project_id,
-            ref.environment_id,
+            view.project_id,
+            view.environment_id,
             service.id,
             settings.volume_mount_path,
             settings.region or None,
         )
-        ref.volume_id = volume.id
-        await on_progress(ref)
-        domain = await self.client.service_domain_create(ref.environment_id, service.id, settings.target_port)
-        ref.domain = domain.domain
+        view.volume_id = volume.id
+        await on_progress(view.write(ref))
+        domain = await self.client.service_domain_create(
+            view.environment_id, service.id, settings.target_port
+        )
+        view.domain, view.domain_id = domain.domain, domain.id
         ref.url = f"{settings.public_scheme}://{domain.domain}"
-        ref.extra["domain_id"] = domain.id
-        await on_progress(ref)
+        await on_progress(view.write(ref))
         patch = self._service_patch(service.id, spec)
-        await self.client.environment_patch_commit(ref.environment_id, patch, f"create {name}")
+        await self.client.environment_patch_commit(view.environment_id, patch, f"create {name}")
 
     def _service_patch(self, service_id: str, spec: InstanceSpec) -> dict[str, Any]:
         variables = {"PORT": str(self.settings.target_port), **spec.env, "INSTANCE_ID": spec.instance_id}
@@ -121,7 +124,9 @@ class RailwayPlatform:
         """Each instance is observed the way its mode needs; a fleet mid-way through a change of
         `RAILWAY_MODE` pays for both kinds of query, never one query per instance."""
         prefix = self.settings.service_name_prefix
-        shared = {key: ref for key, ref in refs.items() if self._mode_of(ref) != "per-instance"}
+        shared = {
+            key: ref for key, ref in refs.items() if self._mode_of(RailwayRef.of(ref)) != "per-instance"
+        }
         separate = {key: ref for key, ref in refs.items() if key not in shared}
         snapshot = FleetSnapshot(states={})
         if separate or self.per_instance:
@@ -133,18 +138,19 @@ class RailwayPlatform:
         return snapshot
 
     async def destroy(self, ref: PlatformRef) -> bool:
-        if self._mode_of(ref) == "per-instance":
-            if not ref.project_id:
+        view = RailwayRef.of(ref)
+        if self._mode_of(view) == "per-instance":
+            if not view.project_id:
                 return False
-            return await _gone_is_false(self.client.project_delete(ref.project_id))
+            return await _gone_is_false(self.client.project_delete(view.project_id))
         existed = False
-        if ref.volume_id:
+        if view.volume_id:
             # Volumes first: deleting the service alone leaves its volume behind (and billed).
-            existed = await _gone_is_false(self.client.volume_delete(ref.volume_id))
-        if ref.service_id:
-            environment_id = ref.environment_id or self.settings.environment_id or None
+            existed = await _gone_is_false(self.client.volume_delete(view.volume_id))
+        if view.service_id:
+            environment_id = view.environment_id or self.settings.environment_id or None
             existed = (
-                await _gone_is_false(self.client.service_delete(ref.service_id, environment_id)) or existed
+                await _gone_is_false(self.client.service_delete(view.service_id, environment_id)) or existed
             )
         return existed
 
@@ -160,9 +166,8 @@ class RailwayPlatform:
         if orphan.kind == "project":
             if orphan.ref == self.settings.project_id:
                 raise PermanentError("the configured shared project is never deleted as an orphan")
-            return await self.destroy(
-                PlatformRef(provider=self.name, project_id=orphan.ref, extra={"mode": "per-instance"})
-            )
+            view = RailwayRef(mode="per-instance", project_id=orphan.ref)
+            return await self.destroy(view.write(PlatformRef(provider=self.name)))
         if orphan.kind != "service":
             raise PermanentError(f"railway has no orphans of kind {orphan.kind!r}")
         environment_id = await self._shared_environment_id()
@@ -172,6 +177,10 @@ class RailwayPlatform:
             existed = await _gone_is_false(self.client.volume_delete(volume_id)) or existed
         deleted = await _gone_is_false(self.client.service_delete(orphan.ref, environment_id))
         return deleted or existed
+
+    def orphan_match(self, orphan: PlatformOrphanRef) -> dict[str, Any]:
+        """A project orphan is recorded by a ref naming that project, a service by one naming it."""
+        return {"project_id": orphan.ref} if orphan.kind == "project" else {"service_id": orphan.ref}
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
         project_id, environment_id, service_id = await self._locate(ref)
@@ -190,19 +199,20 @@ class RailwayPlatform:
 
     async def _locate(self, ref: PlatformRef) -> tuple[str, str, str]:
         """(project, environment, service) from the ref, whichever mode created it."""
-        if not ref.service_id:
+        view = RailwayRef.of(ref)
+        if not view.service_id:
             raise PermanentError("instance has no Railway service yet")
-        if self._mode_of(ref) == "per-instance":
-            if not (ref.project_id and ref.environment_id):
+        if self._mode_of(view) == "per-instance":
+            if not (view.project_id and view.environment_id):
                 raise PermanentError("per-instance Railway ref lacks its project or environment")
-            return ref.project_id, ref.environment_id, ref.service_id
-        project_id = ref.project_id or self.settings.project_id
-        environment_id = ref.environment_id or await self._shared_environment_id()
-        return project_id, environment_id, ref.service_id
+            return view.project_id, view.environment_id, view.service_id
+        project_id = view.project_id or self.settings.project_id
+        environment_id = view.environment_id or await self._shared_environment_id()
+        return project_id, environment_id, view.service_id
 
-    def _mode_of(self, ref: PlatformRef) -> str:
+    def _mode_of(self, view: RailwayRef) -> str:
         # An instance keeps the mode it was created in, even if the setting changed since.
-        return str(ref.extra.get("mode") or self.settings.mode)
+        return view.mode or self.settings.mode
 
     async def aclose(self) -> None:
         """The HTTP client belongs to the app that passed it in; nothing else holds resources."""

@@ -20,6 +20,7 @@ from services.platforms.railway.errors import (
     RailwayUnauthorized,
     error_alias,
 )
+from services.platforms.railway.ref import RailwayRef
 from shared.ids import is_instance_id
 from shared.schemas import DeployState
 
@@ -82,11 +83,12 @@ def _latest_status(node: dict[str, Any]) -> DeployState | None:
 
 
 def _state(ref: PlatformRef, observed: dict[str, DeployState | None]) -> PlatformState:
-    if not ref.service_id:
+    service_id = RailwayRef.of(ref).service_id
+    if not service_id:
         return PlatformState(deploy_status=None, url=ref.url)
-    if ref.service_id not in observed:
+    if service_id not in observed:
         return PlatformState(deploy_status=GONE, url=ref.url)
-    return PlatformState(deploy_status=observed[ref.service_id], url=ref.url)
+    return PlatformState(deploy_status=observed[service_id], url=ref.url)
 
 
 async def shared_status(
@@ -94,8 +96,9 @@ async def shared_status(
 ) -> FleetSnapshot:
     """Orphans are looked for in `environment_id` (the configured shared environment), if given."""
     stats = CallStats()
-    known = {ref.service_id for ref in refs.values() if ref.service_id}
-    environments = {ref.environment_id for ref in refs.values() if ref.environment_id}
+    views = [RailwayRef.of(ref) for ref in refs.values()]
+    known = {view.service_id for view in views if view.service_id}
+    environments = {view.environment_id for view in views if view.environment_id}
     if environment_id:
         environments.add(environment_id)
     observed: dict[str, DeployState | None] = {}
@@ -141,7 +144,7 @@ async def _list_projects(client: RailwayClient, stats: CallStats) -> dict[str, d
 
 
 async def _observe_batch(
-    client: RailwayClient, chunk: list[PlatformRef], stats: CallStats
+    client: RailwayClient, chunk: list[RailwayRef], stats: CallStats
 ) -> dict[str, DeployState | None]:
     """Deploy status by service id. A project deleted since the listing drops out and is retried
     without it (every root field is non-null, so one missing project nulls the whole answer)."""
@@ -150,7 +153,7 @@ async def _observe_batch(
     for _ in range(MAX_DROPS_PER_BATCH + 1):
         if not pending:
             break
-        pairs = [(ref.environment_id or "", ref.project_id or "") for ref in pending]
+        pairs = [(view.environment_id or "", view.project_id or "") for view in pending]
         try:
             data = await client.execute(
                 BATCH_OPERATION, batch_variables(pairs), document=batch_document(len(pairs)), stats=stats
@@ -176,15 +179,14 @@ async def per_instance_status(
 ) -> FleetSnapshot:
     stats = CallStats()
     projects = await _list_projects(client, stats)
-    known_projects = {ref.project_id for ref in refs.values()}
+    views = [RailwayRef.of(ref) for ref in refs.values()]
+    known_projects = {view.project_id for view in views}
     orphans = [
         _orphan("project", project["id"], project["name"], project["createdAt"], prefix)
         for project in projects.values()
         if find_orphans and project["id"] not in known_projects and project["name"].startswith(prefix)
     ]
-    live = [
-        ref for ref in refs.values() if ref.project_id in projects and ref.environment_id and ref.service_id
-    ]
+    live = [view for view in views if view.project_id in projects and view.environment_id and view.service_id]
     observed: dict[str, DeployState | None] = {}
     size = client.settings.status_batch_size
     for start in range(0, len(live), size):

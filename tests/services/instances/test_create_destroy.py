@@ -51,7 +51,7 @@ async def test_create_hands_out_the_gateway_token_once_and_stores_only_hashes(
     infra, ledger = await db_rows()
     assert infra[0].gateway_token_hash == hash_token(token)
     assert infra[0].state == "active"
-    assert infra[0].provider_service_id == f"svc-{IID}"
+    assert infra[0].platform_ref["service_id"] == f"svc-{IID}"
     secret = memory_platform.created[0].env["ECHO_API_KEY"]
     stored = " ".join(str(v) for row in [*infra, *ledger] for v in vars(row).values())
     assert token not in stored and secret not in stored
@@ -97,7 +97,7 @@ async def test_a_crash_mid_create_leaves_rows_that_destroy_finishes(
 
         # Everything made so far is already committed: the row, the tool, the platform's first resource.
         infra, ledger = await db_rows()
-        assert [(r.state, r.provider_service_id) for r in infra] == [("creating", f"svc-{IID}")]
+        assert [(r.state, r.platform_ref["service_id"]) for r in infra] == [("creating", f"svc-{IID}")]
         assert [(r.tool_id, r.status, r.resource_id) for r in ledger] == [("echo", "active", f"echo-{IID}-1")]
 
         request.cancel()  # the services process dies here

@@ -46,12 +46,7 @@ async def test_one_instance_shows_platform_ids_and_every_ledger_entry_but_no_sec
         "url": None,
         "deployStatus": "deploying",
         "runtimeImage": "ghcr.io/warmpool/runtime:latest",
-        "projectId": None,
-        "environmentId": None,
-        "serviceId": f"svc-{IID}",
-        "volumeId": None,
-        "domain": f"{IID}.memory.test",
-        "platformMeta": {},
+        "platformRef": {"service_id": f"svc-{IID}", "domain": f"{IID}.memory.test"},
         "lastError": None,
     }
     assert [{k: v for k, v in tool.items() if k not in (*stamps, "id")} for tool in body["tools"]] == [

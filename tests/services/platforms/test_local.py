@@ -42,7 +42,7 @@ async def create(
     progress: list[dict[str, object]] = []
 
     async def on_progress(ref: PlatformRef) -> None:
-        progress.append(dict(ref.extra))
+        progress.append(dict(ref.data))
 
     return await platform.create(spec(instance_id, **env), on_progress), progress
 
@@ -56,7 +56,7 @@ async def test_create_reports_deploying_until_the_port_answers_then_success(
     # The directory is recorded before the process exists, the pid as soon as it does.
     assert progress[0].keys() == {"data_dir", "port"}
     assert {"pid", "create_time"} <= progress[1].keys()
-    assert ref.url == f"http://127.0.0.1:{ref.extra['port']}"
+    assert ref.url == f"http://127.0.0.1:{ref.data['port']}"
     assert (await platform.status_many({"x": ref})).states["x"].deploy_status == "deploying"
     await wait_for_status(platform, ref, "running")
     # The runtime's start-up delay is readiness, not listening: the probe, not the platform, sees it.
@@ -94,7 +94,7 @@ async def test_a_killed_process_is_crashed_and_a_reused_pid_is_not_mistaken_for_
     ref, _ = await create(platform, "aaaaaaaaaaa3")
     await wait_for_status(platform, ref, "running")
 
-    os.killpg(int(ref.extra["pid"]), signal.SIGKILL)
+    os.killpg(int(ref.data["pid"]), signal.SIGKILL)
     await wait_for_status(platform, ref, "crashed", timeout=5)
 
     # Another live process now holds the recorded pid (our own): still crashed, not "alive".
@@ -128,15 +128,15 @@ async def test_configure_with_redeploy_restarts_with_the_new_variables(
 ) -> None:
     platform = LocalPlatform(make_settings())
     ref, _ = await create(platform, "aaaaaaaaaaa6")
-    old_pid = ref.extra["pid"]
+    old_pid = ref.data["pid"]
 
     await platform.configure(ref, {"RUNTIME_NEVER_READY": "true"}, redeploy=False)
-    assert ref.extra["pid"] == old_pid
+    assert ref.data["pid"] == old_pid
     await platform.configure(ref, {"RUNTIME_NEVER_READY": "true"}, redeploy=True)
 
-    assert ref.extra["pid"] != old_pid
+    assert ref.data["pid"] != old_pid
     await wait_for_status(platform, ref, "running")
-    env = psutil.Process(int(ref.extra["pid"])).environ()
+    env = psutil.Process(int(ref.data["pid"])).environ()
     assert env["RUNTIME_NEVER_READY"] == "true"
     assert env["GATEWAY_TOKEN"] == TOKEN
     async with httpx.AsyncClient() as client:
@@ -151,7 +151,7 @@ async def test_a_ref_pointing_outside_the_data_root_is_never_touched(
     outside.mkdir()
     platform = LocalPlatform(make_settings())
 
-    assert await platform.destroy(PlatformRef(provider="local", extra={"data_dir": str(outside)})) is False
+    assert await platform.destroy(PlatformRef(provider="local", data={"data_dir": str(outside)})) is False
     assert outside.exists()
 
 
@@ -165,11 +165,11 @@ async def test_the_instance_sees_its_own_env_and_none_of_the_services_secrets(
     # /proc/<pid>/environ can read empty for a moment right after exec: look once it serves.
     await wait_for_status(platform, ref, "running")
 
-    env = psutil.Process(int(ref.extra["pid"])).environ()
+    env = psutil.Process(int(ref.data["pid"])).environ()
     assert "SERVICES_API_KEY" not in env and "OPENROUTER_MANAGEMENT_KEY" not in env
     assert env["ECHO_API_KEY"] == "echo-secret"
     assert env["RUNTIME_PROVISION_DELAY"] == "0.1"
-    assert (env["INSTANCE_ID"], env["PORT"]) == ("aaaaaaaaaaa7", str(ref.extra["port"]))
+    assert (env["INSTANCE_ID"], env["PORT"]) == ("aaaaaaaaaaa7", str(ref.data["port"]))
     assert await platform.destroy(ref) is True
 
 
@@ -181,7 +181,7 @@ async def test_creating_again_after_a_crash_replaces_the_first_process(
     second, _ = await create(platform, "aaaaaaaaaaa8")
 
     assert (
-        not psutil.pid_exists(int(first.extra["pid"]))
-        or psutil.Process(int(first.extra["pid"])).status() == psutil.STATUS_ZOMBIE
+        not psutil.pid_exists(int(first.data["pid"]))
+        or psutil.Process(int(first.data["pid"])).status() == psutil.STATUS_ZOMBIE
     )
     assert await platform.destroy(second) is True

@@ -22,6 +22,7 @@ from services.instances import service as instances_service
 from services.models import InstanceInfra
 from services.platforms.base import InstanceSpec, PlatformOrphanRef, PlatformRef
 from services.platforms.local import LocalPlatform, live_process
+from services.platforms.railway.ref import RailwayRef
 from services.tools.sweep import run_sweep
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import PermanentError
@@ -140,14 +141,45 @@ async def test_recorded_instances_are_not_orphans(
         "recorded0001",
         "local",
         state="active",
-        provider_service_id=ref.service_id,
-        provider_meta=ref.extra,
+        platform_ref=ref.data,
     )
 
     report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)
 
     assert report.orphans == [] and report.errors == []
     assert (data_dir / "recorded0001").is_dir()
+    assert await platform.destroy(ref) is True
+
+
+def record_after_listing(
+    monkeypatch: pytest.MonkeyPatch, platform: Any, sessionmaker: Sessionmaker, ref: PlatformRef
+) -> None:
+    """The platform is listed, then a row recording `ref` appears (a create finishing meanwhile,
+    under another id so only its platform ref can match) before the sweep's locked re-read."""
+    listing = platform.status_many
+
+    async def status_many(refs: dict[str, PlatformRef]) -> Any:
+        snapshot = await listing(refs)
+        await add_row(sessionmaker, "recorded0002", ref.provider, state="active", platform_ref=ref.data)
+        return snapshot
+
+    monkeypatch.setattr(platform, "status_many", status_many)
+
+
+async def test_a_local_orphan_that_a_row_records_by_the_recheck_is_kept(
+    make_settings: Callable[..., Settings],
+    data_dir: Path,
+    sessionmaker: Sessionmaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform = LocalPlatform(make_settings())
+    ref = await platform.create(spec(ORPHAN), no_progress)
+    record_after_listing(monkeypatch, platform, sessionmaker, ref)
+
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)
+
+    assert actions(report) == [(ORPHAN, ORPHAN, "kept (a row records it)")]
+    assert recorded_process(data_dir, ORPHAN) is not None
     assert await platform.destroy(ref) is True
 
 
@@ -200,7 +232,7 @@ async def test_railway_shared_mode_orphan_service_and_its_volume_are_destroyed_p
     railway: Harness, sessionmaker: Sessionmaker
 ) -> None:
     platform = railway.platform("shared")
-    ref = await platform.create(spec(ORPHAN), no_progress)
+    ref = RailwayRef.of(await platform.create(spec(ORPHAN), no_progress))
     assert ref.service_id and ref.volume_id
     store = railway.fake.store
     project = store.projects[railway.shared_project_id]
@@ -240,10 +272,7 @@ async def test_railway_per_instance_orphan_project_is_destroyed_and_others_kept(
         "recorded0001",
         "railway",
         state="active",
-        provider_project_id=kept_ref.project_id,
-        provider_env_id=kept_ref.environment_id,
-        provider_service_id=kept_ref.service_id,
-        provider_meta=kept_ref.extra,
+        platform_ref=kept_ref.data,
     )
     foreign = railway.fake.store.create_project("billing-api", None, TOKEN, "production")
     for project in railway.fake.store.projects.values():
@@ -251,10 +280,30 @@ async def test_railway_per_instance_orphan_project_is_destroyed_and_others_kept(
 
     report = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platform=platform)
 
-    assert actions(report) == [(orphan_ref.project_id, ORPHAN, "removed")]
+    orphan_project, kept_project = (RailwayRef.of(ref).project_id or "" for ref in (orphan_ref, kept_ref))
+    assert actions(report) == [(orphan_project, ORPHAN, "removed")]
     projects = railway.fake.store.projects
-    assert projects[orphan_ref.project_id or ""].deleted_at
-    assert not projects[kept_ref.project_id or ""].deleted_at and not projects[foreign.id].deleted_at
+    assert projects[orphan_project].deleted_at
+    assert not projects[kept_project].deleted_at and not projects[foreign.id].deleted_at
+
+
+@pytest.mark.parametrize("mode", ["shared", "per-instance"])
+async def test_a_railway_orphan_that_a_row_records_by_the_recheck_is_kept(
+    railway: Harness, sessionmaker: Sessionmaker, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    platform = railway.platform(mode)
+    ref = await platform.create(spec(ORPHAN), no_progress)
+    view = RailwayRef.of(ref)
+    backdate_service(railway, view.service_id or "")
+    for project in railway.fake.store.projects.values():
+        project.created_at -= HOUR
+    record_after_listing(monkeypatch, platform, sessionmaker, ref)
+
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platform=platform)
+
+    listed = view.project_id if mode == "per-instance" else view.service_id
+    assert actions(report) == [(listed, ORPHAN, "kept (a row records it)")]
+    assert railway.fake.store.leftovers()["services"] == [f"agent-{ORPHAN}"]
 
 
 async def test_railway_destroy_orphan_rechecks_the_name_and_spares_the_shared_project(

@@ -61,6 +61,6 @@ def recorder() -> tuple[list[PlatformRef], Callable[[PlatformRef], Awaitable[Non
     seen: list[PlatformRef] = []
 
     async def on_progress(ref: PlatformRef) -> None:
-        seen.append(replace(ref, extra=dict(ref.extra)))
+        seen.append(replace(ref, data=dict(ref.data)))
 
     return seen, on_progress

@@ -8,6 +8,7 @@ import pytest
 
 from services.platforms.base import InstanceSpec, PlatformRef
 from services.platforms.railway.provider import RailwayPlatform
+from services.platforms.railway.ref import RailwayRef
 from tests.services.platforms.railway.harness import Harness, recorder
 
 MODES = ["shared", "per-instance"]
@@ -38,8 +39,8 @@ async def test_create_makes_everything_before_one_deploy_with_every_variable(
     ref = await platform.create(spec(), on_progress)
 
     store = railway.fake.store
-    assert store.services[ref.service_id or ""].name == "agent-abc123def456"
-    instance = store.instances[(ref.service_id or "", ref.environment_id or "")]
+    assert store.services[RailwayRef.of(ref).service_id or ""].name == "agent-abc123def456"
+    instance = store.instances[(RailwayRef.of(ref).service_id or "", RailwayRef.of(ref).environment_id or "")]
     assert instance.image == "img:1"
     assert instance.variables == {
         "PORT": "8080",
@@ -47,18 +48,26 @@ async def test_create_makes_everything_before_one_deploy_with_every_variable(
         "POOL_URL": "http://pool",
         "INSTANCE_ID": "abc123def456",
     }
-    (deploy_id,) = store.history[(ref.service_id or "", ref.environment_id or "")]
+    (deploy_id,) = store.history[
+        (RailwayRef.of(ref).service_id or "", RailwayRef.of(ref).environment_id or "")
+    ]
     # The single deploy saw every variable, the volume and the domain from its start.
     assert store.deployments[deploy_id].variables == instance.variables
-    assert store.volume_mount(ref.service_id or "") is not None
-    assert ref.domain and ref.url == f"http://{ref.domain}"
-    assert store.service_domain(ref.service_id or "", ref.environment_id or "") is not None
+    assert store.volume_mount(RailwayRef.of(ref).service_id or "") is not None
+    assert RailwayRef.of(ref).domain and ref.url == f"http://{RailwayRef.of(ref).domain}"
+    assert (
+        store.service_domain(RailwayRef.of(ref).service_id or "", RailwayRef.of(ref).environment_id or "")
+        is not None
+    )
     # Write-ahead: each resource was reported as soon as it existed.
-    assert [bool(r.service_id) for r in seen][-3:] == [True, True, True]
+    assert [bool(RailwayRef.of(r).service_id) for r in seen][-3:] == [True, True, True]
     assert seen[-1] == ref
     if mode == "per-instance":
-        assert seen[0].project_id == ref.project_id and seen[0].service_id is None
-        assert store.projects[ref.project_id or ""].name == "agent-abc123def456"
+        assert (
+            RailwayRef.of(seen[0]).project_id == RailwayRef.of(ref).project_id
+            and RailwayRef.of(seen[0]).service_id is None
+        )
+        assert store.projects[RailwayRef.of(ref).project_id or ""].name == "agent-abc123def456"
     assert await wait_status(platform, ref, "running") == "running"
 
 
@@ -100,10 +109,10 @@ async def test_status_many_reports_removed_for_instances_gone_behind_our_back(
     kept = await platform.create(spec("aaaaaaaaaaaa"), on_progress)
     gone = await platform.create(spec("bbbbbbbbbbbb"), on_progress)
     if mode == "per-instance":
-        railway.fake.store.delete_project(gone.project_id or "")
+        railway.fake.store.delete_project(RailwayRef.of(gone).project_id or "")
     else:
-        railway.fake.store.delete_service(gone.service_id or "")
-    never = PlatformRef(provider="railway", extra={"mode": mode})
+        railway.fake.store.delete_service(RailwayRef.of(gone).service_id or "")
+    never = RailwayRef(mode=mode).write(PlatformRef(provider="railway"))
     snapshot = await platform.status_many({"kept": kept, "gone": gone, "never": never})
     assert snapshot.states["gone"].deploy_status == "removed"
     assert snapshot.states["never"].deploy_status is None
@@ -126,7 +135,7 @@ async def test_configure_upserts_without_deploy_unless_asked(railway: Harness, m
     platform = railway.platform(mode)
     _, on_progress = recorder()
     ref = await platform.create(spec(), on_progress)
-    key = (ref.service_id or "", ref.environment_id or "")
+    key = (RailwayRef.of(ref).service_id or "", RailwayRef.of(ref).environment_id or "")
     await platform.configure(ref, {"EXTRA": "1"}, redeploy=False)
     assert railway.fake.store.instances[key].variables["EXTRA"] == "1"
     assert len(railway.fake.store.history[key]) == 1
@@ -140,7 +149,7 @@ async def test_redeploy_rolls_to_the_given_or_configured_image(railway: Harness,
     platform = railway.platform(mode)
     _, on_progress = recorder()
     ref = await platform.create(spec(), on_progress)
-    key = (ref.service_id or "", ref.environment_id or "")
+    key = (RailwayRef.of(ref).service_id or "", RailwayRef.of(ref).environment_id or "")
     assert await platform.redeploy(ref, image="img:2") == "pending"
     assert railway.fake.store.latest_deployment(*key).image == "img:2"  # type: ignore[union-attr]
     await platform.redeploy(ref, image=None)
@@ -157,11 +166,13 @@ async def test_configure_and_redeploy_work_from_a_ref_after_the_mode_setting_cha
     await now_shared.configure(ref, {"EXTRA": "1"}, redeploy=False)
     await now_shared.redeploy(ref, image=None)
     assert (
-        railway.fake.store.instances[(ref.service_id or "", ref.environment_id or "")].variables["EXTRA"]
+        railway.fake.store.instances[
+            (RailwayRef.of(ref).service_id or "", RailwayRef.of(ref).environment_id or "")
+        ].variables["EXTRA"]
         == "1"
     )
     assert await now_shared.destroy(ref) is True
-    assert railway.fake.store.projects[ref.project_id or ""].deleted_at is not None
+    assert railway.fake.store.projects[RailwayRef.of(ref).project_id or ""].deleted_at is not None
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -188,12 +199,12 @@ async def test_failed_create_rolls_back_what_it_made(railway: Harness, mode: str
     # The call after the volume (ServiceDomainCreate) is refused with a permanent error.
     async def failing_progress(ref: PlatformRef) -> None:
         await on_progress(ref)
-        if ref.volume_id:
+        if RailwayRef.of(ref).volume_id:
             railway.fake.fail_next(1, message="Invalid service name")
 
     with pytest.raises(Exception, match="Invalid service name"):
         await platform.create(spec(), failing_progress)
-    assert seen[-1].volume_id is not None
+    assert RailwayRef.of(seen[-1]).volume_id is not None
     leftovers = railway.fake.store.leftovers()
     assert leftovers["services"] == [] and leftovers["volumes"] == []
     if mode == "per-instance":

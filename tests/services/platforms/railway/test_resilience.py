@@ -10,6 +10,7 @@ import pytest
 from services.platforms.base import InstanceSpec, PlatformRef
 from services.platforms.railway.errors import RailwayThrottled, RailwayUnauthorized, error_from_graphql
 from services.platforms.railway.limits import RateLimiter, TokenPool
+from services.platforms.railway.ref import RailwayRef
 from shared.errors import PermanentError, TransientError
 from tests.services.platforms.railway.harness import Harness, recorder
 
@@ -27,7 +28,7 @@ async def test_20_concurrent_creates_with_4_tokens_under_a_project_throttle_all_
     specs = [InstanceSpec(f"{i:012d}", "a", {"GATEWAY_TOKEN": "g"}, "img:1") for i in range(20)]
     refs = await asyncio.gather(*(platform.create(spec, on_progress) for spec in specs))
     elapsed = time.monotonic() - started
-    assert len({ref.project_id for ref in refs}) == 20
+    assert len({RailwayRef.of(ref).project_id for ref in refs}) == 20
     assert sorted(railway.fake.store.leftovers()["services"]) == [f"agent-{i:012d}" for i in range(20)]
     # 5 projects per token need at least 4 cooldowns; pacing spread them over all four tokens,
     # and spaced them so that Railway had no reason to refuse a single one.
@@ -45,7 +46,7 @@ async def test_too_quickly_answers_are_retried_on_another_token(railway: Harness
     platform = railway.platform("per-instance", api_tokens=TOKENS)
     _, on_progress = recorder()
     ref = await platform.create(InstanceSpec("000000000001", "a", {}, "i"), on_progress)
-    assert railway.fake.store.projects[ref.project_id or ""].created_by == "rw-test-token-3"
+    assert railway.fake.store.projects[RailwayRef.of(ref).project_id or ""].created_by == "rw-test-token-3"
     assert railway.fake.rejected["project_too_quickly"] == 2
 
 

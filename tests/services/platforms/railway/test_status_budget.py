@@ -7,6 +7,7 @@ from graphql import parse, validate
 from devtools.railway_fake.server import SCHEMA
 from services.platforms.base import PlatformRef
 from services.platforms.railway.batch import batch_document
+from services.platforms.railway.ref import RailwayRef
 from tests.services.platforms.railway.harness import TOKEN, Harness
 
 FLEET = 1000
@@ -23,13 +24,12 @@ def seed_shared(railway: Harness, count: int) -> dict[str, PlatformRef]:
     refs = {}
     for index in range(count):
         service = store.seed(project, railway.shared_environment_id, f"agent-{instance_id(index)}")
-        refs[instance_id(index)] = PlatformRef(
-            provider="railway",
+        refs[instance_id(index)] = RailwayRef(
+            mode="shared",
             project_id=project.id,
             environment_id=railway.shared_environment_id,
             service_id=service.id,
-            extra={"mode": "shared"},
-        )
+        ).write(PlatformRef(provider="railway"))
     return refs
 
 
@@ -41,13 +41,9 @@ def seed_per_instance(railway: Harness, count: int) -> dict[str, PlatformRef]:
         project = store.create_project(name, None, TOKEN, "production")
         environment = store.live_environments(project.id)[0]
         service = store.seed(project, environment.id, name)
-        refs[instance_id(index)] = PlatformRef(
-            provider="railway",
-            project_id=project.id,
-            environment_id=environment.id,
-            service_id=service.id,
-            extra={"mode": "per-instance"},
-        )
+        refs[instance_id(index)] = RailwayRef(
+            mode="per-instance", project_id=project.id, environment_id=environment.id, service_id=service.id
+        ).write(PlatformRef(provider="railway"))
     return refs
 
 
@@ -85,8 +81,8 @@ async def test_a_project_deleted_between_listing_and_batch_costs_one_extra_call(
     store = railway.fake.store
     victim = refs[instance_id(2)]
     # Hidden from nothing: deleted only in what `environment(...)` sees, as if it vanished mid-tick.
-    store.environments[victim.environment_id or ""].deleted_at = store.projects[
-        victim.project_id or ""
+    store.environments[RailwayRef.of(victim).environment_id or ""].deleted_at = store.projects[
+        RailwayRef.of(victim).project_id or ""
     ].created_at
     snapshot = await railway.platform("per-instance").status_many(refs)
     assert snapshot.states[instance_id(2)].deploy_status == "removed"
