@@ -22,12 +22,26 @@ def make_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def async_url(url: str) -> str:
-    """Accept plain `postgresql://` URLs (as operators and Railway write them) and use asyncpg."""
-    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+# The one place database URLs change form: settings may carry either form (operators and hosts
+# write `postgresql://` or `postgres://`, SQLAlchemy wants its driver named).
+_POSTGRES_SCHEMES = ("postgresql+asyncpg://", "postgresql://", "postgres://")
+
+
+def _with_scheme(url: str, scheme: str) -> str:
+    for prefix in _POSTGRES_SCHEMES:
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
+            return scheme + url[len(prefix) :]
     return url
+
+
+def async_url(url: str) -> str:
+    """The URL for SQLAlchemy's engine, on the asyncpg driver."""
+    return _with_scheme(url, "postgresql+asyncpg://")
+
+
+def libpq_url(url: str) -> str:
+    """The URL for asyncpg itself (`asyncpg.connect`, `asyncpg.create_pool`), which takes libpq's form."""
+    return _with_scheme(url, "postgresql://")
 
 
 def make_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:

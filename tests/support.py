@@ -13,6 +13,8 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
+from shared.db import libpq_url
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -23,10 +25,6 @@ def free_port() -> int:
 def with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 class DatabaseFactory:
@@ -42,7 +40,7 @@ class DatabaseFactory:
         self.created: list[str] = []
 
     async def _execute(self, sql: str) -> None:
-        conn = await asyncpg.connect(_asyncpg_dsn(self.admin_url))
+        conn = await asyncpg.connect(libpq_url(self.admin_url))
         try:
             await conn.execute(sql)
         finally:

@@ -1,51 +1,60 @@
-"""The claim's two hot statements, each ONE autocommitted round trip on a plain asyncpg pool.
+"""The claim's statements that touch an idle instance, on the pool's one plain asyncpg pool.
+
+This module owns that asyncpg pool (`ClaimsDb`), and the one definition of which instance a claim
+gets (`PICK_IDLE`): the oldest idle one no other claim holds, locked with SKIP LOCKED so concurrent
+claims on any replica take different rows instead of waiting on, or double-taking, the same one.
+Ordered by created_at alone, the (status, created_at) index yields it without sorting every idle
+row, which an `, id` tie-break cost (1.4 ms of PostgreSQL CPU per claim at 1,000 idle).
 
 Why not the app's SQLAlchemy engine: a checkout there pings (BEGIN; SELECT; ROLLBACK) and every
 transaction adds BEGIN and COMMIT, so the old reserve + mark-claimed cost 15 round trips and
-~3 ms of CPU per claim through the ORM. Here a claim costs two statements. Each statement is
-atomic on its own, so nothing is held open between them, and a dropped connection is noticed by
-asyncpg itself (the pool replaces closed connections on acquire).
+~3 ms of CPU per claim through the ORM. Here a claim costs two statements, each atomic on its own,
+so nothing is held open between them, and a dropped connection is noticed by asyncpg itself (the
+pool replaces closed connections on acquire).
 
-Everything rarer (duplicates, an empty pool, a failed provision) stays on the ORM session in
-`repository.py`: those paths need several reads and decisions, not speed.
+The reads and writes that decide what a duplicate or an abandoned claim means stay on the ORM
+session in `repository.py`: they share transactions with the rest of the app, and are not hot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from pool.claims.repository import Picked
 from pool.claims.schemas import ClaimCreate
+from shared.db import libpq_url
 
-# Pick the oldest idle instance (SKIP LOCKED: concurrent claims on any replica take different rows;
-# ordered by created_at alone, the (status, created_at) index yields it without sorting every idle
-# row, which an `, id` tie-break cost: 1.4 ms of PostgreSQL CPU per claim at 1,000 idle),
-# register the claim already attached to it, and mark it `claiming`, all in one statement.
-# The claim is inserted only when an instance was picked, and the instance is taken only when the
-# claim was inserted (ON CONFLICT: an Idempotency-Key or an active joinUrl that already has a
-# claim; a concurrent insert of the same key waits for the other to commit, as before).
-# `picked` NULL (no idle instance) or no `taken` row (a duplicate) sends the caller to the slow
-# path, which decides between waiting, deduplicating and 503 exactly as before. `picked` is
-# MATERIALIZED so the row the claim is attached to is the row that was locked, evaluated once.
-RESERVE = """
-WITH picked AS MATERIALIZED (
+# In every statement that picks, $1 is the claim and $2 the instance ids it must not get (those
+# it already tried). The caller marks the picked row `claiming` in the same statement, and only
+# if it is still idle (the lock makes that certain; the condition says so).
+PICK_IDLE = """
     SELECT id FROM instances
-     WHERE status = 'idle'
+     WHERE status = 'idle' AND NOT (id = ANY($2::text[]))
      ORDER BY created_at
      LIMIT 1
      FOR UPDATE SKIP LOCKED
-), inserted AS (
+"""
+MARK_CLAIMING = "SET status = 'claiming', status_changed_at = now(), updated_at = now()"
+
+# The common claim in ONE statement: pick, register the claim already attached to the instance,
+# and mark it `claiming`. The claim is inserted only when an instance was picked, and the instance
+# is taken only when the claim was inserted (ON CONFLICT: an Idempotency-Key or an active joinUrl
+# that already has a claim; a concurrent insert of the same key waits for the other to commit).
+# `picked` NULL (no idle instance) or no `taken` row (a duplicate) sends the caller to `register`,
+# which decides between waiting, deduplicating and 503. `picked` is MATERIALIZED so the row the
+# claim is attached to is the row that was locked, evaluated once.
+RESERVE = f"""
+WITH picked AS MATERIALIZED ({PICK_IDLE}), inserted AS (
     INSERT INTO claims (id, idempotency_key, request_hash, join_url, status, instance_id)
-    SELECT $1, $2, $3, $4, 'pending', picked.id FROM picked
+    SELECT $1, $3, $4, $5, 'pending', picked.id FROM picked
     ON CONFLICT DO NOTHING
     RETURNING instance_id
 ), taken AS (
-    UPDATE instances
-       SET status = 'claiming', status_changed_at = now(), updated_at = now()
+    UPDATE instances {MARK_CLAIMING}
      WHERE id = (SELECT instance_id FROM inserted) AND status = 'idle'
     RETURNING id, url, gateway_token_enc
 )
@@ -53,6 +62,27 @@ SELECT (SELECT id FROM picked) AS picked,
        (SELECT count(*) FROM inserted) AS inserted,
        taken.id, taken.url, taken.gateway_token_enc
   FROM (SELECT 1) AS one LEFT JOIN taken ON true
+"""
+
+# Give an existing pending claim an instance: pick, mark `claiming`, attach.
+TAKE = f"""
+WITH picked AS MATERIALIZED ({PICK_IDLE}), taken AS (
+    UPDATE instances {MARK_CLAIMING}
+     WHERE id = (SELECT id FROM picked) AND status = 'idle'
+    RETURNING id, url, gateway_token_enc
+), attached AS (
+    UPDATE claims SET instance_id = taken.id, updated_at = now() FROM taken WHERE claims.id = $1
+)
+SELECT id, url, gateway_token_enc FROM taken
+"""
+
+# A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
+# either sees the first claim or becomes the first claim itself.
+INSERT_CLAIM = """
+INSERT INTO claims (id, idempotency_key, request_hash, join_url, status)
+VALUES ($1, $2, $3, $4, 'pending')
+ON CONFLICT DO NOTHING
+RETURNING id
 """
 
 # The instance write is conditional on `claiming` (a kill that raced the claim wins); the claim
@@ -75,12 +105,24 @@ RETURNING id
 DELETE_PENDING = "DELETE FROM claims WHERE id = $1 AND status = 'pending'"
 
 
-def asyncpg_dsn(url: str) -> str:
-    """asyncpg takes libpq URLs; the settings may carry SQLAlchemy's driver suffix."""
-    for prefix in ("postgresql+asyncpg://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
+@dataclass(frozen=True)
+class Picked:
+    id: str
+    url: str | None
+    gateway_token_enc: str | None
+
+
+class Duplicate:
+    """`register`'s answer when the key or the joinUrl already has a claim."""
+
+
+DUPLICATE = Duplicate()
+
+
+def _picked(row: asyncpg.Record | None) -> Picked | None:
+    if row is None or row["id"] is None:
+        return None
+    return Picked(row["id"], row["url"], row["gateway_token_enc"])
 
 
 async def _no_reset(connection: asyncpg.Connection) -> None:
@@ -88,11 +130,15 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
     statements set no session state. An open transaction is still rolled back by asyncpg."""
 
 
+class _Rollback(Exception):
+    """Ends `register`'s transaction without keeping the claim it inserted."""
+
+
 class ClaimsDb:
     """A small asyncpg pool, opened on first use (so building the app state stays synchronous)."""
 
     def __init__(self, url: str, *, max_size: int = 10) -> None:
-        self._dsn = asyncpg_dsn(url)
+        self._dsn = libpq_url(url)
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
@@ -122,15 +168,44 @@ class ClaimsDb:
         """The instance reserved for this new claim, or None: no idle instance, or a duplicate."""
         pool = await self._get()
         async with self._slots:
-            row = await pool.fetchrow(RESERVE, claim_id, key, digest, join_url)
+            row = await pool.fetchrow(RESERVE, claim_id, [], key, digest, join_url)
         assert row is not None  # the outer SELECT always yields one row
-        instance = Picked(row["id"], row["url"], row["gateway_token_enc"]) if row["id"] is not None else None
+        instance = _picked(row)
         if instance is None and row["inserted"]:
             # Inserted but not taken cannot happen while the picked row is locked; never leave a
             # pending claim without its instance behind if it somehow does.
-            async with self._slots:
-                await pool.execute(DELETE_PENDING, claim_id)
+            await self.delete_pending(claim_id)
         return instance
+
+    async def register(
+        self, *, claim_id: str, key: str | None, digest: str, join_url: str | None
+    ) -> Picked | Duplicate | None:
+        """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
+        and given an instance in one transaction; DUPLICATE when the key or the joinUrl already
+        has a claim, None (nothing kept) when no instance is idle."""
+        pool = await self._get()
+        async with self._slots, pool.acquire() as connection:
+            try:
+                async with connection.transaction():
+                    if await connection.fetchval(INSERT_CLAIM, claim_id, key, digest, join_url) is None:
+                        return DUPLICATE
+                    picked = _picked(await connection.fetchrow(TAKE, claim_id, []))
+                    if picked is None:
+                        raise _Rollback
+                    return picked
+            except _Rollback:
+                return None
+
+    async def take(self, *, claim_id: str, exclude: list[str]) -> Picked | None:
+        """Another idle instance for a pending claim whose provision failed (not one in `exclude`)."""
+        pool = await self._get()
+        async with self._slots:
+            return _picked(await pool.fetchrow(TAKE, claim_id, exclude))
+
+    async def delete_pending(self, claim_id: str) -> None:
+        pool = await self._get()
+        async with self._slots:
+            await pool.execute(DELETE_PENDING, claim_id)
 
     async def mark_claimed(
         self,

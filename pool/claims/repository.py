@@ -1,6 +1,8 @@
-"""The claim's SQL. Each function runs inside a transaction its caller owns.
+"""The claim's SQL on the ORM session. Each function runs inside a transaction its caller owns.
 
-Every write to an instance is conditional on the status the claim put there (`claiming`), so a
+What picks and takes an idle instance is in `db.py` (asyncpg, one statement each); here is what
+reads a duplicate's first claim, ends claims, and settles a `claiming` or `pending_acceptance`
+instance. Every write to an instance is conditional on the status the claim put there, so a
 kill or a tick that raced the claim wins and the claim notices.
 """
 
@@ -11,38 +13,6 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-# One statement picks and locks an idle instance: SKIP LOCKED makes concurrent claims (on any
-# replica) take different rows instead of waiting on, or double-taking, the same one.
-PICK_IDLE = text(
-    """
-    UPDATE instances
-       SET status = 'claiming', status_changed_at = now(), updated_at = now()
-     WHERE status = 'idle'
-       AND id = (SELECT id FROM instances
-                  WHERE status = 'idle' AND NOT (id = ANY(:exclude))
-                  ORDER BY created_at
-                  LIMIT 1
-                  FOR UPDATE SKIP LOCKED)
-    RETURNING id, url, gateway_token_enc
-    """
-)
-
-INSERT_CLAIM = text(
-    """
-    INSERT INTO claims (id, idempotency_key, request_hash, join_url, status)
-    VALUES (:id, :key, :hash, :join_url, 'pending')
-    ON CONFLICT DO NOTHING
-    RETURNING id
-    """
-)
-
-
-@dataclass(frozen=True)
-class Picked:
-    id: str
-    url: str | None
-    gateway_token_enc: str | None
 
 
 @dataclass(frozen=True)
@@ -55,20 +25,6 @@ class ExistingClaim:
     status: str
     response: dict[str, Any] | None
     instance_status: str | None
-
-
-async def insert_claim(
-    session: AsyncSession, *, claim_id: str, key: str | None, request_hash: str, join_url: str | None
-) -> bool:
-    """Insert a pending claim; False when the key or an active claim of the joinUrl already exists.
-
-    A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
-    either sees the first claim or becomes the first claim itself.
-    """
-    result = await session.execute(
-        INSERT_CLAIM, {"id": claim_id, "key": key, "hash": request_hash, "join_url": join_url}
-    )
-    return result.first() is not None
 
 
 async def find_existing(
@@ -105,22 +61,6 @@ async def _select_claim(session: AsyncSession, where: str, params: dict[str, Any
         )
     ).first()
     return ExistingClaim(**row._mapping) if row is not None else None
-
-
-async def pick_idle(session: AsyncSession, *, exclude: list[str]) -> Picked | None:
-    row = (await session.execute(PICK_IDLE, {"exclude": exclude})).first()
-    return Picked(**row._mapping) if row is not None else None
-
-
-async def attach_instance(session: AsyncSession, *, claim_id: str, instance_id: str) -> None:
-    await session.execute(
-        text("UPDATE claims SET instance_id = :iid, updated_at = now() WHERE id = :id"),
-        {"id": claim_id, "iid": instance_id},
-    )
-
-
-async def delete_claim(session: AsyncSession, claim_id: str) -> None:
-    await session.execute(text("DELETE FROM claims WHERE id = :id AND status = 'pending'"), {"id": claim_id})
 
 
 async def release_claim(session: AsyncSession, claim_id: str) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.auth import authenticate_instance
 from pool.claims import repository as repo
+from pool.claims.db import Duplicate, Picked
 from pool.claims.schemas import Claim, ClaimCreate, PendingAcceptanceResult
 from pool.deps import PoolState
 from pool.instance_client import ProvisionRequest
@@ -36,7 +37,7 @@ EMPTY_RETRY_AFTER = 5
 @dataclass(frozen=True)
 class _Reserved:
     claim_id: str
-    instance: repo.Picked | None
+    instance: Picked | None
 
 
 def request_hash(body: ClaimCreate) -> str:
@@ -110,7 +111,7 @@ async def _reserve(
     """Register the claim (dedupe) and reserve an idle instance for it.
 
     The common case (an idle instance, no duplicate) is one statement; anything else takes the
-    transactional path below, which tells a duplicate from an empty pool.
+    transactional `register`, which tells a duplicate from an empty pool.
     """
     claim_id = uuid.uuid4().hex
     picked = await pool["claims_db"].reserve(
@@ -118,22 +119,15 @@ async def _reserve(
     )
     if picked is not None:
         return _Reserved(claim_id=claim_id, instance=picked)
-    async with pool["sessionmaker"]() as session, session.begin():
-        inserted = await repo.insert_claim(
-            session, claim_id=claim_id, key=key, request_hash=digest, join_url=body.join_url
-        )
-        if not inserted:
-            existing = await repo.find_existing(session, key=key, join_url=body.join_url)
-            if existing is not None:
-                return existing
-            # The conflicting claim ended between our insert and our read: try again.
-            return None
-        picked = await repo.pick_idle(session, exclude=[])
-        if picked is None:
-            await session.rollback()
-            return _Reserved(claim_id=claim_id, instance=None)
-        await repo.attach_instance(session, claim_id=claim_id, instance_id=picked.id)
-    return _Reserved(claim_id=claim_id, instance=picked)
+    registered = await pool["claims_db"].register(
+        claim_id=claim_id, key=key, digest=digest, join_url=body.join_url
+    )
+    if not isinstance(registered, Duplicate):
+        return _Reserved(claim_id=claim_id, instance=registered)
+    async with pool["sessionmaker"]() as session:
+        existing = await repo.find_existing(session, key=key, join_url=body.join_url)
+    # None: the conflicting claim ended between our insert and our read: try again.
+    return existing
 
 
 async def _first_answer(
@@ -163,11 +157,11 @@ async def _first_answer(
 
 
 async def _provision_with_fallback(
-    pool: PoolState, body: ClaimCreate, claim_id: str, first: repo.Picked
+    pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked
 ) -> Claim:
     """Provision the reserved instance; if that fails, recover it and try one other idle instance."""
     tried = [first.id]
-    instance: repo.Picked | None = first
+    instance: Picked | None = first
     error: UpstreamError | None = None
     while instance is not None:
         try:
@@ -178,24 +172,15 @@ async def _provision_with_fallback(
             await _recover(pool, instance, exc.message)
         if len(tried) >= 2:
             break
-        instance = await _pick_another(pool, claim_id, tried)
+        instance = await pool["claims_db"].take(claim_id=claim_id, exclude=tried)
         if instance is not None:
             tried.append(instance.id)
-    async with pool["sessionmaker"]() as session, session.begin():
-        await repo.delete_claim(session, claim_id)
+    await pool["claims_db"].delete_pending(claim_id)
     assert error is not None
     raise UpstreamError(f"provisioning failed on {len(tried)} instance(s): {error.message}")
 
 
-async def _pick_another(pool: PoolState, claim_id: str, tried: list[str]) -> repo.Picked | None:
-    async with pool["sessionmaker"]() as session, session.begin():
-        picked = await repo.pick_idle(session, exclude=tried)
-        if picked is not None:
-            await repo.attach_instance(session, claim_id=claim_id, instance_id=picked.id)
-        return picked
-
-
-def _token(pool: PoolState, instance: repo.Picked) -> str:
+def _token(pool: PoolState, instance: Picked) -> str:
     if instance.gateway_token_enc is None or instance.url is None:
         raise UpstreamError("instance has no URL or gateway token")
     try:
@@ -204,7 +189,7 @@ def _token(pool: PoolState, instance: repo.Picked) -> str:
         raise UpstreamError("instance gateway token cannot be decrypted") from exc
 
 
-async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance: repo.Picked) -> Claim:
+async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance: Picked) -> Claim:
     token = _token(pool, instance)
     assert instance.url is not None
     request = ProvisionRequest(
@@ -242,7 +227,7 @@ async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance
     return result
 
 
-async def _recover(pool: PoolState, instance: repo.Picked, reason: str) -> None:
+async def _recover(pool: PoolState, instance: Picked, reason: str) -> None:
     """Factory-reset a failed instance: clean → idle again; otherwise dead, for the tick to destroy."""
     clean = False
     try:

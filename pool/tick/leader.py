@@ -9,32 +9,21 @@ another request could inherit the lock.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 import asyncpg
 
+from pool import locks
+from shared.db import libpq_url
 from shared.logging import get_logger
 
 log = get_logger("pool.tick.leader")
 
 
-def lock_key(fleet: str) -> int:
-    digest = hashlib.sha256(f"warmpool.tick:{fleet}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def plain_dsn(url: str) -> str:
-    for prefix in ("postgresql+asyncpg://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
-
-
 class Leadership:
     def __init__(self, database_url: str, fleet: str, *, timeout: float = 5.0) -> None:
-        self._dsn = plain_dsn(database_url)
-        self._key = lock_key(fleet)
+        self._dsn = libpq_url(database_url)
+        self._key = locks.tick_leader(fleet)
         self._timeout = timeout
         self._conn: Any = None
         self.held = False
