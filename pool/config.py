@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     admin_password: str = ""
     services_url: str = "http://127.0.0.1:8001"
     services_api_key: str = "dev-services-key"
+    services_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Timeout of each call the pool makes to services (create, destroy, configure, tools), "
+        "except the tick's status batch (`POOL_STATUS_BATCH_TIMEOUT_SECONDS`).",
+    )
     # Encrypts each instance's gateway token at rest (SecretBox passphrase).
     encryption_key: str = "dev-encryption-key"
 
@@ -53,7 +59,22 @@ class Settings(BaseSettings):
         600.0,
         ge=0,
         description="Each idle instance's `/convos/status` (is it still clean?) is asked at most this often, "
-        "on a rotation of at most 200 per tick; 0 asks every idle instance every tick.",
+        "on a rotation of at most `POOL_IDLE_RUNTIME_CHECKS_PER_TICK` per tick; 0 asks every idle instance "
+        "every tick.",
+    )
+    idle_runtime_checks_per_tick: int = Field(
+        200,
+        ge=1,
+        description="Most idle instances whose `/convos/status` one tick asks (the rotation above).",
+    )
+    probe_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Timeout of each call the tick and the starting prober make to an instance "
+        "(`/pool/health`, `/convos/status`).",
+    )
+    probe_concurrency: int = Field(
+        20, ge=1, description="Calls to instances the tick and the starting prober make at once."
     )
     # A platform refusing every create (quota, bad token) would otherwise be asked again each tick.
     create_backoff_after_failures: int = Field(

@@ -1,8 +1,12 @@
-"""Request dependencies: what the lifespan built, read from `request.state`."""
+"""Request dependencies: what the lifespan built, read from `request.state`.
+
+The lifespan builds one `PoolState` and yields it twice over: its keys at the top level (read by
+the shared dependencies: `shared.db` for sessions, `shared.health`, `pool.auth`) and the object
+itself under `pool`, which `get_pool` hands to routes as it is, with nothing copied per request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypedDict
 
 from fastapi import Depends, Request
@@ -13,6 +17,7 @@ from pool.config import Settings
 from pool.instance_client import InstanceClient
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
+from pool.tick.tick import Tick
 from shared.auth import SecretBox
 
 
@@ -26,33 +31,20 @@ class PoolState(TypedDict):
     instances: InstanceClient
     box: SecretBox
     metrics: PoolMetrics
-    # The tick runner (None when POOL_TICK_ENABLED is false) and the hook that asks it to refill soon.
-    tick: Any
-    wake: Callable[[], None]
-    # Hooks into the tick's code (None when not wired): run one reconcile now, create `count`
-    # instances now (returns their ids), re-observe one instance now.
-    run_tick: Callable[[], Awaitable[Any]] | None
-    create_instances: Callable[[int], Awaitable[list[str]]] | None
-    recheck: Callable[[str], Awaitable[Any]] | None
+    # Reconcile now, create now, recheck one instance, refill soon (its loops run only when
+    # POOL_TICK_ENABLED; the on-demand methods work on every replica).
+    tick: Tick
+
+
+def lifespan_state(state: PoolState) -> dict[str, Any]:
+    """What the lifespan yields (see the module's docstring)."""
+    return {**state, "pool": state}
 
 
 async def get_pool(request: Request) -> PoolState:
     # async: a sync dependency would be run in the threadpool, a thread hop on every request.
-    return PoolState(
-        settings=request.state.settings,
-        engine=request.state.engine,
-        sessionmaker=request.state.sessionmaker,
-        claims_db=request.state.claims_db,
-        services=request.state.services,
-        instances=request.state.instances,
-        box=request.state.box,
-        metrics=request.state.metrics,
-        tick=request.state.tick,
-        wake=request.state.wake,
-        run_tick=request.state.run_tick,
-        create_instances=request.state.create_instances,
-        recheck=request.state.recheck,
-    )
+    pool: PoolState = request.state.pool
+    return pool
 
 
 PoolDep = Annotated[PoolState, Depends(get_pool)]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -10,13 +11,14 @@ from pool.claims.db import ClaimsDb
 from pool.claims.router import router as claims_router
 from pool.config import Settings
 from pool.dashboard.router import router as dashboard_router
-from pool.deps import PoolState
+from pool.deps import PoolState, lifespan_state
 from pool.instance_client import InstanceClient
 from pool.instances.router import metrics_router
 from pool.instances.router import router as instances_router
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
-from pool.tick.wiring import wire as wire_tick
+from pool.tick.context import TickContext
+from pool.tick.tick import Tick
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
@@ -26,10 +28,6 @@ from shared.logging import get_logger, register_secret
 log = get_logger("pool")
 
 
-def _no_wake() -> None:
-    """Refill hook used when no tick runner is running on this replica."""
-
-
 def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
     engine = make_engine(settings.database_url, pool_size=engine_pool_size)
     metrics = PoolMetrics()
@@ -37,25 +35,25 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
         httpx.AsyncClient(
             base_url=settings.services_url,
             headers={"Authorization": f"Bearer {settings.services_api_key}"},
-            timeout=httpx.Timeout(60.0, connect=5.0),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
         ),
+        timeout=settings.services_timeout_seconds,
         record=metrics.record_platform_call,
     )
+    sessionmaker = make_sessionmaker(engine)
+    instances = InstanceClient()
+    box = SecretBox(settings.encryption_key)
+    tick = Tick(TickContext(sessionmaker, services, instances, box, settings, metrics))
     return PoolState(
         settings=settings,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine),
+        sessionmaker=sessionmaker,
         claims_db=ClaimsDb(settings.database_url),
         services=services,
-        instances=InstanceClient(),
-        box=SecretBox(settings.encryption_key),
+        instances=instances,
+        box=box,
         metrics=metrics,
-        tick=None,
-        wake=_no_wake,
-        run_tick=None,
-        create_instances=None,
-        recheck=None,
+        tick=tick,
     )
 
 
@@ -65,18 +63,16 @@ def create_app(settings: Settings) -> FastAPI:
     register_secret(settings.admin_password)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[PoolState]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         state = build_state(settings)
-        # The runner also serves on-demand ticks, creates and rechecks (operator routes) when
-        # the periodic loop is disabled, so it always exists and is always stopped.
-        runner = wire_tick(state)
-        if state["tick"] is not None:
-            runner.start()
-        log.info("pool.started", tick=state["tick"] is not None, min_idle=settings.min_idle)
+        # The tick also serves on-demand ticks, creates and rechecks (operator routes) when its
+        # loops are off (POOL_TICK_ENABLED=false), so it always exists and is always stopped.
+        state["tick"].start()
+        log.info("pool.started", tick=settings.tick_enabled, min_idle=settings.min_idle)
         try:
-            yield state
+            yield lifespan_state(state)
         finally:
-            await runner.stop()
+            await state["tick"].stop()
             await state["services"].aclose()
             await state["instances"].aclose()
             await state["claims_db"].close()

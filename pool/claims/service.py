@@ -60,7 +60,7 @@ async def claim(
         raise
     finally:
         # Refill runs in the tick's task; waking it never delays this answer.
-        pool["wake"]()
+        pool["tick"].wake()
     pool["metrics"].record_claim(outcome, time.monotonic() - started)
     return result
 

@@ -22,7 +22,7 @@ from pool.instances.schemas import Drained, Instance, LoopState, PoolStatus, Rem
 from pool.models import Instance as InstanceRow
 from pool.models import TickState
 from pool.status import BOUND, STATUSES
-from shared.errors import Conflict, NotFound, Unavailable, UpstreamError
+from shared.errors import Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
 
 log = get_logger("pool.instances")
@@ -145,33 +145,23 @@ async def drain(pool: PoolState, count: int) -> Drained:
 
 
 async def replenish(pool: PoolState, count: int) -> Replenished:
-    create = pool["create_instances"]
-    if create is None:
-        raise Unavailable("instance creation is not available on this replica", retry_after=30)
-    created = await create(count)
-    return Replenished(requested=count, created=list(created))
+    created = await pool["tick"].create_instances(count)
+    return Replenished(requested=count, created=created)
 
 
 async def reconcile(pool: PoolState) -> dict[str, object]:
-    run_tick = pool["run_tick"]
-    if run_tick is None:
-        raise Unavailable("the reconcile loop is not available on this replica", retry_after=30)
-    result = await run_tick()
-    return {"ran": True, "result": result if isinstance(result, dict) else None}
+    return {"ran": True, "result": await pool["tick"].run_now()}
 
 
 async def recheck(pool: PoolState, instance_id: str) -> dict[str, object]:
     async with pool["sessionmaker"]() as session:
         if await session.get(InstanceRow, instance_id) is None:
             raise NotFound(f"no instance {instance_id}")
-    hook = pool["recheck"]
-    if hook is None:
-        raise Unavailable("recheck is not available on this replica", retry_after=30)
-    result = await hook(instance_id)
+    result = await pool["tick"].recheck(instance_id)
     async with pool["sessionmaker"]() as session:
         row = await session.get(InstanceRow, instance_id)
     return {
         "instanceId": instance_id,
         "status": row.status if row is not None else None,
-        "result": result if isinstance(result, dict) else None,
+        "result": result,
     }

@@ -7,29 +7,55 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pool.config import Settings
 from pool.instance_client import InstanceClient
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
-from pool.tick.settings import TickSettings
+from pool.status import Rules
+from pool.tick.plan import Target
+from pool.tick.state import FLEET
 from shared.auth import SecretBox
 
 
 @dataclass
 class TickContext:
-    """Everything the loop, the prober and `create_instances` touch, built once in lifespan."""
+    """Everything the loop, the prober and `create_instances` touch, built once in lifespan
+    (`pool.tick.tick.Tick`). Settings are the pool's own, read as they are."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     services: ServicesClient
     # Every call to an instance: /pool/health, /convos/status (pool.tick.probes).
     instances: InstanceClient
     box: SecretBox
-    settings: TickSettings
+    settings: Settings
     metrics: PoolMetrics | None = None
+    # The tick_state row, the leader lock and the reservation lock are per fleet; one per database today.
+    fleet: str = FLEET
+    rules: Rules = field(init=False)
     # Creates run in the background so a slow platform never stalls a tick's observations.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     create_slots: asyncio.Semaphore | None = None
     # Idle instance id → when the tick last asked its /convos/status (`pool.tick.runtimes`).
     runtime_checked: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.rules = Rules(
+            stuck_timeout_seconds=s.stuck_timeout_seconds, death_threshold=s.failed_probes_for_death
+        )
+
+    def target(self, *, may_create: bool = True) -> Target:
+        """What the plan aims at; `may_create` is False while failed creates back off."""
+        s = self.settings
+        return Target(
+            min_idle=s.min_idle,
+            max_total=s.max_total,
+            rules=self.rules,
+            orphan_grace_seconds=s.orphan_grace_seconds,
+            # A `creating` row this old belongs to a create that died with its process.
+            creating_timeout_seconds=s.stuck_timeout_seconds,
+            may_create=may_create,
+        )
 
     def slots(self) -> asyncio.Semaphore:
         if self.create_slots is None:

@@ -29,10 +29,10 @@ log = get_logger("pool.tick.loop")
 
 
 class TickRunner:
-    def __init__(self, ctx: TickContext, *, database_url: str, holder_id: str | None = None) -> None:
+    def __init__(self, ctx: TickContext, *, holder_id: str | None = None) -> None:
         self.ctx = ctx
         self.holder_id = holder_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.leadership = Leadership(database_url, ctx.settings.fleet)
+        self.leadership = Leadership(ctx.settings.database_url, ctx.fleet)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._tick_lock = asyncio.Lock()
@@ -58,7 +58,7 @@ class TickRunner:
         return await replenish.refill(self.ctx)
 
     async def run(self, loops: int | None = None) -> None:
-        await self._every(self.ctx.settings.interval_seconds, self.run_once, "tick", loops)
+        await self._every(self.ctx.settings.tick_interval_seconds, self.run_once, "tick", loops)
 
     def start(self) -> None:
         settings = self.ctx.settings

@@ -8,7 +8,7 @@ empty: a failed observation changes nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,7 +35,7 @@ class Observed:
     # None: services did not answer.
     batch: StatusBatch | None
     # /convos/status answers of the instances the pool asked directly; None: no answer.
-    runtimes: dict[str, Runtime | None] = field(default_factory=dict)
+    runtimes: Mapping[str, Runtime | None] = field(default_factory=dict)
     # Healthy instances the pool chose not to ask this tick (steady idle/claimed, off rotation):
     # their missing runtime is no observation, not an unreachable runtime.
     not_asked: frozenset[str] = frozenset()
@@ -160,7 +160,7 @@ class _Unseen:
 def observation_for(
     row: Row,
     batch: StatusBatch,
-    runtimes: dict[str, Runtime | None],
+    runtimes: Mapping[str, Runtime | None],
     now: datetime,
     unseen: _Unseen = _Unseen(),
 ) -> Observation:
@@ -186,7 +186,7 @@ def observation_for(
 def _plan_row(
     row: Row,
     batch: StatusBatch,
-    runtimes: dict[str, Runtime | None],
+    runtimes: Mapping[str, Runtime | None],
     unseen: _Unseen,
     target: Target,
     now: datetime,

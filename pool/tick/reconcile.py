@@ -35,7 +35,6 @@ from pool.tick.plan import (
     DestroyOrphan,
     Observed,
     Row,
-    Target,
     Update,
     count_statuses,
     plan,
@@ -65,8 +64,8 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     batch, error = await _observe(ctx)
     observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
-        may_create = await state.may_create(session, ctx.settings.fleet)
-    actions = plan(observed, _target(ctx, may_create=may_create), datetime.now(UTC))
+        may_create = await state.may_create(session, ctx.fleet)
+    actions = plan(observed, ctx.target(may_create=may_create), datetime.now(UTC))
     result = TickResult(counts=count_statuses(rows), error=error)
     await _act_all(ctx, observed, actions, result)
     seconds = time.monotonic() - started
@@ -85,7 +84,7 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     async with ctx.sessionmaker.begin() as session:
         await state.record_tick(
             session,
-            ctx.settings.fleet,
+            ctx.fleet,
             leader_id=leader_id,
             started_at=started_at,
             duration_ms=round(seconds * 1000),
@@ -106,18 +105,6 @@ async def _release_abandoned_claims(ctx: TickContext) -> None:
         )
     for instance_id in released:
         log.warning("tick.claim.abandoned", instance_id=instance_id)
-
-
-def _target(ctx: TickContext, *, may_create: bool) -> Target:
-    s = ctx.settings
-    return Target(
-        min_idle=s.min_idle,
-        max_total=s.max_total,
-        rules=s.rules,
-        orphan_grace_seconds=s.orphan_grace_seconds,
-        creating_timeout_seconds=s.creating_timeout_seconds,
-        may_create=may_create,
-    )
 
 
 async def _read_rows(
@@ -284,7 +271,7 @@ async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     if batch is None:
         return {"action": "none", "reason": error}
     observed = await _observed(ctx, rows, tokens, batch, everything=True)
-    target = _target(ctx, may_create=False)
+    target = ctx.target(may_create=False)
     result = TickResult(counts=count_statuses(rows), error=error)
     actions = [a for a in plan(observed, target, datetime.now(UTC)) if not isinstance(a, Create)]
     await _act_all(ctx, observed, actions, result)

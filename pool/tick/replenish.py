@@ -13,22 +13,27 @@ replica's refill reserved since the tick read its rows is not created twice.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pool import locks
 from pool.models import Instance
 from pool.tick import state
 from pool.tick.context import TickContext
-from pool.tick.plan import Target, replenish_count
+from pool.tick.plan import replenish_count
 from shared.errors import AppError
 from shared.ids import new_instance_id
 from shared.logging import get_logger
 from shared.schemas import InstanceCreate
 
 log = get_logger("pool.tick.replenish")
+
+
+def _reserve_lock(fleet: str) -> int:
+    digest = hashlib.sha256(f"warmpool.replenish:{fleet}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def instance_name(instance_id: str) -> str:
@@ -43,18 +48,14 @@ async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False)
     """
     settings = ctx.settings
     async with ctx.sessionmaker.begin() as session:
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.replenish(settings.fleet)}
-        )
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _reserve_lock(ctx.fleet)})
         rows = await session.execute(select(Instance.status, func.count()).group_by(Instance.status))
         counts: Counter[str] = Counter({str(r[0]): int(r[1]) for r in rows})
         if count is None:
-            may_create = await state.may_create(session, settings.fleet)
-            wanted = replenish_count(
-                counts, Target(settings.min_idle, settings.max_total, may_create=may_create)
-            )
+            may_create = await state.may_create(session, ctx.fleet)
+            wanted = replenish_count(counts, ctx.target(may_create=may_create))
         elif planned:
-            wanted = min(count, replenish_count(counts, Target(settings.min_idle, settings.max_total)))
+            wanted = min(count, replenish_count(counts, ctx.target()))
         else:
             wanted = max(0, min(count, settings.max_total - sum(counts.values())))
         ids = [new_instance_id() for _ in range(wanted)]
@@ -144,9 +145,9 @@ async def _record(ctx: TickContext, session: AsyncSession, error: str | None) ->
     settings = ctx.settings
     await state.record_create(
         session,
-        settings.fleet,
+        ctx.fleet,
         error=error,
-        after=settings.backoff_after_failures,
-        base_seconds=settings.backoff_base_seconds,
-        max_seconds=settings.backoff_max_seconds,
+        after=settings.create_backoff_after_failures,
+        base_seconds=settings.create_backoff_base_seconds,
+        max_seconds=settings.create_backoff_max_seconds,
     )

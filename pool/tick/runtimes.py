@@ -76,7 +76,7 @@ def select(
         idle,
         now=now,
         period=s.idle_runtime_check_seconds,
-        interval=s.interval_seconds,
+        interval=s.tick_interval_seconds,
         cap=s.idle_runtime_checks_per_tick,
     )
     last.update(dict.fromkeys(due, now))

@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.models import TickState
 
+# One fleet per pool database today; the name keys its tick_state row and its locks.
+FLEET = "default"
+
 
 async def ensure(session: AsyncSession, fleet: str) -> None:
     await session.execute(insert(TickState).values(fleet=fleet).on_conflict_do_nothing())

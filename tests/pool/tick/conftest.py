@@ -22,7 +22,6 @@ from pool.main import build_state
 from pool.models import Instance
 from pool.tick.context import TickContext
 from pool.tick.loop import TickRunner
-from pool.tick.wiring import wire
 from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
 from tests.support import free_port, serve
@@ -89,6 +88,7 @@ async def pool_state(settings: PoolSettings) -> AsyncIterator[PoolState]:
     try:
         yield state
     finally:
+        await state["tick"].stop()
         await state["services"].aclose()
         await state["instances"].aclose()
         await state["engine"].dispose()
@@ -106,41 +106,27 @@ def pool_settings(pool_db_url: str, services_url: str, **overrides: Any) -> Pool
         "tick_interval_seconds": 0.5,
         "starting_probe_interval_seconds": 0.2,
         "failed_probes_for_death": 2,
+        # Short enough for tests that wait on a dead instance or on a backoff to end.
+        "probe_timeout_seconds": 1.0,
+        "create_backoff_base_seconds": 0.2,
     }
     values.update(overrides)
     return PoolSettings(**values)
 
 
-TICK_OVERRIDES: dict[str, Any] = {"probe_timeout_seconds": 1.0, "backoff_base_seconds": 0.2}
-
-
 @contextlib.asynccontextmanager
-async def pool_runner(settings: PoolSettings, **overrides: Any) -> AsyncIterator[TickRunner]:
+async def pool_runner(settings: PoolSettings) -> AsyncIterator[TickRunner]:
+    """The tick's runner on `settings`, its loops not started (`runner.start()` starts them)."""
     async with pool_state(settings) as state:
-        runner = wire(state, **{**TICK_OVERRIDES, **overrides})
-        try:
-            yield runner
-        finally:
-            await runner.stop()
+        yield state["tick"].runner
 
 
 @pytest.fixture
 def make_runner(pool_db_url: str) -> Callable[..., contextlib.AbstractAsyncContextManager[TickRunner]]:
     def make(services_url: str, **overrides: Any) -> contextlib.AbstractAsyncContextManager[TickRunner]:
-        tick_keys = {k: overrides.pop(k) for k in list(overrides) if k in TICK_ONLY}
-        return pool_runner(pool_settings(pool_db_url, services_url, **overrides), **tick_keys)
+        return pool_runner(pool_settings(pool_db_url, services_url, **overrides))
 
     return make
-
-
-TICK_ONLY = {
-    "probe_timeout_seconds",
-    "backoff_after_failures",
-    "backoff_base_seconds",
-    "orphan_grace_seconds",
-    "creating_timeout_seconds",
-    "fleet",
-}
 
 
 async def statuses(ctx: TickContext) -> dict[str, str]:

@@ -12,8 +12,6 @@ from pool.config import Settings
 from pool.models import TickState
 from pool.tick import replenish
 from pool.tick.context import TickContext
-from pool.tick.settings import TickSettings
-from pool.tick.wiring import build_context
 from tests.pool.tick.conftest import pool_settings, pool_state
 from tests.support import free_port
 
@@ -24,8 +22,13 @@ def test_the_backoff_settings_are_read_from_pool_env(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("POOL_CREATE_BACKOFF_AFTER_FAILURES", "5")
     monkeypatch.setenv("POOL_CREATE_BACKOFF_BASE_SECONDS", "2.5")
     monkeypatch.setenv("POOL_CREATE_BACKOFF_MAX_SECONDS", "40")
-    tick = TickSettings.from_settings(Settings())
-    assert (tick.backoff_after_failures, tick.backoff_base_seconds, tick.backoff_max_seconds) == (5, 2.5, 40)
+    # The tick reads these from the pool's Settings as they are (TickContext.settings).
+    s = Settings()
+    assert (s.create_backoff_after_failures, s.create_backoff_base_seconds, s.create_backoff_max_seconds) == (
+        5,
+        2.5,
+        40,
+    )
 
 
 def test_a_max_below_the_base_is_refused_with_a_clear_message() -> None:
@@ -51,7 +54,7 @@ async def test_failed_creates_back_off_by_the_configured_after_base_and_max(pool
         create_backoff_max_seconds=100,
     )
     async with pool_state(settings) as state:
-        ctx = build_context(state)
+        ctx = state["tick"].ctx
         assert await replenish.create_instances(ctx, None) == []
         assert await backoff_seconds(ctx) is None  # one failure, `after` is 2
         assert await replenish.create_instances(ctx, None) == []

@@ -186,7 +186,7 @@ async def test_repeated_create_failures_back_off_and_a_success_clears_it(
     make_runner: MakeRunner, flaky: tuple[FlakyServices, str]
 ) -> None:
     fake, url = flaky
-    async with make_runner(url, min_idle=1, backoff_after_failures=3) as runner:
+    async with make_runner(url, min_idle=1, create_backoff_after_failures=3) as runner:
         ctx = runner.ctx
         for _ in range(3):
             assert await replenish.create_instances(ctx, None) == []

@@ -83,13 +83,18 @@ async def test_a_steady_tick_asks_only_starting_failing_and_rotated_idle_instanc
     fleet, counted = counted_fleet
     unprobed: set[str] = set()
     async with serve(services_app(fleet, unprobed)) as services_url:
-        settings = pool_settings(
-            pool_db_url, services_url, encryption_key=ENCRYPTION_KEY, min_idle=0, max_total=50
-        )
         # 6 idle over a 60 s period with 10 s ticks: one idle instance per tick.
-        async with pool_runner(
-            settings, interval_seconds=10, idle_runtime_check_seconds=60, idle_runtime_checks_per_tick=50
-        ) as runner:
+        settings = pool_settings(
+            pool_db_url,
+            services_url,
+            encryption_key=ENCRYPTION_KEY,
+            min_idle=0,
+            max_total=50,
+            tick_interval_seconds=10,
+            idle_runtime_check_seconds=60,
+            idle_runtime_checks_per_tick=50,
+        )
+        async with pool_runner(settings) as runner:
             idle = await add_fleet_instances(runner.ctx.sessionmaker, fleet, 6)
             (starting,) = await add_fleet_instances(runner.ctx.sessionmaker, fleet, 1, status="starting")
             (claimed,) = await add_fleet_instances(runner.ctx.sessionmaker, fleet, 1, status="claimed")
