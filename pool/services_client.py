@@ -1,4 +1,4 @@
-"""Typed client for services' internal API (DESIGN.md §6), one method per route.
+"""Typed client for services' internal API (DESIGN.md §6), one method per route the pool calls.
 
 Error bodies `{"error": "<ClassName>", "detail": ...}` come back as the same `shared.errors` class,
 so a `NotFound` raised inside services is a `NotFound` here.
@@ -15,16 +15,11 @@ from pydantic import BaseModel
 from shared.errors import ERRORS_BY_NAME, AppError, TransientError, Unavailable
 from shared.http import ApiClient, error_from_response
 from shared.schemas import (
-    ConfigureRequest,
     InstanceCreate,
     InstanceCreated,
     InstanceDestroyed,
-    OperationResult,
-    RedeployRequest,
-    Registry,
     StatusBatch,
     StatusBatchRequest,
-    ToolGrant,
 )
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -111,30 +106,3 @@ class ServicesClient(ApiClient):
         self._note("status_batch", "ok")
         # Parsed by pydantic-core straight from the bytes: a 10,000-instance batch is megabytes.
         return StatusBatch.model_validate_json(response.content)
-
-    async def configure(self, instance_id: str, body: ConfigureRequest) -> OperationResult:
-        return await self._call(
-            "configure",
-            "POST",
-            f"/configure/{instance_id}",
-            OperationResult,
-            json=body.model_dump(by_alias=True),
-            idempotent=not body.redeploy,
-        )
-
-    async def redeploy(self, instance_id: str, body: RedeployRequest | None = None) -> OperationResult:
-        payload = (body or RedeployRequest()).model_dump(by_alias=True)
-        return await self._call("redeploy", "POST", f"/redeploy/{instance_id}", OperationResult, json=payload)
-
-    async def provision_tool(self, instance_id: str, tool_id: str) -> ToolGrant:
-        return await self._call(
-            "provision_tool", "POST", f"/provision/{instance_id}/{tool_id}", ToolGrant, idempotent=True
-        )
-
-    async def destroy_tool(self, instance_id: str, tool_id: str, resource_id: str) -> OperationResult:
-        return await self._call(
-            "destroy_tool", "DELETE", f"/destroy/{instance_id}/{tool_id}/{resource_id}", OperationResult
-        )
-
-    async def registry(self) -> Registry:
-        return await self._call("registry", "GET", "/registry", Registry)

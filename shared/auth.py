@@ -41,12 +41,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def hash_matches(token: str | None, token_hash: str | None) -> bool:
-    if not token or not token_hash:
-        return False
-    return hmac.compare_digest(hash_token(token), token_hash)
-
-
 class SecretBox:
     """Symmetric encryption for secrets we must read back (tool keys, gateway tokens).
 
