@@ -88,8 +88,8 @@ class ServicesClient(ApiClient):
         self, body: StatusBatchRequest | None = None, *, timeout: float | None = None
     ) -> StatusBatch:
         """One attempt, never retried: each attempt is a whole observation in services (every
-        Railway page, every probe), and services keeps going after a client hangs up, so a retry
-        on timeout multiplied Railway calls. The tick's next run is the retry. `timeout` (the
+        platform page, every probe), and services keeps going after a client hangs up, so a retry
+        on timeout multiplied platform calls. The tick's next run is the retry. `timeout` (the
         tick's setting) must exceed services' batch deadline."""
         payload = (body or StatusBatchRequest()).model_dump(by_alias=True)
         limit: Any = (

@@ -22,9 +22,9 @@ class Settings(BaseSettings):
     encryption_key: str = "dev-encryption-key"
     log_level: str = "INFO"
 
-    # A name in services.platforms.registry.PLATFORMS ("local", "railway"); checked at start-up.
+    # A name in services.platforms.registry.PLATFORMS; checked at start-up.
     platform: str = "local"
-    # Image the platform deploys for each instance (Railway); the local provider runs `python -m runtime`.
+    # Image a container platform deploys for each instance; the local provider runs `python -m runtime`.
     runtime_image: str = "ghcr.io/warmpool/runtime:latest"
     # Tools every new instance gets unless the create request names its own.
     default_tools: list[str] = []

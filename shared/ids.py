@@ -1,4 +1,5 @@
-"""Instance ids: 12 characters of [0-9a-z], because Railway rejects upper case in names."""
+"""Instance ids: 12 characters of [0-9a-z]: platform resources are named after them, and some
+platforms reject upper case in names."""
 
 import re
 

@@ -1,7 +1,7 @@
 """One tick: observe → plan → act → record.
 
 - Observe afresh every tick: the pool's rows, `POST services /status/batch` (one attempt: a
-  retry would repeat the whole observation, Railway calls included; the next tick is the retry),
+  retry would repeat the whole observation, platform calls included; the next tick is the retry),
   and `/convos/status` of the healthy instances whose state the plan could change
   (`pool.tick.runtimes`). If services does not answer, nothing changes.
 - Plan is pure (`pool.tick.plan`).

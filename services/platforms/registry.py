@@ -1,11 +1,14 @@
 """Platform providers by name: `SERVICES_PLATFORM` picks one, built once in the app's lifespan.
 
+The one place that names the providers: the rest of services sees only `base.Platform`. Each
+provider module is imported on use, so a provider and its dependencies load only when chosen.
 Each builder takes the settings and the app's shared HTTP client. Tests swap a fake in by name
 (`monkeypatch.setitem(PLATFORMS, "failing", ...)`), so the code under test is the real app.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import httpx
@@ -17,17 +20,18 @@ from services.platforms.local import build_local_platform
 PlatformBuilder = Callable[[Settings, httpx.AsyncClient], Platform]
 
 
-def _build_railway(settings: Settings, http_client: httpx.AsyncClient) -> Platform:
-    # Imported on use: the Railway provider and its GraphQL operations load only when chosen.
-    from services.platforms.railway.provider import build_railway_platform  # type: ignore[import-not-found,unused-ignore]
+def _on_use(module: str, builder: str) -> PlatformBuilder:
+    def build(settings: Settings, http_client: httpx.AsyncClient) -> Platform:
+        built = getattr(importlib.import_module(module), builder)
+        return cast(PlatformBuilder, built)(settings, http_client)
 
     platform: Platform = build_railway_platform(settings, http_client)
     return platform
 
 
 PLATFORMS: dict[str, PlatformBuilder] = {
-    "local": build_local_platform,
-    "railway": _build_railway,
+    "local": _on_use("services.platforms.local", "build_local_platform"),
+    "railway": _on_use("services.platforms.railway.provider", "build_railway_platform"),
 }
 
 
