@@ -156,9 +156,7 @@ async def _first_answer(
     return Claim.model_validate(current.response)
 
 
-async def _provision_with_fallback(
-    pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked
-) -> Claim:
+async def _provision_with_fallback(pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked) -> Claim:
     """Provision the reserved instance; if that fails, recover it and try one other idle instance."""
     tried = [first.id]
     instance: Picked | None = first
