@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import cast
 
 import httpx
 
 from services.config import Settings
 from services.platforms.base import Platform
-from services.platforms.local import build_local_platform
 
 PlatformBuilder = Callable[[Settings, httpx.AsyncClient], Platform]
 
@@ -25,8 +25,7 @@ def _on_use(module: str, builder: str) -> PlatformBuilder:
         built = getattr(importlib.import_module(module), builder)
         return cast(PlatformBuilder, built)(settings, http_client)
 
-    platform: Platform = build_railway_platform(settings, http_client)
-    return platform
+    return build
 
 
 PLATFORMS: dict[str, PlatformBuilder] = {
