@@ -13,12 +13,12 @@ replica's refill reserved since the tick read its rows is not created twice.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import Counter
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pool import locks
 from pool.models import Instance
 from pool.tick import state
 from pool.tick.context import TickContext
@@ -29,11 +29,6 @@ from shared.logging import get_logger
 from shared.schemas import InstanceCreate
 
 log = get_logger("pool.tick.replenish")
-
-
-def _reserve_lock(fleet: str) -> int:
-    digest = hashlib.sha256(f"warmpool.replenish:{fleet}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def instance_name(instance_id: str) -> str:
@@ -48,7 +43,7 @@ async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False)
     """
     settings = ctx.settings
     async with ctx.sessionmaker.begin() as session:
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _reserve_lock(ctx.fleet)})
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.replenish(ctx.fleet)})
         rows = await session.execute(select(Instance.status, func.count()).group_by(Instance.status))
         counts: Counter[str] = Counter({str(r[0]): int(r[1]) for r in rows})
         if count is None:
