@@ -24,7 +24,8 @@ DEPLOY_STATES: tuple[DeployState, ...] = get_args(DeployState)
 
 
 class WireModel(BaseModel):
-    """Outside input (what services is asked to do): a field it does not know is an error."""
+    """Strict: a field the model does not know is an error. For outside input (what services is
+    asked to do), and for views nobody parses back (operators' reads)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 

@@ -185,7 +185,7 @@ def test_provider_import_check_catches_an_import(tmp_path: Path) -> None:
     }
     # Inside a provider, its own modules are fair game; another provider's are not.
     assert provider_imports(module, located=RAILWAY_DIR / "bad.py") == {"services.platforms.local"}
-    assert provider_imports(module, located=PLATFORMS_DIR / "local.py") == {
+    assert provider_imports(module, located=PLATFORMS_DIR / "local" / "provider.py") == {
         "services.platforms.railway.status",
         "services.platforms.railway.status.deploy_state",
     }

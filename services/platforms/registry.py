@@ -29,7 +29,7 @@ def _on_use(module: str, builder: str) -> PlatformBuilder:
 
 
 PLATFORMS: dict[str, PlatformBuilder] = {
-    "local": _on_use("services.platforms.local", "build_local_platform"),
+    "local": _on_use("services.platforms.local.provider", "build_local_platform"),
     "railway": _on_use("services.platforms.railway.provider", "build_railway_platform"),
 }
 

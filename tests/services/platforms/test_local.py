@@ -13,7 +13,8 @@ import pytest
 
 from services.config import Settings
 from services.platforms.base import InstanceSpec, PlatformRef
-from services.platforms.local import LocalPlatform, live_process
+from services.platforms.local.process import live_process
+from services.platforms.local.provider import LocalPlatform
 
 TOKEN = "pool_gw_local-platform-test-token"
 

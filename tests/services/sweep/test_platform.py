@@ -21,7 +21,8 @@ from services.config import Settings
 from services.instances import service as instances_service
 from services.models import InstanceInfra
 from services.platforms.base import InstanceSpec, PlatformOrphanRef, PlatformRef
-from services.platforms.local import LocalPlatform, live_process
+from services.platforms.local.process import live_process
+from services.platforms.local.provider import LocalPlatform
 from services.platforms.railway.ref import RailwayRef
 from services.tools.sweep import run_sweep
 from shared.db import make_engine, make_sessionmaker

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -36,6 +33,14 @@ from services.platforms.base import (
     PlatformRef,
     PlatformState,
     ProgressCallback,
+)
+from services.platforms.local.process import (
+    await_cmdline,
+    free_port,
+    live_process,
+    port_answers,
+    read_json,
+    write_private,
 )
 from shared.errors import NotFound, PermanentError
 from shared.ids import is_instance_id
@@ -64,67 +69,6 @@ def _local(ref: PlatformRef) -> LocalRefData:
     return cast(LocalRefData, ref.data)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_private(path: Path, payload: Any) -> None:
-    # env.json carries the instance's tokens: readable by the owner only.
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh)
-    tmp.replace(path)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def live_process(info: dict[str, Any] | None) -> psutil.Process | None:
-    """The recorded runtime process if it is still alive and really ours (not a reused pid)."""
-    if not info or not isinstance(info.get("pid"), int):
-        return None
-    try:
-        proc = psutil.Process(info["pid"])
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        if abs(proc.create_time() - float(info.get("create_time", 0))) > 0.05:
-            return None
-        if proc.cmdline() != info.get("cmdline"):
-            return None
-        return proc
-    except (psutil.Error, ValueError, TypeError):
-        return None
-
-
-def _await_cmdline(proc: psutil.Process, timeout: float = 2.0) -> None:
-    """Just after exec, /proc/<pid>/cmdline can read empty for a moment (measured: ~0.3 ms, more
-    under load), and `live_process` would then call the new child not ours: a destroy right
-    after create would leave it running. Wait (bounded) until it is readable."""
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(psutil.Error):
-        while not proc.cmdline() and time.monotonic() < deadline:
-            time.sleep(0.001)
-
-
-async def _port_answers(port: int, timeout: float = 0.5) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
 class LocalPlatform:
     name = "local"
 
@@ -150,7 +94,7 @@ class LocalPlatform:
     # -- process control ---------------------------------------------------------------------
 
     def _spawn(self, instance_dir: Path, instance_id: str, port: int) -> dict[str, Any]:
-        env_file = _read_json(instance_dir / "env.json") or {}
+        env_file = read_json(instance_dir / "env.json") or {}
         extra = {k: v for k, v in {**env_file, **self._extra_env}.items() if k not in _LAUNCHER_KEYS}
         launched = runtime_env(
             instance_id=instance_id,
@@ -176,7 +120,7 @@ class LocalPlatform:
             )
         self._children[child.pid] = child
         proc = psutil.Process(child.pid)
-        _await_cmdline(proc)
+        await_cmdline(proc)
         info = {
             "pid": child.pid,
             "port": port,
@@ -184,7 +128,7 @@ class LocalPlatform:
             "cmdline": command,
             "started_at": datetime.now(UTC).isoformat(),
         }
-        _write_private(instance_dir / "process.json", info)
+        write_private(instance_dir / "process.json", info)
         log.info("local.process.started", instance_id=instance_id, pid=child.pid, port=port)
         return info
 
@@ -220,10 +164,10 @@ class LocalPlatform:
     async def create(self, spec: InstanceSpec, on_progress: ProgressCallback) -> PlatformRef:
         instance_dir = self._root / spec.instance_id
         # A create retried after a crash must not leave the first attempt's process running.
-        await self._stop(_read_json(instance_dir / "process.json"))
+        await self._stop(read_json(instance_dir / "process.json"))
         (instance_dir / "data").mkdir(parents=True, exist_ok=True)
-        _write_private(instance_dir / "env.json", spec.env)
-        port = _free_port()
+        write_private(instance_dir / "env.json", spec.env)
+        port = free_port()
         data = LocalRefData(data_dir=str(instance_dir), port=port)
         ref = PlatformRef(provider=self.name, data=dict(data), url=f"http://127.0.0.1:{port}")
         # The directory exists now: record it before the process, so destroy can always find it.
@@ -237,13 +181,13 @@ class LocalPlatform:
         instance_dir = self._dir_for(ref)
         if instance_dir is None or not instance_dir.exists():
             return PlatformState(deploy_status="removed", url=ref.url)
-        info = _read_json(instance_dir / "process.json")
+        info = read_json(instance_dir / "process.json")
         if info is None:
             # The directory was made but no process ever started: a create that died half-way.
             return PlatformState(deploy_status="failed", url=ref.url)
         if live_process(info) is None:
             return PlatformState(deploy_status="crashed", url=ref.url)
-        answers = await _port_answers(int(info["port"]))
+        answers = await port_answers(int(info["port"]))
         return PlatformState(deploy_status="running" if answers else "deploying", url=ref.url)
 
     async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
@@ -261,7 +205,7 @@ class LocalPlatform:
         for entry in sorted(self._root.iterdir()):
             if entry.name in known or not entry.is_dir() or entry.is_symlink():
                 continue
-            proc = live_process(_read_json(entry / "process.json"))
+            proc = live_process(read_json(entry / "process.json"))
             try:
                 started = proc.create_time() if proc is not None else entry.stat().st_mtime
             except (psutil.Error, OSError):
@@ -281,7 +225,7 @@ class LocalPlatform:
         instance_dir = self._dir_for(ref)
         if instance_dir is None or not instance_dir.exists():
             return False
-        await self._stop(_read_json(instance_dir / "process.json"))
+        await self._stop(read_json(instance_dir / "process.json"))
         await asyncio.to_thread(shutil.rmtree, instance_dir, True)
         log.info("local.instance.destroyed", data_dir=str(instance_dir))
         return True
@@ -301,17 +245,17 @@ class LocalPlatform:
 
     async def configure(self, ref: PlatformRef, variables: dict[str, str], *, redeploy: bool) -> None:
         instance_dir = self._require_dir(ref)
-        env = _read_json(instance_dir / "env.json") or {}
+        env = read_json(instance_dir / "env.json") or {}
         env.update(variables)
-        _write_private(instance_dir / "env.json", env)
+        write_private(instance_dir / "env.json", env)
         if redeploy:
             await self.redeploy(ref, image=None)
 
     async def redeploy(self, ref: PlatformRef, *, image: str | None) -> DeployState | None:
         # `image` has no meaning here: every local instance runs this checkout's runtime.
         instance_dir = self._require_dir(ref)
-        await self._stop(_read_json(instance_dir / "process.json"))
-        port = int(_local(ref).get("port") or _free_port())
+        await self._stop(read_json(instance_dir / "process.json"))
+        port = int(_local(ref).get("port") or free_port())
         info = self._spawn(instance_dir, instance_dir.name, port)
         _local(ref).update(LocalRefData(pid=info["pid"], create_time=info["create_time"], port=port))
         return "deploying"
