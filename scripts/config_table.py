@@ -27,10 +27,10 @@ from runtime.config import Settings as RuntimeSettings
 from services.config import PLACEHOLDER_SECRETS as SERVICES_PLACEHOLDERS
 from services.config import Settings as ServicesSettings
 from services.platforms.railway.settings import RailwaySettings
+from services.pooled.service import PooledSettings
+from services.sweep.service import SweepSettings
 from services.tools.agentmail import AgentMailSettings
 from services.tools.openrouter import OpenRouterSettings
-from services.tools.pooled import PooledSettings
-from services.tools.sweep import SweepSettings
 from services.tools.telnyx import TelnyxSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +121,6 @@ MEANINGS: dict[str, str] = {
     "SERVICES_LOCAL_STOP_GRACE_SECONDS": "Local provider: SIGTERM, then SIGKILL after this long.",
     "SERVICES_PROVISION_STALE_SECONDS": "A tool provision left `creating` this long is taken over by the "
     "next attempt (its owner died).",
-    "SERVICES_ECHO_TOOL": "Offer the `echo` test tool (no network, fake secrets); demos and tests only.",
     "SERVICES_SWEEP_INTERVAL_SECONDS": "Seconds between sweeps of orphaned resources; `0` disables the loop.",
     "SERVICES_SWEEP_GRACE_SECONDS": "Age before the sweep removes an orphan or finishes a stuck ledger row.",
     "SERVICES_SWEEP_POOL_API_KEY": "The pool's `POOL_API_KEY`, so the sweep can compare services' "

@@ -53,8 +53,6 @@ class Settings(BaseSettings):
 
     # A ledger row left `creating` this long is taken over by the next provision call (its owner died).
     provision_stale_seconds: float = 120.0
-    # The `echo` test plugin (no network, fake secrets); for tests and `make up` demos only.
-    echo_tool: bool = False
 
     sweep_interval_seconds: float = 300.0
     sweep_grace_seconds: float = 600.0

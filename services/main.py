@@ -13,14 +13,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.config import Settings
 from services.deps import State
 from services.instances.router import router as instances_router
+from services.ledger.router import router as ledger_router
 from services.platforms.registry import build_platform
 from services.pooled.router import router as pooled_router
 from services.status.router import router as status_router
 from services.sweep.loop import sweep_forever
 from services.sweep.router import router as sweep_router
-from services.tools.keys import router as openrouter_keys_router
+from services.tools.base import ToolContext
 from services.tools.registry import build_tools
-from services.tools.router import router as tools_router
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
@@ -75,7 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
         )
         platform = build_platform(settings, http_client)
         sessionmaker = make_sessionmaker(engine)
-        tools = build_tools(settings, http_client)
+        box = SecretBox(settings.encryption_key)
+        # Tools share the app's database pool and HTTP client: they open none of their own.
+        tools = build_tools(ToolContext(settings, http_client, sessionmaker, box))
         sweeper = None
         if settings.sweep_interval_seconds > 0:
             sweeper = asyncio.create_task(
@@ -91,18 +93,13 @@ def create_app(settings: Settings) -> FastAPI:
                 http_client=http_client,
                 platform=platform,
                 tools=tools,
-                box=SecretBox(settings.encryption_key),
+                box=box,
             )
         finally:
             if sweeper is not None:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
-            for tool in tools.values():
-                # Providers with resources of their own (an engine) close them; others have no aclose.
-                close = getattr(tool, "aclose", None)
-                if close is not None:
-                    await close()
             await platform.aclose()
             await http_client.aclose()
             await engine.dispose()
@@ -113,8 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_router("services"))
     app.include_router(instances_router)
     app.include_router(status_router)
-    app.include_router(tools_router)
-    app.include_router(openrouter_keys_router)
+    app.include_router(ledger_router)
     app.include_router(sweep_router)
     app.include_router(pooled_router)
     return app

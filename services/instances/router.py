@@ -6,7 +6,6 @@ from fastapi import APIRouter, Path, Query
 
 from services.auth import OperatorAuth
 from services.deps import BoxDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
-from services.instances import ledger
 from services.instances import service as instances_service
 from services.instances.schemas import Instance, InstancePage
 from shared.db import SessionDep
@@ -32,13 +31,13 @@ async def list_instances(
     session: SessionDep, state: InstanceState = None, after: Cursor = None, limit: Limit = 100
 ) -> InstancePage:
     """Instances with their platform ids and whole tool ledger, by id; never env values."""
-    return await ledger.list_instances(session, state=state, after=after, limit=limit)
+    return await instances_service.list_instances(session, state=state, after=after, limit=limit)
 
 
 @router.get("/instances/{instance_id}", response_model=Instance)
 async def get_instance(instance_id: InstanceIdPath, session: SessionDep) -> Instance:
     """One instance with its platform ids and whole tool ledger; never env values."""
-    return await ledger.get_instance(session, instance_id=instance_id)
+    return await instances_service.get_instance(session, instance_id=instance_id)
 
 
 @router.post("/create-instance", response_model=InstanceCreated)

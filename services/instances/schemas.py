@@ -9,20 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.ledger.schemas import LedgerEntry
 from shared.schemas import WireModel
-
-
-class LedgerEntry(WireModel):
-    """One external resource, in any status (destroyed ones too: that is the audit trail)."""
-
-    id: int
-    tool_id: str
-    resource_id: str | None
-    env_key: str
-    status: str
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 class Instance(WireModel):

@@ -1,42 +1,19 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from services.auth import OperatorAuth
 from services.deps import BoxDep
-from services.tools import pooled as pooled_service
+from services.pooled import service as pooled_service
+from services.pooled.schemas import PooledResource, PooledResourceCreate
 from shared.db import SessionDep
 
 router = APIRouter(prefix="/pooled", tags=["pooled"], dependencies=[OperatorAuth])
 
 KIND_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 KindPath = Annotated[str, Path(pattern=KIND_PATTERN)]
-
-
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
-
-
-class PooledResourceCreate(_Camel):
-    label: str = Field(default="", max_length=200)
-    value: str = Field(min_length=1, max_length=10_000)
-    resource_ref: str | None = Field(default=None, max_length=200)
-
-
-class PooledResource(_Camel):
-    """What operators see of a pooled resource: never its value."""
-
-    id: int
-    kind: str
-    label: str
-    resource_ref: str | None
-    instance_id: str | None
-    assigned_at: datetime | None
 
 
 @router.post("/{kind}", response_model=PooledResource, status_code=201, response_model_by_alias=True)

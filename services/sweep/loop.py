@@ -12,31 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.config import Settings
 from services.platforms.base import Platform
-from services.sweep.report import SweepReport
+from services.sweep.service import sweep_once
 from services.tools.base import ToolProvider
-from services.tools.sweep import SweepSettings, pool_lister, run_sweep
 from shared.logging import get_logger
 
 log = get_logger(__name__)
-
-
-async def sweep_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    tools: dict[str, ToolProvider],
-    platform: Platform,
-    settings: Settings,
-    http: httpx.AsyncClient,
-) -> SweepReport:
-    pool_key = SweepSettings().pool_api_key
-    pool_ids = pool_lister(http, settings.pool_url, pool_key) if pool_key else None
-    return await run_sweep(
-        sessionmaker,
-        tools=tools,
-        grace_seconds=settings.sweep_grace_seconds,
-        pool_instance_ids=pool_ids,
-        platform=platform,
-    )
 
 
 async def sweep_forever(

@@ -14,8 +14,7 @@ import httpx
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.config import Settings
-from services.tools.base import Grant, InventoryItem
+from services.tools.base import Grant, InventoryItem, ToolContext
 from services.tools.vendor import VendorClient, instance_from_name, parse_time, resource_name
 from shared.errors import PermanentError, TransientError, UpstreamError
 from shared.http import RETRYABLE_STATUS
@@ -181,6 +180,6 @@ class AgentMailProvider:
         )
 
 
-def build_agentmail(app_settings: Settings, http: httpx.AsyncClient) -> AgentMailProvider | None:
+def build_agentmail(context: ToolContext) -> AgentMailProvider | None:
     settings = AgentMailSettings()
-    return AgentMailProvider.from_settings(settings, http) if settings.configured else None
+    return AgentMailProvider.from_settings(settings, context.http) if settings.configured else None

@@ -10,6 +10,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.config import Settings
+from shared.auth import SecretBox
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What services' lifespan made once and hands every tool builder, so a tool opens no engine
+    or HTTP client of its own: one connection pool and one client for the whole app."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+    sessionmaker: async_sessionmaker[AsyncSession]
+    box: SecretBox
+
 
 @dataclass
 class Grant:

@@ -13,8 +13,7 @@ import httpx
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.config import Settings
-from services.tools.base import Grant, InventoryItem
+from services.tools.base import Grant, InventoryItem, ToolContext
 from services.tools.vendor import VendorClient, instance_from_name, parse_time, resource_name
 from shared.errors import PermanentError, TransientError, UpstreamError
 from shared.http import RETRYABLE_STATUS
@@ -185,7 +184,7 @@ class OpenRouterProvider:
         )
 
 
-def build_openrouter(app_settings: Settings, http: httpx.AsyncClient) -> OpenRouterProvider | None:
+def build_openrouter(context: ToolContext) -> OpenRouterProvider | None:
     """The provider, or None when no management key is configured (then it is absent from /registry)."""
     settings = OpenRouterSettings()
-    return OpenRouterProvider.from_settings(settings, http) if settings.configured else None
+    return OpenRouterProvider.from_settings(settings, context.http) if settings.configured else None

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
-
-from services.config import Settings
 from services.tools.agentmail import build_agentmail
-from services.tools.base import ToolProvider
+from services.tools.bankr import build_bankr
+from services.tools.base import ToolContext, ToolProvider
 from services.tools.openrouter import build_openrouter
-from services.tools.pooled import build_bankr
 from services.tools.telnyx import build_telnyx
-from services.tools.testing import build_echo_tool
 from shared.errors import BadRequest
 
-ToolBuilder = Callable[[Settings, httpx.AsyncClient], ToolProvider | None]
+ToolBuilder = Callable[[ToolContext], ToolProvider | None]
 
 TOOLS: dict[str, ToolBuilder] = {
-    "echo": build_echo_tool,
     "openrouter": build_openrouter,
     "agentmail": build_agentmail,
     "telnyx": build_telnyx,
@@ -30,10 +25,10 @@ TOOLS: dict[str, ToolBuilder] = {
 }
 
 
-def build_tools(settings: Settings, http_client: httpx.AsyncClient) -> dict[str, ToolProvider]:
+def build_tools(context: ToolContext) -> dict[str, ToolProvider]:
     tools: dict[str, ToolProvider] = {}
     for name, builder in TOOLS.items():
-        tool = builder(settings, http_client)
+        tool = builder(context)
         if tool is not None:
             tools[name] = tool
     return tools

@@ -19,16 +19,14 @@ import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.config import Settings
 from services.models import PooledResource
-from services.tools import pooled
-from services.tools.base import Grant, InventoryItem
+from services.pooled import service as pooled
+from services.tools.base import Grant, InventoryItem, ToolContext
 from services.tools.telnyx_client import PhoneNumber, TelnyxClient, TelnyxNotYetThere
 from services.tools.vendor import instance_from_name, parse_time, resource_name
 from shared.auth import SecretBox
-from shared.db import make_engine, make_sessionmaker
 from shared.logging import get_logger, register_secret
 
 log = get_logger(__name__)
@@ -69,14 +67,11 @@ class TelnyxProvider:
         client: TelnyxClient,
         sessionmaker: async_sessionmaker[AsyncSession],
         box: SecretBox,
-        *,
-        engine: AsyncEngine | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self._sessionmaker = sessionmaker
         self._box = box
-        self._engine = engine  # disposed by aclose when the provider made it
 
     async def provision(self, instance_id: str) -> Grant:
         row = await pooled.assign_in_own_transaction(
@@ -178,10 +173,6 @@ class TelnyxProvider:
             if (number.customer_reference or "").startswith(prefix) and number.id not in parked
         ]
 
-    async def aclose(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-
     @classmethod
     def from_settings(
         cls,
@@ -189,19 +180,16 @@ class TelnyxProvider:
         http: httpx.AsyncClient,
         sessionmaker: async_sessionmaker[AsyncSession],
         box: SecretBox,
-        engine: AsyncEngine | None = None,
     ) -> TelnyxProvider:
         register_secret(settings.api_key)
         auth = {"Authorization": f"Bearer {settings.api_key}"}
         client = TelnyxClient(http, base_url=settings.base_url, auth=auth, timeout=settings.timeout_seconds)
-        return cls(settings, client, sessionmaker, box, engine=engine)
+        return cls(settings, client, sessionmaker, box)
 
 
-def build_telnyx(app_settings: Settings, http: httpx.AsyncClient) -> TelnyxProvider | None:
-    # The order lock and the recycled pool live in services' database: a small engine of its own.
+def build_telnyx(context: ToolContext) -> TelnyxProvider | None:
+    # The order lock and the recycled pool live in services' database: the app's own sessionmaker.
     settings = TelnyxSettings()
-    if not settings.configured or not app_settings.database_url:
+    if not settings.configured:
         return None
-    engine = make_engine(app_settings.database_url, pool_size=2)
-    box = SecretBox(app_settings.encryption_key)
-    return TelnyxProvider.from_settings(settings, http, make_sessionmaker(engine), box, engine=engine)
+    return TelnyxProvider.from_settings(settings, context.http, context.sessionmaker, context.box)

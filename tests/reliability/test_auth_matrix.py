@@ -25,7 +25,7 @@ from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
 from services.platforms.registry import PLATFORMS
 from services.tools.registry import TOOLS
-from services.tools.testing import EchoTool
+from tests.fakes.echo import EchoTool
 from tests.fakes.fleet import FakeFleet
 from tests.fakes.platform import MemoryPlatform
 from tests.pool.conftest import API_KEY as POOL_KEY
@@ -257,7 +257,7 @@ async def test_pool_auth_matrix(
 def services_world(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryPlatform, EchoTool]:
     platform, tool = MemoryPlatform(), EchoTool()
     monkeypatch.setitem(PLATFORMS, "memory", lambda settings, client: platform)
-    monkeypatch.setitem(TOOLS, "echo", lambda settings, client: tool)
+    monkeypatch.setitem(TOOLS, "echo", lambda context: tool)
     return platform, tool
 
 
@@ -270,7 +270,6 @@ async def services_client(services_db_url: str, tmp_path: Any) -> AsyncIterator[
         encryption_key="test-encryption-key",
         local_data_dir=str(tmp_path / "instances"),
         platform="memory",
-        echo_tool=True,
         sweep_interval_seconds=0,
     )
     async with running_services(create_services_app(settings)) as client:

@@ -18,7 +18,7 @@ from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
 from services.platforms.registry import PLATFORMS
 from services.tools.registry import TOOLS
-from services.tools.testing import EchoTool
+from tests.fakes.echo import EchoTool
 from tests.fakes.fleet import FakeFleet
 from tests.fakes.platform import MemoryPlatform
 from tests.pool.conftest import AUTH as POOL_AUTH
@@ -53,7 +53,7 @@ async def fuzz_services(
 ) -> None:
     platform, tool = MemoryPlatform(), EchoTool()
     monkeypatch.setitem(PLATFORMS, "memory", lambda settings, client: platform)
-    monkeypatch.setitem(TOOLS, "echo", lambda settings, client: tool)
+    monkeypatch.setitem(TOOLS, "echo", lambda context: tool)
     settings = ServicesSettings(
         environment="test",
         database_url=services_db_url,
@@ -61,7 +61,6 @@ async def fuzz_services(
         encryption_key="test-encryption-key",
         local_data_dir=str(tmp_path / "instances"),
         platform="memory",
-        echo_tool=True,
         sweep_interval_seconds=0,
         probe_timeout_seconds=0.5,
     )

@@ -23,8 +23,8 @@ from services.main import create_app
 from services.models import InstanceInfra, InstanceService
 from services.platforms.registry import PLATFORMS
 from services.tools.registry import TOOLS
-from services.tools.testing import EchoTool
 from shared.db import make_engine, make_sessionmaker
+from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 
 API_KEY = "test-services-key"
@@ -47,7 +47,6 @@ def make_settings(services_db_url: str, data_dir: Path) -> Callable[..., Setting
             "api_key": API_KEY,
             "encryption_key": "test-encryption-key",
             "local_data_dir": str(data_dir),
-            "echo_tool": True,
             "probe_timeout_seconds": 1.0,
             "local_stop_grace_seconds": 3.0,
         }
@@ -109,7 +108,7 @@ def memory_platform(monkeypatch: pytest.MonkeyPatch) -> MemoryPlatform:
 @pytest.fixture
 def echo(monkeypatch: pytest.MonkeyPatch) -> EchoTool:
     tool = EchoTool()
-    monkeypatch.setitem(TOOLS, "echo", lambda settings, client: tool)
+    monkeypatch.setitem(TOOLS, "echo", lambda context: tool)
     return tool
 
 

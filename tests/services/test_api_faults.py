@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from services.config import Settings
-from services.tools.testing import EchoTool
+from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, Rows
 
@@ -116,7 +116,7 @@ async def test_an_unconfigured_tool_is_400_before_anything_is_made(
     memory_platform: MemoryPlatform,
     db_rows: Callable[[], Awaitable[Rows]],
 ) -> None:
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         response = await api.post(
             "/create-instance", json={"instanceId": IID, "name": "a", "tools": ["echo"]}, headers=AUTH
         )

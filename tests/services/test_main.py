@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from services.config import Settings
-from services.tools.testing import EchoTool
+from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import API_KEY, AUTH, AppClient
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from services.config import Settings
 from services.tools.registry import TOOLS
-from services.tools.testing import EchoTool
 from shared.auth import hash_token
+from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, Rows
 
@@ -122,7 +122,7 @@ async def test_a_failing_tool_rolls_back_the_tools_made_before_it_and_skips_the_
     db_rows: Callable[[], Awaitable[Rows]],
 ) -> None:
     broken = EchoTool(name="echo2", env_key="ECHO2_API_KEY", fail_provision=True)
-    monkeypatch.setitem(TOOLS, "echo2", lambda settings, client: broken)
+    monkeypatch.setitem(TOOLS, "echo2", lambda context: broken)
     async with app_client(make_settings(platform="memory")) as api:
         response = await api.post("/create-instance", json=create_body(tools=["echo", "echo2"]), headers=AUTH)
 

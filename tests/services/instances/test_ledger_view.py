@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 
 from services.config import Settings
-from services.tools.testing import EchoTool
+from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient
 

@@ -24,7 +24,7 @@ from services.platforms.base import InstanceSpec, PlatformOrphanRef, PlatformRef
 from services.platforms.local.process import live_process
 from services.platforms.local.provider import LocalPlatform
 from services.platforms.railway.ref import RailwayRef
-from services.tools.sweep import run_sweep
+from services.sweep.service import run_sweep
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import PermanentError
 from tests.fakes.platform import MemoryPlatform

@@ -9,7 +9,7 @@ import pytest
 import respx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.tools import pooled
+from services.pooled import service as pooled
 from services.tools.telnyx import TelnyxProvider, TelnyxSettings
 from services.tools.telnyx_client import TelnyxNotYetThere
 from shared.auth import SecretBox

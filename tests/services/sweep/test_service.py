@@ -11,12 +11,12 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.ledger import service as ledger
 from services.models import InstanceInfra, InstanceService
-from services.tools import service as ledger
+from services.sweep.service import SWEEP_LOCK_KEY, run_sweep
 from services.tools.agentmail import AgentMailProvider, AgentMailSettings
 from services.tools.base import ToolProvider
 from services.tools.openrouter import OpenRouterProvider, OpenRouterSettings
-from services.tools.sweep import SWEEP_LOCK_KEY, run_sweep
 from services.tools.telnyx import TelnyxProvider, TelnyxSettings
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker

@@ -27,7 +27,7 @@ async def test_operator_disables_resumes_and_tops_up_the_instance_key(
     vendors: Vendors,
 ) -> None:
     body = {"instanceId": IID, "name": f"agent-{IID}", "tools": ["openrouter"]}
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         assert (await api.post("/create-instance", json=body, headers=AUTH)).status_code == 200
         (key_hash,) = vendors.openrouter.keys
         disabled = await api.post(f"/tools/openrouter/{IID}/disable", json={}, headers=AUTH)
@@ -51,7 +51,7 @@ async def test_key_actions_refuse_unknown_instances_bad_limits_and_missing_auth(
     memory_platform: MemoryPlatform,
     vendors: Vendors,
 ) -> None:
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         unknown = await api.post(f"/tools/openrouter/{IID}/top-up", json={"limit": 5}, headers=AUTH)
         negative = await api.post(f"/tools/openrouter/{IID}/top-up", json={"limit": -1}, headers=AUTH)
         anonymous = await api.post(f"/tools/openrouter/{IID}/disable", json={})

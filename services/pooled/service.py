@@ -13,17 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.config import Settings
 from services.models import PooledResource
 from services.tools.base import Grant, InventoryItem
 from shared.auth import SecretBox
-from shared.db import make_engine, make_sessionmaker
 from shared.errors import Conflict, NotFound, TransientError
 from shared.logging import get_logger
 
@@ -146,6 +143,8 @@ async def assign_in_own_transaction(
 
 
 class PooledProvider:
+    """A tool whose resources come from the pool (a vendor with no API to mint one per instance)."""
+
     mode = "pooled"
 
     def __init__(
@@ -154,14 +153,11 @@ class PooledProvider:
         env_key: str,
         sessionmaker: async_sessionmaker[AsyncSession],
         box: SecretBox,
-        *,
-        engine: AsyncEngine | None = None,
     ) -> None:
         self.name = name
         self.env_key = env_key
         self._sessionmaker = sessionmaker
         self._box = box
-        self._engine = engine  # disposed by aclose when the provider made it
 
     async def provision(self, instance_id: str) -> Grant:
         row = await assign_in_own_transaction(self._sessionmaker, kind=self.name, instance_id=instance_id)
@@ -194,20 +190,3 @@ class PooledProvider:
                 )
                 for row in rows
             ]
-
-    async def aclose(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-
-
-# Tools handed out from the pool, and the env var each instance receives. Enabled by POOLED_TOOLS.
-POOLED_ENV_KEYS = {"bankr": "BANKR_API_KEY"}
-
-
-def build_bankr(app_settings: Settings, http: httpx.AsyncClient) -> PooledProvider | None:
-    """Bankr has no API to mint a wallet per instance (specs/bankr.md): keys come from the pool."""
-    if "bankr" not in PooledSettings().tools or not app_settings.database_url:
-        return None
-    engine = make_engine(app_settings.database_url, pool_size=2)
-    box = SecretBox(app_settings.encryption_key)
-    return PooledProvider("bankr", POOLED_ENV_KEYS["bankr"], make_sessionmaker(engine), box, engine=engine)

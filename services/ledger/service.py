@@ -9,26 +9,32 @@ partial unique index, which is what makes concurrent provision calls end with on
 caller that inserts the row calls the provider, the others wait for it to become active.
 A `creating` row untouched for `provision_stale_seconds` belongs to a caller that died and is
 taken over (the provider's provision is idempotent per instance, so it re-finds the resource).
+
+Also here, because they read the same rows: the ledger as operators see it, and the operator's
+actions on an instance's OpenRouter key, found through its ledger row (~300 lines, one table's owner).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.ledger.schemas import KeyState, LedgerEntry
 from services.models import InstanceInfra, InstanceService
 from services.tools.base import ToolProvider
+from services.tools.openrouter import OpenRouterProvider
 from services.tools.registry import get_tool
 from shared.auth import SecretBox
 from shared.errors import AppError, Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
 from shared.schemas import ToolGrant, ToolResource
 
-log = get_logger("services.tools")
+log = get_logger("services.ledger")
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 LIVE = InstanceService.status != "destroyed"
@@ -261,3 +267,61 @@ async def tool_env(session: AsyncSession, *, box: SecretBox, instance_id: str) -
         )
     )
     return {r.env_key: box.decrypt(r.env_value) for r in rows if r.env_value}
+
+
+async def list_entries(session: AsyncSession, *, instance_ids: list[str]) -> dict[str, list[LedgerEntry]]:
+    """Every row of these instances, destroyed ones too (the audit trail), by instance; never env values."""
+    rows = await session.scalars(
+        select(InstanceService)
+        .where(InstanceService.instance_id.in_(instance_ids))
+        .order_by(InstanceService.id)
+    )
+    by_instance: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for row in rows:
+        by_instance[row.instance_id].append(
+            LedgerEntry(
+                id=row.id,
+                tool_id=row.tool_id,
+                resource_id=row.resource_id,
+                env_key=row.env_key,
+                status=row.status,
+                last_error=row.last_error,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+        )
+    return by_instance
+
+
+async def _openrouter_key(
+    session: AsyncSession, *, tools: dict[str, ToolProvider], instance_id: str
+) -> tuple[OpenRouterProvider, str]:
+    """The provider and the hash of the instance's active key (its resource id): never the secret."""
+    provider = get_tool(tools, "openrouter")
+    assert isinstance(provider, OpenRouterProvider)
+    resource_id = await session.scalar(
+        select(InstanceService.resource_id).where(
+            InstanceService.instance_id == instance_id,
+            InstanceService.tool_id == "openrouter",
+            InstanceService.status == "active",
+        )
+    )
+    if resource_id is None:
+        raise NotFound(f"instance {instance_id} has no active openrouter key")
+    return provider, resource_id
+
+
+async def disable_openrouter_key(
+    session: AsyncSession, *, tools: dict[str, ToolProvider], instance_id: str, disabled: bool
+) -> KeyState:
+    provider, key_hash = await _openrouter_key(session, tools=tools, instance_id=instance_id)
+    await provider.disable(key_hash, disabled)
+    return KeyState(instance_id=instance_id, resource_id=key_hash, disabled=disabled)
+
+
+async def top_up_openrouter_key(
+    session: AsyncSession, *, tools: dict[str, ToolProvider], instance_id: str, limit: float
+) -> KeyState:
+    provider, key_hash = await _openrouter_key(session, tools=tools, instance_id=instance_id)
+    await provider.top_up(key_hash, limit)
+    return KeyState(instance_id=instance_id, resource_id=key_hash, limit=limit)

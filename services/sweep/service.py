@@ -23,11 +23,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.config import Settings
+from services.ledger import service as ledger_service
 from services.models import InstanceInfra, InstanceService
 from services.platforms.base import Platform
 from services.sweep.platform import sweep_platform
 from services.sweep.report import Orphan, SweepReport, reason
-from services.tools import service as ledger
 from services.tools.base import InventoryItem, InventoryProvider, ToolProvider
 from shared.logging import get_logger
 
@@ -42,6 +43,26 @@ class SweepSettings(BaseSettings):
 
     # The pool's operator key, to list its instances; empty skips that comparison.
     pool_api_key: str = ""
+
+
+async def sweep_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    tools: dict[str, ToolProvider],
+    platform: Platform,
+    settings: Settings,
+    http: httpx.AsyncClient,
+) -> SweepReport:
+    """One sweep with the app's settings, its HTTP client and its database (the route and the loop)."""
+    pool_key = SweepSettings().pool_api_key
+    pool_ids = pool_lister(http, settings.pool_url, pool_key) if pool_key else None
+    return await run_sweep(
+        sessionmaker,
+        tools=tools,
+        grace_seconds=settings.sweep_grace_seconds,
+        pool_instance_ids=pool_ids,
+        platform=platform,
+    )
 
 
 async def run_sweep(
@@ -92,7 +113,7 @@ async def _finish_stuck_rows(
         orphan = Orphan("stuck_row", row.tool_id, row.resource_id, row.instance_id, age, "removed")
         try:
             if row.resource_id is not None:
-                await ledger.destroy_row(sessionmaker, tools=tools, row_id=row.id)
+                await ledger_service.destroy_row(sessionmaker, tools=tools, row_id=row.id)
             else:
                 # Nothing recorded to revoke; whatever the provider made is found by name below.
                 async with sessionmaker.begin() as session:

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.tools import pooled
-from services.tools.pooled import PooledProvider, PoolExhausted
+from services.pooled import service as pooled
+from services.pooled.service import PooledProvider, PoolExhausted
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import Conflict

@@ -2,7 +2,7 @@
 
 It behaves like a per-instance provider should (idempotent provision, "already gone" revoke is
 success) and counts what it was asked, so ledger tests can check what reached the provider.
-Enabled only by `SERVICES_ECHO_TOOL=true`.
+Tests swap it into the registry by name (the `echo` fixture in tests/services/conftest.py).
 """
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
-
-from services.config import Settings
 from services.tools.base import Grant, InventoryItem
 from shared.auth import mint_token
 from shared.errors import TransientError
@@ -62,7 +59,3 @@ class EchoTool:
 
     async def inventory(self) -> list[InventoryItem]:
         return [InventoryItem(resource_id=rid, name=owner) for rid, (owner, _) in self.resources.items()]
-
-
-def build_echo_tool(settings: Settings, http_client: httpx.AsyncClient) -> EchoTool | None:
-    return EchoTool() if settings.echo_tool else None

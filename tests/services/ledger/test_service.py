@@ -9,8 +9,8 @@ from sqlalchemy import update
 
 from services.config import Settings
 from services.models import InstanceService
-from services.tools.testing import EchoTool
 from shared.db import make_engine, make_sessionmaker
+from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, Rows
 

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Path
 
 from services.auth import OperatorAuth, ToolCallerDep
 from services.deps import BoxDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
-from services.tools import service as tools_service
+from services.ledger import service as ledger_service
+from services.ledger.schemas import KeyDisable, KeyLimit, KeyState
+from shared.db import SessionDep
 from shared.schemas import Registry, RegistryTool, ToolGrant
 
 router = APIRouter(tags=["tools"])
@@ -26,7 +28,7 @@ async def provision(
     settings: SettingsDep,
 ) -> ToolGrant:
     """Provision one tool for an instance, or return the one it has. The secret goes only to the instance."""
-    return await tools_service.provision_tool(
+    return await ledger_service.provision_tool(
         sessionmaker,
         tools=tools,
         box=box,
@@ -48,7 +50,7 @@ async def destroy(
     box: BoxDep,
 ) -> ToolGrant:
     """Destroy one tool resource of an instance; destroying one already destroyed succeeds."""
-    return await tools_service.destroy_tool(
+    return await ledger_service.destroy_tool(
         sessionmaker, tools=tools, box=box, instance_id=instance_id, tool_id=tool_id, resource_id=resource_id
     )
 
@@ -59,4 +61,26 @@ async def registry(tools: ToolsDep, platform: PlatformDep) -> Registry:
     return Registry(
         tools=[RegistryTool(id=name, mode=t.mode, env_key=t.env_key) for name, t in sorted(tools.items())],
         platform=platform.name,
+    )
+
+
+# Operator actions on one instance's OpenRouter key. The key is found through the ledger (its hash
+# is the resource id), so the operator names the instance, never a secret.
+@router.post("/tools/openrouter/{instance_id}/disable", response_model=KeyState, dependencies=[OperatorAuth])
+async def disable_openrouter_key(
+    instance_id: InstanceIdPath, body: KeyDisable, session: SessionDep, tools: ToolsDep
+) -> KeyState:
+    """Stop (or with `disabled: false`, resume) spending on the instance's key without deleting it."""
+    return await ledger_service.disable_openrouter_key(
+        session, tools=tools, instance_id=instance_id, disabled=body.disabled
+    )
+
+
+@router.post("/tools/openrouter/{instance_id}/top-up", response_model=KeyState, dependencies=[OperatorAuth])
+async def top_up_openrouter_key(
+    instance_id: InstanceIdPath, body: KeyLimit, session: SessionDep, tools: ToolsDep
+) -> KeyState:
+    """Set a new credit limit (USD) on the instance's key."""
+    return await ledger_service.top_up_openrouter_key(
+        session, tools=tools, instance_id=instance_id, limit=body.limit
     )

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.config import Settings
-from services.tools import pooled
+from services.pooled import service as pooled
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
 from tests.fakes.platform import MemoryPlatform
@@ -59,7 +59,7 @@ async def test_registry_lists_only_configured_plugins_and_an_unconfigured_one_is
 ) -> None:
     with vendor_fakes(monkeypatch, pooled=False):
         monkeypatch.delenv("TELNYX_API_KEY")
-        async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+        async with app_client(make_settings(platform="memory")) as api:
             registry = await api.get("/registry", headers=AUTH)
             refused = await api.post("/create-instance", json=body(tools=["telnyx"]), headers=AUTH)
 
@@ -83,7 +83,7 @@ async def test_create_with_every_tool_then_destroy_makes_and_deletes_each_resour
     sessionmaker: async_sessionmaker[AsyncSession],
     db_rows: Callable[[], Awaitable[Rows]],
 ) -> None:
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         created = await api.post("/create-instance", json=body(), headers=AUTH)
         assert created.status_code == 200, created.text
         env = memory_platform.created[0].env
@@ -122,7 +122,7 @@ async def test_a_failure_at_any_step_of_a_multi_tool_create_leaves_nothing_anywh
     else:
         memory_platform.fail_create = "railway said no"
     tools = ["openrouter", "agentmail", "telnyx"]
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         response = await api.post("/create-instance", json=body(tools=tools), headers=AUTH)
 
     assert response.status_code == 502
@@ -145,7 +145,7 @@ async def test_twenty_concurrent_self_provisions_of_a_real_plugin_make_one_key(
     memory_platform: MemoryPlatform,
     vendors: Vendors,
 ) -> None:
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         token = await instance_token(api, memory_platform, IID)
         headers = {"Authorization": f"Bearer {token}"}
         responses = await asyncio.gather(
@@ -166,7 +166,7 @@ async def test_another_instances_token_is_403_and_nothing_reaches_the_vendor(
     vendors: Vendors,
     db_rows: Callable[[], Awaitable[Rows]],
 ) -> None:
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         token = await instance_token(api, memory_platform, IID)
         await instance_token(api, memory_platform, OTHER)
         headers = {"Authorization": f"Bearer {token}"}
@@ -197,7 +197,7 @@ async def test_secrets_reach_only_their_own_instance_and_never_the_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with app_client(make_settings(platform="memory", echo_tool=False)) as api:
+    async with app_client(make_settings(platform="memory")) as api:
         token = await instance_token(api, memory_platform, IID)
         operator_views = [
             await api.post(f"/provision/{IID}/openrouter", headers=AUTH),
