@@ -30,6 +30,11 @@ def retry_after_seconds(response: httpx.Response, default: float) -> float:
         return default
 
 
+def call_timeout(seconds: float) -> httpx.Timeout:
+    """One call's timeout; connecting gets at most 5 s of it (a peer that does not accept is down)."""
+    return httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+
 def error_from_response(response: httpx.Response, what: str) -> UpstreamError:
     """Typed error for a non-2xx answer: transient for rate limits and 5xx, permanent otherwise."""
     text = response.text[:300]

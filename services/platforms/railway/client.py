@@ -1,23 +1,32 @@
-"""Railway's GraphQL API: one method per operation, each operation in `operations/<Name>.graphql`.
+"""Railway's GraphQL API through gql: one method per operation, each in `operations/<Name>.graphql`.
 
-Retry policy (STYLE.md §6): a 429 is retried after its `Retry-After`; a "too quickly" answer is
-retried on the token whose cooldown ends first; transport errors, 5xx and Railway's generic
-"Problem processing request" are retried with exponential backoff, but only for operations that
-are safe to repeat (reads and deletes). A creating mutation is never re-sent after an answer we
-did not see, since Railway has no idempotency keys; the caller rolls back instead.
+gql validates every document against Railway's published schema (`schema.graphqls`, bundled with
+the provider) before sending it, and sends it over the app's httpx client with
+`RAILWAY_TIMEOUT_SECONDS` stated on the call (that client's own default is a 2 s probe timeout).
+
+Retry policy (STYLE.md §6), one for Railway, from `RAILWAY_MAX_ATTEMPTS`, `RAILWAY_BACKOFF_SECONDS`
+and `RAILWAY_MAX_RETRY_AFTER_SECONDS`: a 429 is retried after its `Retry-After`; a "too quickly"
+answer is retried at once on the token whose cooldown ends first; transport errors, 5xx and
+Railway's generic "Problem processing request" are retried with exponential backoff, but only for
+operations that are safe to repeat (reads and deletes). A creating mutation is never re-sent after
+an answer we did not see, since Railway has no idempotency keys; the caller rolls back instead.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+from gql.client import AsyncClientSession
+from gql.transport.exceptions import TransportError, TransportQueryError
+from graphql import GraphQLError
 from pydantic import BaseModel
 
 from services.platforms.railway.errors import (
+    RailwayRateLimited,
     RailwayRejected,
     RailwayRetryable,
     RailwayThrottled,
@@ -27,8 +36,10 @@ from services.platforms.railway.errors import (
 from services.platforms.railway.limits import CreateKind, RateLimiter, TokenPool
 from services.platforms.railway.operations import operation
 from services.platforms.railway.settings import RailwaySettings
-from shared.http import ApiClient, retry_after_seconds
+from services.platforms.railway.transport import AppClientTransport, HttpStatus, Request, SchemaClient
+from shared.http import call_timeout
 from shared.logging import get_logger, register_secret
+from shared.retry import RetryPolicy
 
 log = get_logger("services.railway")
 
@@ -60,21 +71,15 @@ def without_none(value: Any) -> Any:
     return value
 
 
-class RailwayClient(ApiClient):
+class RailwayClient:
     name = "railway"
 
     def __init__(self, settings: RailwaySettings, client: httpx.AsyncClient) -> None:
-        super().__init__(
-            client,
-            max_attempts=settings.max_attempts,
-            backoff_seconds=settings.backoff_seconds,
-            max_retry_after=settings.max_retry_after_seconds,
-            # RAILWAY_TIMEOUT_SECONDS: the shared client's own default is services' 2 s probe timeout.
-            timeout=settings.timeout_seconds,
-        )
         self.settings = settings
         for token in settings.tokens:
             register_secret(token)
+        # gql's transport logs whole request bodies at DEBUG, and variables carry instance secrets.
+        logging.getLogger("gql.transport.httpx").setLevel(logging.WARNING)
         self.tokens = TokenPool(
             settings.tokens,
             {
@@ -83,6 +88,14 @@ class RailwayClient(ApiClient):
             },
         )
         self.limiter = RateLimiter(settings.requests_per_second, settings.requests_per_hour)
+        self.retry = RetryPolicy(
+            "railway",
+            attempts=settings.max_attempts,
+            backoff_seconds=settings.backoff_seconds,
+            max_retry_after_seconds=settings.max_retry_after_seconds,
+        )
+        self._timeout = call_timeout(settings.timeout_seconds)
+        self._session = AsyncClientSession(SchemaClient(AppClientTransport(settings.api_url, client)))
         self.calls: Counter[str] = Counter()
 
     def _headers(self, token: str) -> dict[str, str]:
@@ -100,64 +113,51 @@ class RailwayClient(ApiClient):
         repeatable: bool = True,
         stats: CallStats | None = None,
     ) -> dict[str, Any]:
-        body = {
-            "query": document or operation(operation_name),
-            "variables": without_none(variables),
-            "operationName": operation_name,
-        }
-        last: Exception = RailwayRetryable(f"railway {operation_name}: no attempt made")
-        for attempt in range(1, self._max_attempts + 1):
-            token = await self.tokens.for_create(create) if create else self.tokens.any()
-            self.calls[operation_name] += 1
-            if stats is not None:
-                stats.calls += 1
-            try:
-                response = await self._send(body, token, create)
-            except httpx.TransportError as exc:
-                last = RailwayRetryable(f"railway {operation_name}: {type(exc).__name__}")
-                if not repeatable:
-                    raise last from exc
-                await asyncio.sleep(self._delay(attempt))
-                continue
-            if response.status_code == 429:
-                # A rate-limited request was not executed, so even a creation may be re-sent.
-                last = RailwayRetryable(f"railway {operation_name}: rate limited (429)")
-                wait = min(retry_after_seconds(response, self._delay(attempt)), self._max_retry_after)
-                log.warning("railway.rate_limited", operation=operation_name, retry_after=wait)
-                await asyncio.sleep(wait)
-                continue
-            if response.status_code >= 500:
-                last = RailwayRetryable(f"railway {operation_name}: HTTP {response.status_code}")
-                if not repeatable:
-                    raise last
-                await asyncio.sleep(self._delay(attempt))
-                continue
-            if response.status_code in (401, 403):
-                raise RailwayUnauthorized(f"railway {operation_name}: HTTP {response.status_code}")
-            if response.status_code != 200:
-                # 400: the document failed validation, a bug on our side that retrying cannot fix.
-                raise RailwayRejected(f"railway {operation_name}: HTTP {response.status_code}")
-            payload = response.json()
-            errors = payload.get("errors")
-            if not errors:
-                data: dict[str, Any] = payload.get("data") or {}
-                return data
-            last = error_from_graphql(operation_name, errors)
-            if isinstance(last, RailwayThrottled) and create is not None:
-                log.info("railway.throttled", operation=operation_name, kind=create)
-                continue
-            if isinstance(last, RailwayRetryable) and repeatable:
-                await asyncio.sleep(self._delay(attempt))
-                continue
-            raise last
-        raise last
+        request = Request(document or operation(operation_name), without_none(variables), operation_name)
 
-    async def _send(self, body: dict[str, Any], token: str, create: CreateKind | None) -> httpx.Response:
+        def worth_retrying(error: BaseException) -> bool:
+            if isinstance(error, RailwayThrottled):
+                return create is not None
+            # A rate-limited request was not executed, so even a creation may be re-sent.
+            if isinstance(error, RailwayRateLimited):
+                return True
+            return isinstance(error, RailwayRetryable) and repeatable
+
+        async def attempt() -> dict[str, Any]:
+            return await self._attempt(request, operation_name, create, stats)
+
+        return await self.retry.call(attempt, retry_on=worth_retrying)
+
+    async def _attempt(
+        self,
+        request: Request,
+        operation_name: str,
+        create: CreateKind | None,
+        stats: CallStats | None,
+    ) -> dict[str, Any]:
+        token = await self.tokens.for_create(create) if create else self.tokens.any()
+        self.calls[operation_name] += 1
+        if stats is not None:
+            stats.calls += 1
         try:
             await self.limiter.acquire()
-            return await self._client.post(
-                self.settings.api_url, json=body, headers=self._headers(token), timeout=self._timeout
-            )
+            extra = {"headers": self._headers(token), "timeout": self._timeout}
+            data: dict[str, Any] = await self._session.execute(request, extra_args=extra)
+            return data
+        except TransportQueryError as exc:
+            error = error_from_graphql(operation_name, exc.errors or [])
+            if isinstance(error, RailwayThrottled):
+                log.info("railway.throttled", operation=operation_name, kind=create)
+            raise error from None
+        except HttpStatus as exc:
+            _raise_for_status(operation_name, exc)
+        except TransportError as exc:
+            # gql wraps what httpx raised (timeouts, refused connections) as TransportConnectionFailed.
+            cause = exc.__cause__ or exc
+            raise RailwayRetryable(f"railway {operation_name}: {type(cause).__name__}") from exc
+        except GraphQLError as exc:
+            # The document failed validation against the published schema: our bug, never retried.
+            raise RailwayRejected(f"railway {operation_name}: invalid document: {exc.message}") from exc
         finally:
             if create:
                 self.tokens.release(token, create)
@@ -265,3 +265,17 @@ class RailwayClient(ApiClient):
         variables = {"serviceId": service_id, "environmentId": environment_id}
         data = await self.execute("ServiceInstanceDeployV2", variables, repeatable=False)
         return str(data["serviceInstanceDeployV2"])
+
+
+def _raise_for_status(operation_name: str, answer: HttpStatus) -> NoReturn:
+    code = answer.code or 0
+    if code == 429:
+        wait = answer.retry_after
+        log.warning("railway.rate_limited", operation=operation_name, retry_after=wait)
+        raise RailwayRateLimited(f"railway {operation_name}: rate limited (429)", retry_after=wait)
+    if code >= 500:
+        raise RailwayRetryable(f"railway {operation_name}: HTTP {code}")
+    if code in (401, 403):
+        raise RailwayUnauthorized(f"railway {operation_name}: HTTP {code}")
+    # 400: the document failed validation at Railway, a bug on our side that retrying cannot fix.
+    raise RailwayRejected(f"railway {operation_name}: HTTP {code}")

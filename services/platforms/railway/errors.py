@@ -2,7 +2,8 @@
 
 TransientError
 ├── RailwayThrottled     "creating projects/volumes/environments too quickly" (per-token cooldown)
-└── RailwayRetryable     "Problem processing request", "Failed to create service domain", 5xx, 429
+└── RailwayRetryable     "Problem processing request", "Failed to create service domain", 5xx
+    └── RailwayRateLimited   HTTP 429 (carries its Retry-After)
 PermanentError
 ├── RailwayNotFound      "... not found" (destroy treats it as success)
 ├── RailwayUnauthorized  "Not Authorized", "Project token not found"
@@ -19,6 +20,10 @@ ThrottleKind = Literal["project", "volume", "environment"]
 
 
 class RailwayThrottled(TransientError):
+    # Tried again at once: the throttle is per token, and the token pool hands the next try the
+    # token whose cooldown ends first, waiting there if need be (shared/retry.py reads this).
+    retry_after = 0.0
+
     def __init__(self, message: str, kind: ThrottleKind) -> None:
         super().__init__(message)
         self.kind = kind
@@ -32,6 +37,14 @@ def error_alias(error: Exception) -> str | None:
 
 class RailwayRetryable(TransientError):
     pass
+
+
+class RailwayRateLimited(RailwayRetryable):
+    """HTTP 429: the request was not executed, so even a creation may be sent again."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RailwayNotFound(PermanentError):

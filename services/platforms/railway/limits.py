@@ -1,4 +1,5 @@
-"""Client-side pacing: a sliding-window rate limiter and a pool of tokens with creation cooldowns.
+"""Client-side pacing: a rate limiter (aiolimiter's leaky buckets) and a pool of tokens with
+creation cooldowns.
 
 Railway allows ~10,000 requests/hour and 10-50/s per account, and about one project (and one
 volume) per 30 s per token. Pacing before sending is cheaper than collecting rejections: every
@@ -9,43 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aiolimiter import AsyncLimiter
+
 CreateKind = Literal["project", "volume"]
 # How often a creation waiting for a busy token looks again.
 _POLL_SECONDS = 0.02
+# Share of the hourly budget that may go out at once (a tick's pages, a refill's creates).
+_HOURLY_BURST = 0.1
 
 
 class RateLimiter:
-    """At most `per_second` requests in any 1 s window and `per_hour` in any 3600 s window."""
+    """Requests spaced at most `per_second` a second, and never more than `per_hour` in any
+    `hour_seconds` (3600; tests shrink it).
 
-    def __init__(self, per_second: float, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._windows = [(1.0, max(1, int(per_second))), (3600.0, per_hour)]
-        self._sent: deque[float] = deque()
-        self._lock = asyncio.Lock()
-        self._clock = clock
+    A leaky bucket lets its capacity through at once and then drips at its rate, so any window
+    may see capacity + rate × window. Hence the hour's bucket holds a tenth of the budget and
+    drips the other nine tenths over the hour: a burst still goes at once, no rolling hour passes
+    `per_hour`, and a client over budget slows to the budget's pace instead of stopping until
+    the window has passed. The second's bucket holds one request: sends are spaced 1/per_second.
+    """
 
-    def _wait_needed(self, now: float) -> float:
-        while self._sent and now - self._sent[0] >= 3600.0:
-            self._sent.popleft()
-        wait = 0.0
-        for window, limit in self._windows:
-            if len(self._sent) < limit:
-                continue
-            # The limit-th most recent send must leave the window before another may go.
-            oldest_in_window = self._sent[-limit]
-            wait = max(wait, oldest_in_window + window - now)
-        return wait
+    def __init__(self, per_second: float, per_hour: int, *, hour_seconds: float = 3600.0) -> None:
+        burst = max(1.0, per_hour * _HOURLY_BURST)
+        drip_per_second = max(per_hour - burst, 1.0) / hour_seconds
+        self._hour = AsyncLimiter(burst, burst / drip_per_second)
+        self._second = AsyncLimiter(1, 1 / per_second)
 
     async def acquire(self) -> None:
-        async with self._lock:
-            while (wait := self._wait_needed(self._clock())) > 0:
-                # Short naps: a long wait is re-checked, so a clock jump (tests, suspend) is noticed.
-                await asyncio.sleep(min(wait, 0.5))
-            self._sent.append(self._clock())
+        await self._hour.acquire()
+        await self._second.acquire()
 
 
 @dataclass

@@ -131,15 +131,23 @@ async def test_rate_limiter_holds_requests_to_the_per_second_limit() -> None:
 
 
 async def test_rate_limiter_holds_requests_to_the_per_hour_limit() -> None:
-    now = [0.0]
-    limiter = RateLimiter(per_second=100, per_hour=3, clock=lambda: now[0])
-    for _ in range(3):
-        await limiter.acquire()
-    waiter = asyncio.create_task(limiter.acquire())
-    await asyncio.sleep(0.05)
-    assert not waiter.done()
-    now[0] = 3600.0
-    await asyncio.wait_for(waiter, 2)
+    # The hour shrunk to 0.5 s; four greedy senders for two of those hours.
+    hour = 0.5
+    limiter = RateLimiter(per_second=10_000, per_hour=20, hour_seconds=hour)
+    sent: list[float] = []
+    end = time.monotonic() + 2 * hour
+
+    async def sender() -> None:
+        while time.monotonic() < end:
+            await limiter.acquire()
+            sent.append(time.monotonic())
+
+    await asyncio.gather(*(sender() for _ in range(4)))
+    in_time = sorted(t for t in sent if t < end)
+    # No rolling hour sees more than the budget...
+    assert max(sum(1 for t in in_time if start <= t < start + hour) for start in in_time) <= 20
+    # ...and an exhausted budget slows sends to its pace instead of stopping them for an hour.
+    assert len(in_time) >= 30
 
 
 async def test_token_pool_paces_creations_per_token() -> None:
