@@ -120,15 +120,6 @@ async def give_back(session: AsyncSession, *, kind: str, resource_id: int) -> bo
     return result.first() is not None
 
 
-async def free_count(session: AsyncSession, *, kind: str) -> int:
-    count = await session.scalar(
-        select(func.count())
-        .select_from(PooledResource)
-        .where(PooledResource.kind == kind, PooledResource.instance_id.is_(None))
-    )
-    return int(count or 0)
-
-
 async def assign_in_own_transaction(
     sessionmaker: async_sessionmaker[AsyncSession], *, kind: str, instance_id: str
 ) -> PooledResource | None:
