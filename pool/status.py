@@ -115,6 +115,7 @@ def decide(current: Status, obs: Observation, rules: Rules) -> Decision:
         return keep(current, obs.failed_probes, "observation failed")
     if not obs.known:
         return _gone(current, obs, "unknown to services")
+    # A DeployState (shared.schemas); any other word falls through to "still deploying".
     deploy = obs.deploy_status
     if deploy == "removed":
         return _gone(current, obs, f"deploy {deploy}")
@@ -122,7 +123,6 @@ def decide(current: Status, obs: Observation, rules: Rules) -> Decision:
         return _failed_deploy(current, obs, f"deploy {deploy}")
     if current not in BOUND and _dirty(obs.runtime):
         return _destroy("tainted", 0, "conversation we did not give it or not clean")
-    # A DeployState (shared.schemas); any other word falls through to "still deploying".
     if current == "dead":
         return _destroy("dead", obs.failed_probes, "dead")
     if current == "tainted":
