@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     services_timeout_seconds: float = Field(
         60.0,
         gt=0,
-        description="Timeout of each call the pool makes to services (create, destroy, configure, tools), "
-        "except the tick's status batch (`POOL_STATUS_BATCH_TIMEOUT_SECONDS`).",
+        description="Timeout of each call the pool makes to services (create and destroy an instance); "
+        "the tick's status batch has its own (`POOL_STATUS_BATCH_TIMEOUT_SECONDS`).",
     )
     # Encrypts each instance's gateway token at rest (SecretBox passphrase).
     encryption_key: str = "dev-encryption-key"

@@ -13,7 +13,8 @@ import httpx
 from pydantic import BaseModel
 
 from shared.errors import ERRORS_BY_NAME, AppError, TransientError, Unavailable
-from shared.http import ApiClient, error_from_response
+from shared.http import HTTP_RETRY, ApiClient, call_timeout, error_from_response
+from shared.retry import RetryPolicy
 from shared.schemas import (
     InstanceCreate,
     InstanceCreated,
@@ -46,14 +47,22 @@ class ServicesClient(ApiClient):
     name = "services"
 
     def __init__(
-        self, client: httpx.AsyncClient, *, record: CallRecorder | None = None, **kwargs: Any
+        self,
+        client: httpx.AsyncClient,
+        *,
+        timeout: float,
+        record: CallRecorder | None = None,
+        retry: RetryPolicy = HTTP_RETRY,
     ) -> None:
-        super().__init__(client, **kwargs)
+        """`timeout`: each call's (`POOL_SERVICES_TIMEOUT_SECONDS`), except `status_batch`, whose
+        caller states its own."""
+        super().__init__(client, retry=retry)
+        self._timeout = timeout
         self._record = record
 
     async def _call(self, operation: str, method: str, url: str, model: type[Model], **kwargs: Any) -> Model:
         try:
-            response = await self.request(method, url, **kwargs)
+            response = await self.request(method, url, timeout=self._timeout, **kwargs)
         except TransientError:
             self._note(operation, "unreachable")
             raise
@@ -84,19 +93,14 @@ class ServicesClient(ApiClient):
     async def destroy_instance(self, instance_id: str) -> InstanceDestroyed:
         return await self._call("destroy_instance", "DELETE", f"/destroy/{instance_id}", InstanceDestroyed)
 
-    async def status_batch(
-        self, body: StatusBatchRequest | None = None, *, timeout: float | None = None
-    ) -> StatusBatch:
+    async def status_batch(self, body: StatusBatchRequest | None = None, *, timeout: float) -> StatusBatch:
         """One attempt, never retried: each attempt is a whole observation in services (every
         platform page, every probe), and services keeps going after a client hangs up, so a retry
         on timeout multiplied platform calls. The tick's next run is the retry. `timeout` (the
         tick's setting) must exceed services' batch deadline."""
         payload = (body or StatusBatchRequest()).model_dump(by_alias=True)
-        limit: Any = (
-            httpx.Timeout(timeout, connect=min(timeout, 5.0)) if timeout else httpx.USE_CLIENT_DEFAULT
-        )
         try:
-            response = await self._client.post("/status/batch", json=payload, timeout=limit)
+            response = await self._client.post("/status/batch", json=payload, timeout=call_timeout(timeout))
         except httpx.TransportError as exc:
             self._note("status_batch", "unreachable")
             raise TransientError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc

@@ -1,33 +1,26 @@
 """Outbound HTTP: a thin base over an injected `httpx.AsyncClient`.
 
-Retries only what is safe to retry: 429/502/503/504 and connection errors, honouring
-`Retry-After`, with a cap on attempts. A non-idempotent POST is retried only when the caller
-says it carries an idempotency key.
+Every call states its timeout (`timeout=`, from the calling client's settings): the injected client
+is shared, and its own default (e.g. services' short probe timeout) belongs to someone else.
+Retries follow the client's `RetryPolicy` (shared/retry.py): only 429/502/503/504 and connection
+errors, honouring `Retry-After`. A non-idempotent POST is tried once unless the caller says it
+carries an idempotency key.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from shared.errors import PermanentError, TransientError, UpstreamError
+from shared.retry import RetryPolicy, retry_after_seconds
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-
-
-def retry_after_seconds(response: httpx.Response, default: float) -> float:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default
+# The retry policy of an HTTP API that sets none of its own.
+HTTP_RETRY = RetryPolicy("http", attempts=3, backoff_seconds=0.5, max_retry_after_seconds=30.0)
 
 
 def call_timeout(seconds: float) -> httpx.Timeout:
@@ -44,66 +37,55 @@ def error_from_response(response: httpx.Response, what: str) -> UpstreamError:
     return PermanentError(message)
 
 
+class RetryableAnswer(Exception):
+    """A 429/502/503/504 answer, raised inside the retry loop so the policy can try again."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.retry_after = retry_after_seconds(response)
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    return isinstance(error, RetryableAnswer | httpx.TransportError)
+
+
 class ApiClient:
     """Base for one external API. Subclasses add one method per remote operation."""
 
     name = "api"
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        max_attempts: int = 3,
-        backoff_seconds: float = 0.5,
-        max_retry_after: float = 30.0,
-        timeout: float | None = None,
-    ) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, retry: RetryPolicy = HTTP_RETRY) -> None:
         self._client = client
-        # Per-API timeout over a shared client; None keeps the client's own.
-        self._timeout: Any = (
-            httpx.Timeout(timeout, connect=min(timeout, 5.0)) if timeout else httpx.USE_CLIENT_DEFAULT
-        )
-        self._max_attempts = max_attempts
-        self._backoff = backoff_seconds
-        self._max_retry_after = max_retry_after
+        self.retry = retry
 
     async def request(
         self,
         method: str,
         url: str,
         *,
+        timeout: float,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
     ) -> httpx.Response:
-        """Send a request; retry transient failures; return any final response (2xx or not)."""
+        """Send a request; retry transient failures; return the final response (2xx or not).
+        `timeout` bounds each try (seconds)."""
         may_retry = idempotent if idempotent is not None else method.upper() in IDEMPOTENT_METHODS
-        attempts = self._max_attempts if may_retry else 1
-        last_error: Exception | None = None
-        for attempt in range(1, attempts + 1):
-            try:
-                response = await self._client.request(
-                    method, url, json=json, params=params, headers=headers, timeout=self._timeout
-                )
-            except httpx.TransportError as exc:
-                last_error = exc
-                if attempt == attempts:
-                    break
-                await asyncio.sleep(self._delay(attempt))
-                continue
-            if response.status_code in RETRYABLE_STATUS and attempt < attempts:
-                wait = min(retry_after_seconds(response, self._delay(attempt)), self._max_retry_after)
-                await asyncio.sleep(wait)
-                continue
-            return response
-        raise TransientError(f"{self.name} unreachable: {type(last_error).__name__}: {last_error}")
+        limit = call_timeout(timeout)
 
-    async def request_ok(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        response = await self.request(method, url, **kwargs)
-        if response.is_success:
+        async def attempt() -> httpx.Response:
+            response = await self._client.request(
+                method, url, json=json, params=params, headers=headers, timeout=limit
+            )
+            if response.status_code in RETRYABLE_STATUS:
+                raise RetryableAnswer(response)
             return response
-        raise error_from_response(response, f"{self.name} {method} {url}")
 
-    def _delay(self, attempt: int) -> float:
-        return float(self._backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
+        try:
+            return await self.retry.call(attempt, retry_on=_worth_retrying, attempts=None if may_retry else 1)
+        except RetryableAnswer as answer:
+            return answer.response
+        except httpx.TransportError as exc:
+            raise TransientError(f"{self.name} unreachable: {type(exc).__name__}: {exc}") from exc

@@ -17,7 +17,6 @@ the table's queries, below the ~400 at which STYLE splits a service.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -33,14 +32,22 @@ from services.tools.registry import get_tool
 from shared.auth import SecretBox
 from shared.errors import AppError, Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
+from shared.retry import RetryPolicy
 from shared.schemas import ToolGrant, ToolResource
 
 log = get_logger("services.ledger")
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 LIVE = InstanceService.status != "destroyed"
-# How long a concurrent caller waits for the caller that owns a `creating` row.
-WAIT_FOR_OWNER_SECONDS = 30.0
+# A concurrent caller waits for the caller that owns a `creating` row: it looks again about every
+# 50 ms, for at most 30 s, then answers 409.
+WAIT_FOR_OWNER = RetryPolicy(
+    "ledger-owner", attempts=None, backoff_seconds=0.05, max_backoff_seconds=0.05, deadline_seconds=30.0
+)
+
+
+class _OwnedElsewhere(Exception):
+    """Another caller is making this resource right now."""
 
 
 def _grant(row: InstanceService, box: SecretBox, *, reveal: bool) -> ToolGrant:
@@ -113,9 +120,8 @@ async def provision_tool(
 ) -> ToolGrant:
     """Provision one tool for an instance, or return the one it has. `reveal` only for the instance."""
     provider = get_tool(tools, tool_id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_FOR_OWNER_SECONDS
-    while True:
+
+    async def attempt() -> ToolGrant:
         async with sessionmaker.begin() as session:
             active, owned_id = await _claim_row(
                 session,
@@ -126,14 +132,15 @@ async def provision_tool(
             )
             if active is not None:
                 return _grant(active, box, reveal=reveal)
-        if owned_id is not None:
-            row = await _make_resource(
-                sessionmaker, provider=provider, tool_id=tool_id, box=box, row_id=owned_id
-            )
-            return _grant(row, box, reveal=reveal)
-        if loop.time() > deadline:
-            raise Conflict(f"{tool_id} is still being provisioned for {instance_id}; try again")
-        await asyncio.sleep(0.05)
+        if owned_id is None:
+            raise _OwnedElsewhere
+        row = await _make_resource(sessionmaker, provider=provider, tool_id=tool_id, box=box, row_id=owned_id)
+        return _grant(row, box, reveal=reveal)
+
+    try:
+        return await WAIT_FOR_OWNER.call(attempt, retry_on=lambda error: isinstance(error, _OwnedElsewhere))
+    except _OwnedElsewhere:
+        raise Conflict(f"{tool_id} is still being provisioned for {instance_id}; try again") from None
 
 
 async def _make_resource(

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +31,7 @@ from services.platforms.base import Platform
 from services.sweep.platform import sweep_platform
 from services.sweep.report import Orphan, SweepReport, reason
 from services.tools.base import InventoryItem, InventoryProvider, ToolProvider
+from shared.http import call_timeout
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -43,6 +45,9 @@ class SweepSettings(BaseSettings):
 
     # The pool's operator key, to list its instances; empty skips that comparison.
     pool_api_key: str = ""
+    pool_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of the sweep's listing of the pool's instances."
+    )
 
 
 async def sweep_once(
@@ -54,8 +59,11 @@ async def sweep_once(
     http: httpx.AsyncClient,
 ) -> SweepReport:
     """One sweep with the app's settings, its HTTP client and its database (the route and the loop)."""
-    pool_key = SweepSettings().pool_api_key
-    pool_ids = pool_lister(http, settings.pool_url, pool_key) if pool_key else None
+    sweep = SweepSettings()
+    pool_key = sweep.pool_api_key
+    pool_ids = (
+        pool_lister(http, settings.pool_url, pool_key, sweep.pool_timeout_seconds) if pool_key else None
+    )
     return await run_sweep(
         sessionmaker,
         tools=tools,
@@ -195,13 +203,15 @@ async def _compare_with_pool(
         report.orphans.append(Orphan("not_in_services", None, None, instance_id, None, "reported"))
 
 
-def pool_lister(http: httpx.AsyncClient, pool_url: str, api_key: str) -> PoolIds:
+def pool_lister(http: httpx.AsyncClient, pool_url: str, api_key: str, timeout: float) -> PoolIds:
     """Instance ids from the pool's operator API, or None when the pool cannot be asked."""
 
     async def list_ids() -> set[str] | None:
         try:
             response = await http.get(
-                f"{pool_url.rstrip('/')}/api/pool/instances", headers={"Authorization": f"Bearer {api_key}"}
+                f"{pool_url.rstrip('/')}/api/pool/instances",
+                headers={"Authorization": f"Bearer {api_key}"},
+                timeout=call_timeout(timeout),
             )
             response.raise_for_status()
             return {str(item["id"]) for item in response.json()}

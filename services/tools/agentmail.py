@@ -96,13 +96,13 @@ class AgentMailClient(VendorClient):
         if domain:
             body["domain"] = domain
         # client_id makes the POST idempotent at AgentMail, so the base may retry it.
-        response = await self.request("POST", "/inboxes", json=body, idempotent=True)
+        response = await self.request("POST", "/inboxes", timeout=self.timeout, json=body, idempotent=True)
         if not response.is_success:
             raise error_from(response, "create inbox")
         return Inbox.model_validate(response.json())
 
     async def delete_inbox(self, inbox_id: str) -> bool:
-        response = await self.request("DELETE", f"/inboxes/{quote(inbox_id, safe='@')}")
+        response = await self.request("DELETE", f"/inboxes/{quote(inbox_id, safe='@')}", timeout=self.timeout)
         if response.status_code == 404:
             return False
         if not response.is_success:
@@ -116,7 +116,7 @@ class AgentMailClient(VendorClient):
             params: dict[str, Any] = {"limit": 100}
             if token:
                 params["page_token"] = token
-            response = await self.request("GET", "/inboxes", params=params)
+            response = await self.request("GET", "/inboxes", timeout=self.timeout, params=params)
             if not response.is_success:
                 raise error_from(response, "list inboxes")
             page = InboxPage.model_validate(response.json())

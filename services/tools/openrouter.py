@@ -92,7 +92,7 @@ class OpenRouterClient(VendorClient):
     name = "openrouter"
 
     async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
-        response = await self.request(method, url, **kwargs)
+        response = await self.request(method, url, timeout=self.timeout, **kwargs)
         if not response.is_success:
             raise error_from(response, what)
         return response
@@ -106,7 +106,7 @@ class OpenRouterClient(VendorClient):
 
     async def delete_key(self, key_hash: str) -> bool:
         """True if deleted, False if it was already gone."""
-        response = await self.request("DELETE", f"/keys/{key_hash}")
+        response = await self.request("DELETE", f"/keys/{key_hash}", timeout=self.timeout)
         if response.status_code == 404:
             return False
         if not response.is_success:

@@ -12,7 +12,6 @@ Destroy releases the number, or with TELNYX_RELEASE_MODE=recycle returns it to t
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 import httpx
@@ -28,6 +27,7 @@ from services.tools.telnyx_client import PhoneNumber, TelnyxClient, TelnyxNotYet
 from services.tools.vendor import instance_from_name, parse_time, resource_name
 from shared.auth import SecretBox
 from shared.logging import get_logger, register_secret
+from shared.retry import RetryPolicy
 
 log = get_logger(__name__)
 # pg_advisory_xact_lock key shared by every replica: "telnyx order" serialised fleet-wide.
@@ -72,6 +72,13 @@ class TelnyxProvider:
         self.client = client
         self._sessionmaker = sessionmaker
         self._box = box
+        # A bought number may 404 for a while: tried again, doubling from not_found_backoff_seconds.
+        self._until_there = RetryPolicy(
+            "telnyx-not-yet-there",
+            attempts=max(1, settings.not_found_attempts),
+            backoff_seconds=settings.not_found_backoff_seconds,
+            max_backoff_seconds=float("inf"),  # bounded by the attempts
+        )
 
     async def provision(self, instance_id: str) -> Grant:
         row = await pooled.assign_in_own_transaction(
@@ -110,25 +117,12 @@ class TelnyxProvider:
         return number
 
     async def _find_number(self, e164: str) -> PhoneNumber:
-        for delay in self._not_found_delays():
-            try:
-                return await self.client.find_number(e164)
-            except TelnyxNotYetThere:
-                await asyncio.sleep(delay)
-        return await self.client.find_number(e164)
+        return await self._until_there.call(lambda: self.client.find_number(e164), retry_on=_not_yet_there)
 
     async def _assign_profile(self, number_id: str, profile_id: str) -> None:
-        for delay in self._not_found_delays():
-            try:
-                return await self.client.assign_profile(number_id, profile_id)
-            except TelnyxNotYetThere:
-                await asyncio.sleep(delay)
-        await self.client.assign_profile(number_id, profile_id)
-
-    def _not_found_delays(self) -> list[float]:
-        """Waits between tries while a fresh number still 404s: doubling, bounded in count."""
-        base = self.settings.not_found_backoff_seconds
-        return [base * 2**i for i in range(max(0, self.settings.not_found_attempts - 1))]
+        await self._until_there.call(
+            lambda: self.client.assign_profile(number_id, profile_id), retry_on=_not_yet_there
+        )
 
     async def _release_quietly(self, number_id: str) -> None:
         try:
@@ -193,3 +187,7 @@ def build_telnyx(context: ToolContext) -> TelnyxProvider | None:
     if not settings.configured:
         return None
     return TelnyxProvider.from_settings(settings, context.http, context.sessionmaker, context.box)
+
+
+def _not_yet_there(error: BaseException) -> bool:
+    return isinstance(error, TelnyxNotYetThere)

@@ -85,7 +85,7 @@ class TelnyxClient(VendorClient):
     name = "telnyx"
 
     async def _call(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
-        response = await self.request(method, url, **kwargs)
+        response = await self.request(method, url, timeout=self.timeout, **kwargs)
         if not response.is_success:
             raise error_from(response, what)
         return response.json()
@@ -144,7 +144,7 @@ class TelnyxClient(VendorClient):
 
     async def release(self, number_id: str) -> bool:
         """True if released, False if it was already gone."""
-        response = await self.request("DELETE", f"/phone_numbers/{number_id}")
+        response = await self.request("DELETE", f"/phone_numbers/{number_id}", timeout=self.timeout)
         if response.status_code == 404:
             return False
         if not response.is_success:

@@ -9,27 +9,36 @@ from typing import Any
 
 import httpx
 
-from shared.http import ApiClient
+from shared.http import HTTP_RETRY, ApiClient
+from shared.retry import RetryPolicy
 
 INSTANCE_ID = re.compile(r"^[0-9a-z]{12}$")
 
 
 class VendorClient(ApiClient):
-    """An ApiClient over the app's shared httpx client (which carries the timeouts), adding this
-    vendor's base URL and auth header to each request."""
+    """An ApiClient over the app's shared httpx client, adding this vendor's base URL and auth header
+    to each request. `timeout` is the vendor's `*_TIMEOUT_SECONDS`, which each call states."""
 
     def __init__(
-        self, client: httpx.AsyncClient, *, base_url: str, auth: dict[str, str], **kwargs: Any
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        auth: dict[str, str],
+        timeout: float,
+        retry: RetryPolicy = HTTP_RETRY,
     ) -> None:
-        super().__init__(client, **kwargs)
+        super().__init__(client, retry=retry)
         self._base_url = base_url.rstrip("/")
         self._auth = auth
+        self.timeout = timeout
 
     async def request(
         self,
         method: str,
         url: str,
         *,
+        timeout: float,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -37,7 +46,13 @@ class VendorClient(ApiClient):
     ) -> httpx.Response:
         merged = {**self._auth, **(headers or {})}
         return await super().request(
-            method, self._base_url + url, json=json, params=params, headers=merged, idempotent=idempotent
+            method,
+            self._base_url + url,
+            timeout=timeout,
+            json=json,
+            params=params,
+            headers=merged,
+            idempotent=idempotent,
         )
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from pool.services_client import ServicesClient
 from shared.errors import TransientError
+from shared.retry import RetryPolicy
 from tests.support import serve
 
 
@@ -33,7 +34,8 @@ async def slow_services() -> AsyncIterator[tuple[str, list[str]]]:
 
 async def test_a_timed_out_status_batch_is_not_retried(slow_services: tuple[str, list[str]]) -> None:
     url, calls = slow_services
-    client = ServicesClient(httpx.AsyncClient(base_url=url), max_attempts=3, backoff_seconds=0.01)
+    retry = RetryPolicy("services", attempts=3, backoff_seconds=0.01)
+    client = ServicesClient(httpx.AsyncClient(base_url=url), timeout=5.0, retry=retry)
     try:
         with pytest.raises(TransientError, match="unreachable: ReadTimeout"):
             await client.status_batch(timeout=0.3)

@@ -109,7 +109,7 @@ async def test_429_storm_and_http_200_errors_during_ticks_change_no_status(
             assert await statuses(runner.ctx) == before
             # The instances were healthy all along.
             async with httpx.AsyncClient(timeout=5) as http:
-                batch = await runner.ctx.services.status_batch()
+                batch = await runner.ctx.services.status_batch(timeout=60.0)
                 for instance_id in before:
                     seen = batch.instances[instance_id]
                     assert seen.deploy_status == "running" and seen.url

@@ -68,7 +68,7 @@ async def test_crash_of_an_idle_instance_destroys_and_replaces_it(
         await runner.ctx.settle()
         after = await warm(runner, 2)
         assert victim not in after and set(before) - {victim} < set(after)
-        batch = await runner.ctx.services.status_batch()
+        batch = await runner.ctx.services.status_batch(timeout=60.0)
         assert victim not in batch.instances
         assert not (services.data_dir / victim).exists()
 
