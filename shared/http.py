@@ -55,8 +55,19 @@ class ApiClient:
 
     name = "api"
 
-    def __init__(self, client: httpx.AsyncClient, *, retry: RetryPolicy = HTTP_RETRY) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str = "",
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = HTTP_RETRY,
+    ) -> None:
+        # The injected client is shared with other APIs: this one's address and auth go on each
+        # request rather than on the client.
         self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._headers = dict(headers or {})
         self.retry = retry
 
     async def request(
@@ -74,10 +85,11 @@ class ApiClient:
         `timeout` bounds each try (seconds)."""
         may_retry = idempotent if idempotent is not None else method.upper() in IDEMPOTENT_METHODS
         limit = call_timeout(timeout)
+        merged = {**self._headers, **(headers or {})}
 
         async def attempt() -> httpx.Response:
             response = await self._client.request(
-                method, url, json=json, params=params, headers=headers, timeout=limit
+                method, self._base_url + url, json=json, params=params, headers=merged, timeout=limit
             )
             if response.status_code in RETRYABLE_STATUS:
                 raise RetryableAnswer(response)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -16,8 +14,8 @@ INSTANCE_ID = re.compile(r"^[0-9a-z]{12}$")
 
 
 class VendorClient(ApiClient):
-    """An ApiClient over the app's shared httpx client, adding this vendor's base URL and auth header
-    to each request. `timeout` is the vendor's `*_TIMEOUT_SECONDS`, which each call states."""
+    """An ApiClient over the app's shared httpx client with this vendor's base URL and auth header.
+    `timeout` is the vendor's `*_TIMEOUT_SECONDS`, which each call states."""
 
     def __init__(
         self,
@@ -28,32 +26,8 @@ class VendorClient(ApiClient):
         timeout: float,
         retry: RetryPolicy = HTTP_RETRY,
     ) -> None:
-        super().__init__(client, retry=retry)
-        self._base_url = base_url.rstrip("/")
-        self._auth = auth
+        super().__init__(client, base_url=base_url, headers=auth, retry=retry)
         self.timeout = timeout
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        timeout: float,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> httpx.Response:
-        merged = {**self._auth, **(headers or {})}
-        return await super().request(
-            method,
-            self._base_url + url,
-            timeout=timeout,
-            json=json,
-            params=params,
-            headers=merged,
-            idempotent=idempotent,
-        )
 
 
 def resource_name(prefix: str, instance_id: str) -> str:
