@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from shared.errors import UpstreamError
-from shared.instance_health import MAX_BODY, probe_health
+from shared.instance_health import AnswerTooLarge, probe_health, read_capped
 from shared.schemas import HealthProbe
 
 
@@ -127,7 +127,9 @@ class InstanceClient:
                 ) as response,
             ):
                 status = response.status
-                body = await response.content.read(MAX_BODY)
+                body = await read_capped(response)
+        except AnswerTooLarge as exc:
+            raise UpstreamError(f"instance {path} answered {exc}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # ValueError: a bad URL
             raise UpstreamError(f"instance {path} unreachable: {type(exc).__name__}") from exc
         if not 200 <= status < 300:

@@ -19,8 +19,24 @@ import aiohttp
 
 from shared.schemas import HealthProbe
 
-# A health answer is a few dozen bytes; read no more than this of a misbehaving one.
+# Contract answers are a few hundred bytes; read no more than this of a misbehaving instance.
 MAX_BODY = 64 * 1024
+
+
+class AnswerTooLarge(ValueError):
+    pass
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY) -> bytes:
+    """The whole body, or `AnswerTooLarge` past `limit` bytes. One `content.read(n)` is not enough:
+    it returns what has arrived so far, so an answer sent in pieces would be cut short."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await response.content.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    raise AnswerTooLarge(f"answer larger than {limit} bytes")
 
 
 async def probe_health(session: aiohttp.ClientSession, url: str, timeout: float) -> HealthProbe:
@@ -35,11 +51,11 @@ async def probe_health(session: aiohttp.ClientSession, url: str, timeout: float)
             asyncio.timeout(timeout),
             session.get(f"{url.rstrip('/')}/pool/health", allow_redirects=False) as response,
         ):
-            status, body = response.status, await response.content.read(MAX_BODY)
+            status, body = response.status, await read_capped(response)
     except TimeoutError:
         return HealthProbe(ok=False, error=f"timed out after {round(timeout, 3)}s", elapsed_ms=elapsed())
     except (aiohttp.ClientError, ValueError, OSError) as exc:
-        # ValueError: aiohttp's InvalidURL for a malformed url in the ledger.
+        # ValueError: aiohttp's InvalidURL for a malformed url in the ledger, or AnswerTooLarge.
         return HealthProbe(ok=False, error=type(exc).__name__, elapsed_ms=elapsed())
     ready: bool | None = None
     try:
