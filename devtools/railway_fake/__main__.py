@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from devtools.faults import PROFILES, Faults
 from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 
 
@@ -19,7 +20,11 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=None, help="requests per second before 429")
     parser.add_argument("--deploy-seconds", type=float, default=1.0, help="QUEUED→SUCCESS duration")
     parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="instant", help="devtools/faults.py")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies the profile's durations")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    faults = Faults.named(args.profile, time_scale=args.time_scale, seed=args.seed, salt="railway")
     step = args.deploy_seconds / 3
     fake = FakeRailway(
         FakeSettings(
@@ -28,8 +33,9 @@ def main() -> None:
             volume_create_interval=args.volume_interval,
             requests_per_second=args.rps,
             error_rate=args.error_rate,
+            faults=faults,
         ),
-        DeploySettings(queued_seconds=step, building_seconds=step, deploying_seconds=step),
+        DeploySettings(queued_seconds=step, building_seconds=step, deploying_seconds=step, faults=faults),
     )
     print(f"fake railway: http://{args.host}:{args.port}/graphql/v2", flush=True)
     uvicorn.run(fake.app(), host=args.host, port=args.port, log_level="warning")

@@ -10,6 +10,10 @@ on the service is a directory under the fake's data root, handed over as `RUNTIM
 Outcomes can be planned per deploy: "success", "fail" (FAILED while building), "crash" (CRASHED
 soon after SUCCESS), "hang" (never leaves BUILDING). A runtime that exits by itself turns its
 deployment CRASHED.
+
+With a `faults` profile (devtools/faults.py) each deploy takes its own time from the profile's
+`deploy_seconds` and its runtime boots for `boot_seconds` (`RUNTIME_STARTUP_DELAY`) before it
+answers ready, both scaled by the profile's time scale.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.faults import Faults
 from devtools.railway_fake.store import Deployment, ServiceInstance, Store
 from runtime.launcher import runtime_command, runtime_env
 
@@ -35,6 +40,7 @@ class DeploySettings:
     launch_processes: bool = True
     # Extra env for every runtime process (RUNTIME_STARTUP_DELAY and other runtime knobs).
     runtime_env: dict[str, str] = field(default_factory=dict)
+    faults: Faults | None = None
 
 
 class DeployEngine:
@@ -63,13 +69,22 @@ class DeployEngine:
         latest = self.store.latest_deployment(deployment.service_id, deployment.environment_id)
         return latest is not None and latest.id == deployment.id
 
+    def _durations(self) -> tuple[float, float, float, float]:
+        """(queued, building, deploying, runtime boot) seconds for one deploy."""
+        settings, faults = self.settings, self.settings.faults
+        if faults is None or not faults.active:
+            return settings.queued_seconds, settings.building_seconds, settings.deploying_seconds, 0.0
+        total = faults.uniform(faults.profile.deploy_seconds)
+        return total * 0.2, total * 0.5, total * 0.3, faults.uniform(faults.profile.boot_seconds)
+
     async def _run(self, deployment: Deployment, outcome: str) -> None:
         settings = self.settings
-        await asyncio.sleep(settings.queued_seconds)
+        queued, building, deploying, boot = self._durations()
+        await asyncio.sleep(queued)
         deployment.move("BUILDING")
         if outcome == "hang":
             return
-        await asyncio.sleep(settings.building_seconds)
+        await asyncio.sleep(building)
         if outcome == "fail":
             deployment.move("FAILED")
             return
@@ -81,8 +96,8 @@ class DeployEngine:
             if old.status not in ("REMOVED", "FAILED", "CRASHED"):
                 old.move("REMOVED")
         await self.stop_process(key)
-        process = await self._launch(deployment) if settings.launch_processes else None
-        await asyncio.sleep(settings.deploying_seconds)
+        process = await self._launch(deployment, boot) if settings.launch_processes else None
+        await asyncio.sleep(deploying)
         if process is not None and process.returncode is not None:
             deployment.move("CRASHED")
             return
@@ -96,7 +111,7 @@ class DeployEngine:
             if deployment.status == "SUCCESS" and self._current(deployment):
                 deployment.move("CRASHED")
 
-    async def _launch(self, deployment: Deployment) -> asyncio.subprocess.Process:
+    async def _launch(self, deployment: Deployment, boot: float = 0.0) -> asyncio.subprocess.Process:
         store = self.store
         sid, eid = deployment.service_id, deployment.environment_id
         domain = store.service_domain(sid, eid)
@@ -115,6 +130,8 @@ class DeployEngine:
             "RAILWAY_PUBLIC_DOMAIN": domain.domain if domain else "",
             "RAILWAY_VOLUME_MOUNT_PATH": mount.mount_path if mount else "",
         }
+        if boot > 0:
+            injected["RUNTIME_STARTUP_DELAY"] = f"{boot:.3f}"
         env = runtime_env(
             instance_id=variables.get("INSTANCE_ID", sid),
             gateway_token=variables.get("GATEWAY_TOKEN", ""),

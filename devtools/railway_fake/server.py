@@ -6,6 +6,10 @@ going over the configured rate gets HTTP 429 with `Retry-After` and the body `{"
 Fault knobs: `error_rate` (random HTTP-200 errors), `fail_next(n, status=429 | message=...)` for
 bursts, `latency_seconds` (every answer) and `operation_latency_seconds` (one operation's),
 per-token project/volume creation intervals, and planned deploy outcomes (`deploys.plan("hang")`).
+`faults` (devtools/faults.py) adds a latency and fault profile: `realistic` delays queries and
+mutations (`projectCreate` the slowest), answers some calls 502/503, holds some answers past the
+client's timeout (a mutation is then carried out and its answer lost), opens 429 bursts, and sets
+the per-token creation cooldowns when they are not given; `instant` (the default) changes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from fastapi.responses import JSONResponse
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
     GraphQLError,
     GraphQLResolveInfo,
     GraphQLSchema,
@@ -40,6 +45,7 @@ from graphql import (
     validate,
 )
 
+from devtools.faults import Faults, Kind
 from devtools.railway_fake.deploys import DeployEngine, DeploySettings
 from devtools.railway_fake.resolvers import MUTATION, QUERY, Context
 from devtools.railway_fake.store import Store
@@ -73,6 +79,7 @@ class FakeSettings:
     # Extra delay before answering one operation (by operationName), e.g. a slow mutation.
     operation_latency_seconds: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+    faults: Faults = field(default_factory=Faults)
 
 
 def _resolve(source: Any, info: GraphQLResolveInfo[Context], **args: Any) -> Any:
@@ -90,6 +97,20 @@ def _error(error: GraphQLError) -> dict[str, Any]:
     extensions: dict[str, Any] = dict(error.extensions or {})
     formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR", **extensions}
     return formatted
+
+
+def _kind(document: DocumentNode, operation_name: str | None) -> Kind:
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        if operation_name and (definition.name is None or definition.name.value != operation_name):
+            continue
+        if definition.operation.value != "mutation":
+            return "query"
+        selections = definition.selection_set.selections
+        fields = {field.name.value for field in selections if isinstance(field, FieldNode)}
+        return "slow" if "projectCreate" in fields else "mutation"
+    return "query"
 
 
 class FakeRailway:
@@ -112,6 +133,9 @@ class FakeRailway:
         self._forced: deque[tuple[int, str]] = deque()
         self._random = random.Random(self.settings.seed)
         self._documents: dict[str, DocumentNode | list[dict[str, Any]]] = {}
+        if (cooldown := self.settings.faults.cooldown) > 0:
+            self.settings.project_create_interval = self.settings.project_create_interval or cooldown
+            self.settings.volume_create_interval = self.settings.volume_create_interval or cooldown
 
     def fail_next(self, count: int, *, status: int = 200, message: str = PROBLEM) -> None:
         """The next `count` requests fail: HTTP 429, or HTTP 200 with `errors[]` carrying `message`."""
@@ -182,6 +206,18 @@ class FakeRailway:
         if isinstance(checked, list):
             return JSONResponse({"errors": checked}, status_code=400)
         document = checked
+        faults = self.settings.faults
+        lost = False
+        if faults.active:
+            await faults.delay(_kind(document, operation_name))
+            outcome = faults.decide()
+            if outcome == "429":
+                return self._reject(429, "", retry_after=faults.retry_after)
+            if outcome == "error":
+                self.rejected["5xx"] += 1
+                status = self._random.choice((502, 503))
+                return JSONResponse({"data": None}, status_code=status)
+            lost = outcome == "timeout"
         if self.settings.error_rate and self._random.random() < self.settings.error_rate:
             return self._reject(200, PROBLEM)
         if operation_name is None:
@@ -203,6 +239,10 @@ class FakeRailway:
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             payload["errors"] = [_error(error) for error in result.errors]
+        if lost:
+            # Done, and the answer never arrives before the client gives up.
+            self.rejected["timeout"] += 1
+            await asyncio.sleep(faults.hang)
         return JSONResponse(payload)
 
     def _checked(self, query: str) -> DocumentNode | list[dict[str, Any]]:
@@ -223,10 +263,11 @@ class FakeRailway:
             self._documents[query] = result
         return result
 
-    def _reject(self, status: int, message: str) -> JSONResponse:
+    def _reject(self, status: int, message: str, *, retry_after: float | None = None) -> JSONResponse:
         if status == 429:
             self.rejected["429"] += 1
-            headers = {"Retry-After": str(self.settings.retry_after_seconds)}
+            wait = self.settings.retry_after_seconds if retry_after is None else retry_after
+            headers = {"Retry-After": f"{wait:g}"}
             return JSONResponse({"data": None}, status_code=429, headers=headers)
         self.rejected[message] += 1
         error = {"message": message, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}

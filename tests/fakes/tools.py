@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import pytest
 import respx
 
-from tests.fakes.agentmail import FakeAgentMail
-from tests.fakes.openrouter import FakeOpenRouter
-from tests.fakes.telnyx import FakeTelnyx
+from devtools.vendor_fakes.agentmail import FakeAgentMail
+from devtools.vendor_fakes.openrouter import FakeOpenRouter
+from devtools.vendor_fakes.telnyx import FakeTelnyx
 
 PROFILE = "4001767e-ce0f-4cae-9d5f-0d5e636e7809"
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 import respx
 
+from devtools.vendor_fakes.agentmail import FakeAgentMail
 from services.tools.agentmail import (
     AgentMailAuthError,
     AgentMailProvider,
@@ -13,7 +14,6 @@ from services.tools.agentmail import (
     AgentMailSettings,
     AgentMailUsernameTaken,
 )
-from tests.fakes.agentmail import FakeAgentMail
 
 INSTANCE = "abc123def456"
 

@@ -7,13 +7,13 @@ import httpx
 import pytest
 import respx
 
+from devtools.vendor_fakes.openrouter import BASE_URL, FakeOpenRouter
 from services.tools.openrouter import (
     OpenRouterAuthError,
     OpenRouterProvider,
     OpenRouterSettings,
     OpenRouterUnavailable,
 )
-from tests.fakes.openrouter import BASE_URL, FakeOpenRouter
 
 INSTANCE = "abc123def456"
 

@@ -9,12 +9,12 @@ import pytest
 import respx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from devtools.vendor_fakes.telnyx import FakeTelnyx
 from services.pooled import service as pooled
 from services.tools.telnyx import TelnyxProvider, TelnyxSettings
 from services.tools.telnyx_client import TelnyxNotYetThere
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
-from tests.fakes.telnyx import FakeTelnyx
 
 BOX = SecretBox("test-encryption-key")
 PROFILE = "4001767e-ce0f-4cae-9d5f-0d5e636e7809"

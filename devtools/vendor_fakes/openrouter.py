@@ -1,16 +1,19 @@
-"""A respx fake of OpenRouter's key management API, per specs/openrouter.md (shapes, codes, errors)."""
+"""A fake of OpenRouter's key management API, per specs/openrouter.md (shapes, codes, errors),
+served by a respx router in-process or over HTTP (devtools/vendor_fakes/server.py)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import respx
 
-from tests.fakes.vendor import Failures, ago, bearer, iso, now
+from devtools.vendor_fakes.vendor import Failures, Route, ago, bearer, install, iso, now
+
+if TYPE_CHECKING:
+    import respx
 
 BASE_URL = "https://openrouter.ai/api/v1"
 MESSAGES = {
@@ -41,17 +44,29 @@ class FakeOpenRouter:
         self.created = 0
         self.deleted = 0
 
+    base_url = BASE_URL
+    error = staticmethod(error)
+
+    def routes(self) -> list[Route]:
+        key = "/keys/(?P<key_hash>[^/?]+)"
+        return [
+            Route("POST", "/keys", self._create),
+            Route("GET", "/keys", self._list),
+            Route("GET", key, self._get),
+            Route("PATCH", key, self._patch),
+            Route("DELETE", key, self._delete),
+        ]
+
     def install(self, router: respx.MockRouter) -> None:
-        router.post(f"{BASE_URL}/keys").mock(side_effect=self._create)
-        router.get(f"{BASE_URL}/keys").mock(side_effect=self._list)
-        key_url = rf"^{BASE_URL}/keys/(?P<key_hash>[^/?]+)$"
-        router.route(method="GET", url__regex=key_url).mock(side_effect=self._get)
-        router.route(method="PATCH", url__regex=key_url).mock(side_effect=self._patch)
-        router.route(method="DELETE", url__regex=key_url).mock(side_effect=self._delete)
+        install(router, BASE_URL, self.routes())
+
+    def inventory(self) -> list[str]:
+        """The name of every key that exists."""
+        return [str(name) for name in self.names()]
 
     def add_key(self, name: str, *, created_at: datetime | None = None) -> str:
         """A key made outside the code under test (another system's, or an orphan of ours)."""
-        return self._make(name, None, created_at or now())["hash"]
+        return str(self._make(name, None, created_at or now())["hash"])
 
     def backdate(self, key_hash: str, seconds: float) -> None:
         self.keys[key_hash]["created_at"] = iso(ago(seconds))

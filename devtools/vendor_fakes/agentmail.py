@@ -1,17 +1,20 @@
-"""A respx fake of AgentMail's inbox API, per specs/agentmail.md (client_id idempotency, error bodies)."""
+"""A fake of AgentMail's inbox API, per specs/agentmail.md (client_id idempotency, error bodies),
+served by a respx router in-process or over HTTP (devtools/vendor_fakes/server.py)."""
 
 from __future__ import annotations
 
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import httpx
-import respx
 
-from tests.fakes.vendor import Failures, ago, bearer, iso, now
+from devtools.vendor_fakes.vendor import Failures, Route, ago, bearer, install, iso, now
+
+if TYPE_CHECKING:
+    import respx
 
 BASE_URL = "https://api.agentmail.to/v0"
 CODES = {
@@ -63,17 +66,29 @@ class FakeAgentMail:
         self.created = 0
         self.deleted = 0
 
+    base_url = BASE_URL
+    error = staticmethod(error)
+
+    def routes(self) -> list[Route]:
+        inbox = "/inboxes/(?P<inbox_id>[^/?]+)"
+        return [
+            Route("POST", "/inboxes", self._create),
+            Route("GET", "/inboxes", self._list),
+            Route("GET", inbox, self._get),
+            Route("DELETE", inbox, self._delete),
+        ]
+
     def install(self, router: respx.MockRouter) -> None:
-        router.post(f"{BASE_URL}/inboxes").mock(side_effect=self._create)
-        router.get(f"{BASE_URL}/inboxes").mock(side_effect=self._list)
-        inbox_url = rf"^{BASE_URL}/inboxes/(?P<inbox_id>[^/?]+)$"
-        router.route(method="GET", url__regex=inbox_url).mock(side_effect=self._get)
-        router.route(method="DELETE", url__regex=inbox_url).mock(side_effect=self._delete)
+        install(router, BASE_URL, self.routes())
+
+    def inventory(self) -> list[str]:
+        """The client_id (or address) of every inbox that exists."""
+        return sorted(str(inbox["client_id"] or inbox["inbox_id"]) for inbox in self.inboxes.values())
 
     def add_inbox(
         self, username: str, *, client_id: str | None = None, created_at: datetime | None = None
     ) -> str:
-        return self._make(username, "agentmail.to", client_id, created_at or now())["inbox_id"]
+        return str(self._make(username, "agentmail.to", client_id, created_at or now())["inbox_id"])
 
     def backdate(self, inbox_id: str, seconds: float) -> None:
         self.inboxes[inbox_id]["created_at"] = iso(ago(seconds))

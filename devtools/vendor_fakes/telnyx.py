@@ -1,4 +1,5 @@
-"""A respx fake of Telnyx number search, orders, numbers and messaging, per specs/telnyx.md.
+"""A fake of Telnyx number search, orders, numbers and messaging, per specs/telnyx.md, served by a
+respx router in-process or over HTTP (devtools/vendor_fakes/server.py).
 
 Orders finish asynchronously (`pending` for `order_polls` reads, then `success`); a number bought
 twice fails its order; a fresh number can 404 for `hidden_lookups` reads, as the real one does.
@@ -9,12 +10,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import respx
 
-from tests.fakes.vendor import Failures, ago, bearer, iso, now
+from devtools.vendor_fakes.vendor import Failures, Route, ago, bearer, install, iso, now
+
+if TYPE_CHECKING:
+    import respx
 
 BASE_URL = "https://api.telnyx.com/v2"
 TITLES = {
@@ -60,21 +63,31 @@ class FakeTelnyx:
         self._next_id = 1293384261075731000
         self._market = [f"+1970555{n:04d}" for n in range(1000)]
 
+    base_url = BASE_URL
+    error = staticmethod(error)
+
+    def routes(self) -> list[Route]:
+        number = r"/phone_numbers/(?P<number_id>\d+)"
+        return [
+            Route("GET", "/available_phone_numbers", self._search),
+            Route("POST", "/number_orders", self._order),
+            Route("GET", "/number_orders/(?P<order_id>[^/?]+)", self._get_order),
+            Route("GET", "/phone_numbers", self._list),
+            Route("PATCH", number + "/messaging", self._messaging),
+            Route("DELETE", number, self._release),
+        ]
+
     def install(self, router: respx.MockRouter) -> None:
-        router.get(f"{BASE_URL}/available_phone_numbers").mock(side_effect=self._search)
-        router.post(f"{BASE_URL}/number_orders").mock(side_effect=self._order)
-        router.route(method="GET", url__regex=rf"^{BASE_URL}/number_orders/(?P<order_id>[^/?]+)$").mock(
-            side_effect=self._get_order
-        )
-        router.get(f"{BASE_URL}/phone_numbers").mock(side_effect=self._list)
-        number_url = rf"^{BASE_URL}/phone_numbers/(?P<number_id>\d+)"
-        router.route(method="PATCH", url__regex=number_url + "/messaging$").mock(side_effect=self._messaging)
-        router.route(method="DELETE", url__regex=number_url + "$").mock(side_effect=self._release)
+        install(router, BASE_URL, self.routes())
+
+    def inventory(self) -> list[str]:
+        """`<e164> <customer_reference>` of every number held."""
+        return sorted(f"{n['phone_number']} {n['customer_reference']}" for n in self.numbers.values())
 
     def add_number(
         self, e164: str, *, customer_reference: str | None, created_at: datetime | None = None
     ) -> str:
-        return self._make(e164, customer_reference, "active", created_at or now())["id"]
+        return str(self._make(e164, customer_reference, "active", created_at or now())["id"])
 
     def backdate(self, number_id: str, seconds: float) -> None:
         self.numbers[number_id]["purchased_at"] = self.numbers[number_id]["created_at"] = iso(ago(seconds))
@@ -84,7 +97,7 @@ class FakeTelnyx:
 
     def _make(self, e164: str, reference: str | None, status: str, created: datetime) -> dict[str, Any]:
         self._next_id += 1
-        number = {
+        number: dict[str, Any] = {
             "id": str(self._next_id),
             "record_type": "phone_number",
             "phone_number": e164,
