@@ -25,6 +25,23 @@ async def require_operator(request: Request, authorization: Annotated[str | None
 
 OperatorAuth = Depends(require_operator)
 
+# Who made a claim: an Idempotency-Key is scoped to it (two callers' equal keys are two claims).
+# POOL_API_KEY is today the one claim credential, shared by every caller, so every claim has this
+# identity; a credential per caller would name its own here.
+API_KEY_CALLER = "pool_api_key"
+# The dashboard's launch form (a logged-in operator): its keys come from the page, a scope of their own.
+DASHBOARD_CALLER = "dashboard"
+
+
+async def require_claim_caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    require_bearer(authorization, request.state.settings.api_key)
+    return API_KEY_CALLER
+
+
+ClaimCaller = Annotated[str, Depends(require_claim_caller)]
+
 
 async def authenticate_instance(
     session: AsyncSession, box: SecretBox, *, instance_id: str, authorization: str | None

@@ -7,6 +7,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "dev-pool-key", "dev-services-key", "dev-encryption-key"}
 
+# A claim provisions at most this many instances (the reserved one, then one other) before it fails.
+CLAIM_MAX_INSTANCES = 2
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POOL_", extra="ignore")
@@ -96,13 +99,33 @@ class Settings(BaseSettings):
     claim_wait_max_seconds: int = Field(30, ge=0)
     # How long a request that duplicates an in-flight claim waits for the first one's answer.
     claim_duplicate_wait_seconds: float = Field(45.0, gt=0)
+    claim_stale_margin_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Slack added to a claim's worst case (what no timeout covers: its database statements "
+        "waiting for a connection or a lock, a loaded event loop) before the tick ends a `pending` claim "
+        "as abandoned. The bound is 2 × 3 × `POOL_CLAIM_PROVISION_TIMEOUT_SECONDS` + "
+        "`POOL_CLAIM_DUPLICATE_WAIT_SECONDS` + this.",
+    )
+    claim_retention_hours: float = Field(
+        72.0,
+        gt=0,
+        description="Ended claim records (and the Idempotency-Keys they answer) are kept this long, then "
+        "the tick deletes them; a record whose agent still holds its joinUrl is kept.",
+    )
 
     @property
     def claim_stale_seconds(self) -> float:
-        """A claim `pending` this long lost its claimant (killed mid-provision): longer than a
-        provision plus the reset and status check after a failed one, and than a duplicate's wait.
-        The claim path (on an empty pool) and the tick (every tick) release such claims."""
-        return 2 * self.claim_provision_timeout_seconds + self.claim_duplicate_wait_seconds
+        """A claim `pending` this long lost its claimant (its pool died mid-provision); the tick
+        ends it. The bound is a live claim's worst case, so a live one is never ended: for each
+        instance it may try, a provision, then (after a failure) a reset and a status check, each
+        up to the provision timeout; plus a duplicate's wait for its answer; plus a margin."""
+        calls_per_instance = 3 * self.claim_provision_timeout_seconds
+        return (
+            CLAIM_MAX_INSTANCES * calls_per_instance
+            + self.claim_duplicate_wait_seconds
+            + self.claim_stale_margin_seconds
+        )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -4,8 +4,9 @@
 services is asked to create the instance (so in-flight creates count against the target), and
 becomes `starting` once services answered. Every status write is conditional on the status it read.
 
-`claims` dedupes claims: a unique `idempotency_key`, and a partial unique index allowing one
-active claim (`pending` or `succeeded`) per `join_url`.
+`claims` records each claim (`pending → succeeded | failed`, DESIGN.md §3 step 2) and dedupes
+them: an `idempotency_key` unique per `caller`, and a partial unique index allowing one active
+claim (`pending`, or `succeeded` while its agent still holds the join) per `join_url`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, func, text
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,8 +23,9 @@ from shared.db import make_metadata
 
 # One list of statuses: the transition rules own it, the CHECK constraint and counts reuse it.
 STATUSES: tuple[str, ...] = status_rules.STATUSES
-CLAIM_STATUSES = ("pending", "succeeded", "released")
-ACTIVE_CLAIM_STATUSES = ("pending", "succeeded")
+CLAIM_STATUSES = ("pending", "succeeded", "failed")
+# Which claim holds its joinUrl (the partial unique index); pool.claims.db's statements say the same.
+HOLDS_JOIN_URL = "join_url IS NOT NULL AND status IN ('pending', 'succeeded') AND join_released_at IS NULL"
 
 
 def _in_list(column: str, values: tuple[str, ...]) -> str:
@@ -74,23 +76,29 @@ class Claim(Base):
     __tablename__ = "claims"
     __table_args__ = (
         CheckConstraint(_in_list("status", CLAIM_STATUSES), name="status"),
-        Index(
-            "uq_claims_active_join_url",
-            "join_url",
-            unique=True,
-            postgresql_where=text("join_url IS NOT NULL AND status IN ('pending', 'succeeded')"),
-        ),
+        UniqueConstraint("caller", "idempotency_key", name="uq_claims_caller_idempotency_key"),
+        Index("uq_claims_active_join_url", "join_url", unique=True, postgresql_where=text(HOLDS_JOIN_URL)),
         Index("ix_claims_instance_id", "instance_id"),
+        # The tick's two scans: pending claims past the stale bound, and records past the retention.
+        Index("ix_claims_pending_created_at", "created_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_claims_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    idempotency_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    # Who asked (pool.auth.ClaimCaller): an Idempotency-Key means something only to its caller.
+    caller: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
     # sha256 of the request body, so a key reused for a different request is refused.
     request_hash: Mapped[str] = mapped_column(Text)
     join_url: Mapped[str | None] = mapped_column(Text)
     instance_id: Mapped[str | None] = mapped_column(String(12))
     status: Mapped[str] = mapped_column(Text, server_default="pending")
+    # The recorded outcome, replayed to every retry: the claim answer when `succeeded`,
+    # `{"error", "detail"}` (a 502) when `failed`.
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Set once a succeeded claim's agent no longer holds its joinUrl (killed, dismissed, refused):
+    # the outcome stays as recorded, and the joinUrl may be claimed again.
+    join_released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -38,10 +38,13 @@ BOUND: frozenset[Status] = frozenset({"claimed", "pending_acceptance", "crashed"
 # Owned by a request in flight; the loop neither reads meaning into them nor writes them, and
 # operators get no action on them.
 IN_FLIGHT: frozenset[Status] = frozenset({"claiming", "creating"})
-# The claim's agent is still there: being provisioned, serving, or waiting for its invite to be
-# accepted. A repeat of a claim's joinUrl gets that claim's answer only while its instance is in
-# one of these; once it crashed or was removed, the join may happen again (pool.claims.service).
-HOLDS_JOIN: frozenset[Status] = frozenset({"claiming", "claimed", "pending_acceptance"})
+# The claim's agent may still be in its conversation: being provisioned, or bound. A repeat of a
+# claim's joinUrl gets that claim's answer while its instance is in one of these; once it is
+# dead or gone, the join may happen again (pool.claims.service). `crashed` is in: `decide` returns
+# a crashed instance to `claimed` when it is seen serving its conversation again, so freeing its
+# joinUrl would let a second agent join the same conversation. Derived from BOUND so no status
+# that can come back to `claimed` is ever left out; an operator frees it by dismissing the agent.
+HOLDS_JOIN: frozenset[Status] = BOUND | {"claiming"}
 
 # keep: write nothing but the probe counter; set: conditional status write;
 # destroy: mark, tear down through services, delete the row; gone: the platform already

@@ -91,7 +91,9 @@ MEANINGS: dict[str, str] = {
     "which a `creating` row is given up.",
     "POOL_FAILED_PROBES_FOR_DEATH": "Consecutive failed observations before a deployed instance is dead.",
     "POOL_ORPHAN_GRACE_SECONDS": "Age before an instance services knows and the pool does not is destroyed.",
-    "POOL_CLAIM_PROVISION_TIMEOUT_SECONDS": "Timeout of the instance's `/pool/provision` during a claim.",
+    "POOL_CLAIM_PROVISION_TIMEOUT_SECONDS": "Timeout of each call a claim makes to an instance: "
+    "`/pool/provision`, and after a failed one `/convos/reset` and `/convos/status` (a claim tries at "
+    "most 2 instances); it sets the stale bound (`POOL_CLAIM_STALE_MARGIN_SECONDS`).",
     "POOL_CLAIM_WAIT_MAX_SECONDS": "Largest `?wait=` a claim may ask for (seconds to wait for an idle one).",
     "POOL_CLAIM_DUPLICATE_WAIT_SECONDS": "How long a duplicate of an in-flight claim waits for its answer.",
     # services

@@ -28,29 +28,34 @@ import asyncpg
 from pool.claims.schemas import ClaimCreate
 from shared.db import libpq_url
 
+
 # In every statement that picks, $1 is the claim and $2 the instance ids it must not get (those
 # it already tried). The caller marks the picked row `claiming` in the same statement, and only
 # if it is still idle (the lock makes that certain; the condition says so).
-PICK_IDLE = """
+def _pick_idle(condition: str = "") -> str:
+    return f"""
     SELECT id FROM instances
-     WHERE status = 'idle' AND NOT (id = ANY($2::text[]))
+     WHERE status = 'idle' AND NOT (id = ANY($2::text[])){condition}
      ORDER BY created_at
      LIMIT 1
      FOR UPDATE SKIP LOCKED
 """
+
+
+PICK_IDLE = _pick_idle()
 MARK_CLAIMING = "SET status = 'claiming', status_changed_at = now(), updated_at = now()"
 
 # The common claim in ONE statement: pick, register the claim already attached to the instance,
 # and mark it `claiming`. The claim is inserted only when an instance was picked, and the instance
-# is taken only when the claim was inserted (ON CONFLICT: an Idempotency-Key or an active joinUrl
-# that already has a claim; a concurrent insert of the same key waits for the other to commit).
-# `picked` NULL (no idle instance) or no `taken` row (a duplicate) sends the caller to `register`,
-# which decides between waiting, deduplicating and 503. `picked` is MATERIALIZED so the row the
-# claim is attached to is the row that was locked, evaluated once.
+# is taken only when the claim was inserted (ON CONFLICT: an Idempotency-Key of the same caller, or
+# an active joinUrl, that already has a claim; a concurrent insert of the same key waits for the
+# other to commit). `picked` NULL (no idle instance) or no `taken` row (a duplicate) sends the
+# caller to `register`, which decides between waiting, deduplicating and 503. `picked` is
+# MATERIALIZED so the row the claim is attached to is the row that was locked, evaluated once.
 RESERVE = f"""
 WITH picked AS MATERIALIZED ({PICK_IDLE}), inserted AS (
-    INSERT INTO claims (id, idempotency_key, request_hash, join_url, status, instance_id)
-    SELECT $1, $3, $4, $5, 'pending', picked.id FROM picked
+    INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, instance_id)
+    SELECT $1, $6, $3, $4, $5, 'pending', picked.id FROM picked
     ON CONFLICT DO NOTHING
     RETURNING instance_id
 ), taken AS (
@@ -64,14 +69,21 @@ SELECT (SELECT id FROM picked) AS picked,
   FROM (SELECT 1) AS one LEFT JOIN taken ON true
 """
 
-# Give an existing pending claim an instance: pick, mark `claiming`, attach.
+# Every write that moves a claim forward first locks it while it is still `pending` (claim, then
+# instance: the kill's `release_claims_of` goes in the same order), so nothing attaches an
+# instance to, or records success on, a claim that a kill or the tick has ended meanwhile.
+LOCK_PENDING = "SELECT id FROM claims WHERE id = $1 AND status = 'pending' FOR UPDATE"
+
+# Give a pending claim an instance: pick, mark `claiming`, attach.
 TAKE = f"""
-WITH picked AS MATERIALIZED ({PICK_IDLE}), taken AS (
+WITH claim AS MATERIALIZED ({LOCK_PENDING}),
+picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)")}), taken AS (
     UPDATE instances {MARK_CLAIMING}
      WHERE id = (SELECT id FROM picked) AND status = 'idle'
     RETURNING id, url, gateway_token_enc
 ), attached AS (
-    UPDATE claims SET instance_id = taken.id, updated_at = now() FROM taken WHERE claims.id = $1
+    UPDATE claims SET instance_id = taken.id, updated_at = now()
+      FROM taken WHERE claims.id = (SELECT id FROM claim)
 )
 SELECT id, url, gateway_token_enc FROM taken
 """
@@ -79,26 +91,35 @@ SELECT id, url, gateway_token_enc FROM taken
 # A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
 # either sees the first claim or becomes the first claim itself.
 INSERT_CLAIM = """
-INSERT INTO claims (id, idempotency_key, request_hash, join_url, status)
-VALUES ($1, $2, $3, $4, 'pending')
+INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status)
+VALUES ($1, $5, $2, $3, $4, 'pending')
 ON CONFLICT DO NOTHING
 RETURNING id
 """
 
-# The instance write is conditional on `claiming` (a kill that raced the claim wins); the claim
-# is marked succeeded only if that write happened.
+# The instance write is conditional on `claiming` (a kill that raced the claim wins) and on the
+# claim still pending on this instance; the claim is marked succeeded only if that write happened.
 MARK_CLAIMED = """
-WITH instance AS (
+WITH claim AS MATERIALIZED (
+    SELECT id FROM claims WHERE id = $11 AND status = 'pending' AND instance_id = $1 FOR UPDATE
+), instance AS (
     UPDATE instances
        SET status = $2, agent_name = $3, instructions = $4, join_url = $5, profile_image = $6,
            metadata = $7::jsonb, template_id = $8, conversation_id = $9, invite_url = $10,
            claimed_at = now(), status_changed_at = now(), updated_at = now(), last_error = NULL
-     WHERE id = $1 AND status = 'claiming'
+     WHERE id = $1 AND status = 'claiming' AND EXISTS (SELECT 1 FROM claim)
     RETURNING id
 )
 UPDATE claims
-   SET status = 'succeeded', response = $12::jsonb, instance_id = $1, updated_at = now()
- WHERE id = $11 AND EXISTS (SELECT 1 FROM instance)
+   SET status = 'succeeded', response = $12::jsonb, updated_at = now()
+ WHERE id = (SELECT id FROM claim) AND EXISTS (SELECT 1 FROM instance)
+RETURNING id
+"""
+
+# The claim's own failure, recorded once: if a kill or the tick ended it first, theirs stands.
+FAIL = """
+UPDATE claims SET status = 'failed', response = $2::jsonb, updated_at = now()
+ WHERE id = $1 AND status = 'pending'
 RETURNING id
 """
 
@@ -163,12 +184,12 @@ class ClaimsDb:
             self._pool = None
 
     async def reserve(
-        self, *, claim_id: str, key: str | None, digest: str, join_url: str | None
+        self, *, claim_id: str, caller: str, key: str | None, digest: str, join_url: str | None
     ) -> Picked | None:
         """The instance reserved for this new claim, or None: no idle instance, or a duplicate."""
         pool = await self._get()
         async with self._slots:
-            row = await pool.fetchrow(RESERVE, claim_id, [], key, digest, join_url)
+            row = await pool.fetchrow(RESERVE, claim_id, [], key, digest, join_url, caller)
         assert row is not None  # the outer SELECT always yields one row
         instance = _picked(row)
         if instance is None and row["inserted"]:
@@ -178,7 +199,7 @@ class ClaimsDb:
         return instance
 
     async def register(
-        self, *, claim_id: str, key: str | None, digest: str, join_url: str | None
+        self, *, claim_id: str, caller: str, key: str | None, digest: str, join_url: str | None
     ) -> Picked | Duplicate | None:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
         and given an instance in one transaction; DUPLICATE when the key or the joinUrl already
@@ -187,7 +208,10 @@ class ClaimsDb:
         async with self._slots, pool.acquire() as connection:
             try:
                 async with connection.transaction():
-                    if await connection.fetchval(INSERT_CLAIM, claim_id, key, digest, join_url) is None:
+                    inserted = await connection.fetchval(
+                        INSERT_CLAIM, claim_id, key, digest, join_url, caller
+                    )
+                    if inserted is None:
                         return DUPLICATE
                     picked = _picked(await connection.fetchrow(TAKE, claim_id, []))
                     if picked is None:
@@ -197,7 +221,8 @@ class ClaimsDb:
                 return None
 
     async def take(self, *, claim_id: str, exclude: list[str]) -> Picked | None:
-        """Another idle instance for a pending claim whose provision failed (not one in `exclude`)."""
+        """Another idle instance for a pending claim whose provision failed (not one in `exclude`);
+        None when none is idle or the claim has ended."""
         pool = await self._get()
         async with self._slots:
             return _picked(await pool.fetchrow(TAKE, claim_id, exclude))
@@ -206,6 +231,12 @@ class ClaimsDb:
         pool = await self._get()
         async with self._slots:
             await pool.execute(DELETE_PENDING, claim_id)
+
+    async def fail(self, *, claim_id: str, outcome: dict[str, str]) -> bool:
+        """Record the claim's failure; False when it had already ended (its outcome stands)."""
+        pool = await self._get()
+        async with self._slots:
+            return await pool.fetchval(FAIL, claim_id, json.dumps(outcome)) is not None
 
     async def mark_claimed(
         self,

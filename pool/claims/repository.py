@@ -1,23 +1,38 @@
 """The claim's SQL on the ORM session. Each function runs inside a transaction its caller owns.
 
-What picks and takes an idle instance is in `db.py` (asyncpg, one statement each); here is what
-reads a duplicate's first claim, ends claims, and settles a `claiming` or `pending_acceptance`
-instance. Every write to an instance is conditional on the status the claim put there, so a
-kill or a tick that raced the claim wins and the claim notices.
+What picks and takes an idle instance, and records a claim's own outcome, is in `db.py` (asyncpg,
+one statement each); here is what reads a duplicate's first claim, ends claims from outside (a
+kill, the tick), settles a `claiming` or `pending_acceptance` instance and prunes old records.
+Every write to a claim is conditional on the status it moves from (a claim ends once), and every
+write to an instance on the status the claim put there, so a kill or a tick that raced the claim
+wins and the claim notices.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pool.models import HOLDS_JOIN_URL
+from pool.status import HOLDS_JOIN
+
+KILLED = "the claim ended: its instance was removed while it was being provisioned"
+_HOLDS_JOIN_SQL = ", ".join(f"'{status}'" for status in sorted(HOLDS_JOIN))
+
+
+def failure(detail: str) -> dict[str, str]:
+    """A failed claim's recorded outcome: the 502 body every retry of it gets."""
+    return {"error": "UpstreamError", "detail": detail}
+
 
 @dataclass(frozen=True)
 class ExistingClaim:
     id: str
+    caller: str
     idempotency_key: str | None
     request_hash: str
     join_url: str | None
@@ -27,18 +42,29 @@ class ExistingClaim:
     instance_status: str | None
 
 
+@dataclass(frozen=True)
+class Claiming:
+    """An instance left `claiming` with no pending claim to own it."""
+
+    id: str
+    url: str | None
+    gateway_token_enc: str | None
+
+
 async def find_existing(
-    session: AsyncSession, *, key: str | None, join_url: str | None
+    session: AsyncSession, *, caller: str, key: str | None, join_url: str | None
 ) -> ExistingClaim | None:
-    """The claim this one duplicates: same Idempotency-Key first, else the active claim of the joinUrl."""
+    """The claim this one duplicates: the caller's own Idempotency-Key first (whatever its
+    status), else the claim holding the joinUrl."""
     if key is not None:
-        found = await _select_claim(session, "c.idempotency_key = :key", {"key": key})
+        found = await _select_claim(
+            session, "c.caller = :caller AND c.idempotency_key = :key", {"caller": caller, "key": key}
+        )
         if found is not None:
             return found
     if join_url is not None:
-        return await _select_claim(
-            session, "c.join_url = :join_url AND c.status IN ('pending', 'succeeded')", {"join_url": join_url}
-        )
+        holding = f"SELECT id FROM claims WHERE join_url = :join_url AND {HOLDS_JOIN_URL}"
+        return await _select_claim(session, f"c.id = ({holding})", {"join_url": join_url})
     return None
 
 
@@ -51,8 +77,8 @@ async def _select_claim(session: AsyncSession, where: str, params: dict[str, Any
         await session.execute(
             text(
                 f"""
-                SELECT c.id, c.idempotency_key, c.request_hash, c.join_url, c.instance_id, c.status,
-                       c.response, i.status AS instance_status
+                SELECT c.id, c.caller, c.idempotency_key, c.request_hash, c.join_url, c.instance_id,
+                       c.status, c.response, i.status AS instance_status
                   FROM claims c LEFT JOIN instances i ON i.id = c.instance_id
                  WHERE {where}
                 """
@@ -63,30 +89,57 @@ async def _select_claim(session: AsyncSession, where: str, params: dict[str, Any
     return ExistingClaim(**row._mapping) if row is not None else None
 
 
-async def release_claim(session: AsyncSession, claim_id: str) -> None:
+async def release_join(session: AsyncSession, claim_id: str) -> None:
+    """A succeeded claim's agent no longer holds its joinUrl: the join may happen again. Its
+    recorded answer is unchanged (a retry of its key still gets it)."""
     await session.execute(
-        text("UPDATE claims SET status = 'released', updated_at = now() WHERE id = :id"), {"id": claim_id}
+        text(
+            "UPDATE claims SET join_released_at = now(), updated_at = now() "
+            "WHERE id = :id AND status = 'succeeded' AND join_released_at IS NULL"
+        ),
+        {"id": claim_id},
     )
 
 
 async def release_claims_of(session: AsyncSession, instance_id: str) -> None:
-    """The instance is gone or lost its agent: its joinUrl may be claimed again."""
+    """The instance is gone or lost its agent: a claim still provisioning on it fails (the
+    outcome its retries get), a succeeded one lets its joinUrl go. Call it before writing the
+    instance: claims are locked before instances everywhere (pool.claims.db), so no deadlock."""
     await session.execute(
         text(
-            "UPDATE claims SET status = 'released', updated_at = now() "
-            "WHERE instance_id = :iid AND status IN ('pending', 'succeeded')"
+            "UPDATE claims SET status = 'failed', response = CAST(:outcome AS jsonb), updated_at = now() "
+            "WHERE instance_id = :iid AND status = 'pending'"
+        ),
+        {"iid": instance_id, "outcome": json.dumps(failure(KILLED))},
+    )
+    await session.execute(
+        text(
+            "UPDATE claims SET join_released_at = now(), updated_at = now() "
+            "WHERE instance_id = :iid AND status = 'succeeded' AND join_released_at IS NULL"
         ),
         {"iid": instance_id},
     )
 
 
 async def set_status_from_claiming(
-    session: AsyncSession, *, instance_id: str, status: str, error: str
+    session: AsyncSession, *, instance_id: str, status: str, error: str, claim_id: str | None
 ) -> bool:
-    """Give back (idle) or condemn (dead) an instance whose provision failed."""
-    return await set_status_from(
-        session, instance_id=instance_id, expected="claiming", status=status, error=error
+    """Give back (idle) or condemn (dead) a `claiming` instance, unless a pending claim other than
+    `claim_id` holds it (the tick passes None: it recovers only what no pending claim owns)."""
+    result = await session.execute(
+        text(
+            """
+            UPDATE instances
+               SET status = :status, last_error = :error, status_changed_at = now(), updated_at = now()
+             WHERE id = :id AND status = 'claiming'
+               AND NOT EXISTS (SELECT 1 FROM claims c
+                                WHERE c.instance_id = :id AND c.status = 'pending'
+                                  AND c.id IS DISTINCT FROM CAST(:claim_id AS text))
+            """
+        ),
+        {"id": instance_id, "status": status, "error": error[:500], "claim_id": claim_id},
     )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def set_status_from(
@@ -105,28 +158,64 @@ async def set_status_from(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def release_stale_claims(session: AsyncSession, *, older_than_seconds: float) -> list[str]:
-    """Claims whose claimant died mid-provision: release them and condemn their `claiming` instance.
-
-    The tick never touches `claiming`, so without this such an instance would be stuck forever.
-    An instance in an unknown half-provisioned state is not handed out again: `dead`, for the tick
-    to destroy and replace.
-    """
+async def end_stale_claims(
+    session: AsyncSession, *, older_than_seconds: float
+) -> list[tuple[str, str | None]]:
+    """Pending claims older than any live claim can be lost their claimant (its pool died
+    mid-provision): they fail, with an outcome their retries get. Their `claiming` instances are
+    then no pending claim's, for `claiming_without_claim` to find."""
+    outcome = failure(
+        f"the claim ended: no outcome within {older_than_seconds:.0f} s (abandoned mid-provision)"
+    )
     rows = await session.execute(
         text(
             """
-            WITH stale AS (
-                UPDATE claims SET status = 'released', updated_at = now()
-                 WHERE status = 'pending' AND created_at < now() - make_interval(secs => :age)
-                RETURNING instance_id
-            )
-            UPDATE instances
-               SET status = 'dead', last_error = 'claim abandoned mid-provision',
-                   status_changed_at = now(), updated_at = now()
-             WHERE status = 'claiming' AND id IN (SELECT instance_id FROM stale)
-            RETURNING id
+            UPDATE claims SET status = 'failed', response = CAST(:outcome AS jsonb), updated_at = now()
+             WHERE status = 'pending' AND created_at < now() - make_interval(secs => :age)
+            RETURNING id, instance_id
             """
         ),
-        {"age": older_than_seconds},
+        {"age": older_than_seconds, "outcome": json.dumps(outcome)},
     )
-    return [row[0] for row in rows.all()]
+    return [(row[0], row[1]) for row in rows.all()]
+
+
+async def claiming_without_claim(session: AsyncSession, *, limit: int) -> list[Claiming]:
+    """`claiming` instances no pending claim holds: their claim ended (stale, killed) or their
+    claimant lost them. Nothing else will ever move them (the tick plans nothing on `claiming`)."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT i.id, i.url, i.gateway_token_enc FROM instances i
+             WHERE i.status = 'claiming'
+               AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.instance_id = i.id AND c.status = 'pending')
+             ORDER BY i.status_changed_at
+             LIMIT :limit
+            """
+        ),
+        {"limit": limit},
+    )
+    return [Claiming(row[0], row[1], row[2]) for row in rows.all()]
+
+
+async def prune_claims(session: AsyncSession, *, older_than_hours: float, limit: int) -> int:
+    """Delete up to `limit` ended claim records older than the retention. A succeeded claim whose
+    agent still holds its joinUrl stays: it is what keeps a second agent out of that conversation."""
+    result = await session.execute(
+        text(
+            f"""
+            DELETE FROM claims WHERE id IN (
+                SELECT c.id FROM claims c
+                 WHERE c.created_at < now() - make_interval(secs => :hours * 3600)
+                   AND c.status <> 'pending'
+                   AND (c.status = 'failed' OR c.join_url IS NULL OR c.join_released_at IS NOT NULL
+                        OR NOT EXISTS (SELECT 1 FROM instances i
+                                        WHERE i.id = c.instance_id AND i.status IN ({_HOLDS_JOIN_SQL})))
+                 ORDER BY c.created_at
+                 LIMIT :limit
+            )
+            """
+        ),
+        {"hours": older_than_hours, "limit": limit},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

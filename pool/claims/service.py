@@ -3,7 +3,12 @@
 The claim owns its transactions rather than using the per-request session: it reserves an
 instance in one short transaction, provisions it over HTTP with no database connection held, then
 records the outcome in another short transaction. In between, the instance is `claiming` (which the
-tick never touches) and the claim row is `pending` (which makes duplicates wait for its answer).
+tick never plans on) and the claim row is `pending` (which makes duplicates wait for its answer).
+
+A claim record goes `pending → succeeded | failed`, each move conditional on `pending`, so the
+first outcome recorded (by the claim itself, a kill, or the tick ending it as stale) is the one
+every retry of its key, and every duplicate that waited on it, gets. Nothing here loops without
+a pause and a bound.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.auth import authenticate_instance
+from pool.claims import recovery
 from pool.claims import repository as repo
 from pool.claims.db import Duplicate, Picked
 from pool.claims.schemas import Claim, ClaimCreate, PendingAcceptanceResult
+from pool.config import CLAIM_MAX_INSTANCES
 from pool.deps import PoolState
 from pool.instance_client import ProvisionRequest
 from pool.status import HOLDS_JOIN
@@ -32,6 +39,10 @@ log = get_logger("pool.claims")
 
 POLL_SECONDS = 0.2
 EMPTY_RETRY_AFTER = 5
+# A duplicate whose first claim ended without holding the join any more claims afresh; if claims
+# on its key or joinUrl keep ending under it, it gives up after this many rounds (409).
+AFRESH_ROUNDS = 3
+AFRESH_PAUSE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -46,15 +57,15 @@ def request_hash(body: ClaimCreate) -> str:
 
 
 async def claim(
-    pool: PoolState, body: ClaimCreate, *, idempotency_key: str | None, wait_seconds: int
+    pool: PoolState, body: ClaimCreate, *, caller: str, idempotency_key: str | None, wait_seconds: int
 ) -> Claim:
-    """Hand out one idle instance, or the first answer to the same claim."""
+    """Hand out one idle instance, or the recorded outcome of the same claim."""
     settings = pool["settings"]
     if wait_seconds < 0 or wait_seconds > settings.claim_wait_max_seconds:
         raise BadRequest(f"wait must be between 0 and {settings.claim_wait_max_seconds} seconds")
     started = time.monotonic()
     try:
-        result, outcome = await _claim(pool, body, idempotency_key, started + wait_seconds)
+        result, outcome = await _claim(pool, body, caller, idempotency_key, started + wait_seconds)
     except AppError as exc:
         pool["metrics"].record_claim(_failure_outcome(exc), time.monotonic() - started)
         raise
@@ -73,69 +84,70 @@ def _failure_outcome(exc: AppError) -> str:
     return "rejected"
 
 
-async def _claim(pool: PoolState, body: ClaimCreate, key: str | None, deadline: float) -> tuple[Claim, str]:
+async def _claim(
+    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, deadline: float
+) -> tuple[Claim, str]:
     digest = request_hash(body)
-    swept = False
+    afresh = 0
     while True:
-        reserved = await _reserve(pool, body, key, digest)
-        if reserved is None:
+        reserved = await _reserve(pool, body, caller, key, digest)
+        if isinstance(reserved, _Reserved) and reserved.instance is not None:
+            claimed = await _provision_with_fallback(pool, body, reserved.claim_id, reserved.instance)
+            return claimed, "claimed"
+        if isinstance(reserved, _Reserved):
+            # No idle instance: wait for one until the caller's deadline.
+            if time.monotonic() >= deadline:
+                log.info("claim.empty")
+                raise Unavailable("no idle instance available; retry later", retry_after=EMPTY_RETRY_AFTER)
+            await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             continue
-        if isinstance(reserved, repo.ExistingClaim):
-            first = await _first_answer(pool, reserved, key, digest)
+        if reserved is not None:
+            first = await _first_answer(pool, reserved, caller, key, digest)
             if first is not None:
                 return first, "deduplicated"
-            continue  # the first claim failed or ended: this request becomes a claim of its own
-        if reserved.instance is not None:
-            return await _provision_with_fallback(pool, body, reserved.claim_id, reserved.instance), "claimed"
-        if not swept:
-            swept = True
-            await _release_stale(pool)
-        if time.monotonic() >= deadline:
-            log.info("claim.empty")
-            raise Unavailable("no idle instance available; retry later", retry_after=EMPTY_RETRY_AFTER)
-        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-
-
-async def _release_stale(pool: PoolState) -> None:
-    """Opportunistic cleanup when the pool looks empty: that is when stuck claims hurt."""
-    age = pool["settings"].claim_stale_seconds
-    async with pool["sessionmaker"]() as session, session.begin():
-        released = await repo.release_stale_claims(session, older_than_seconds=age)
-    for instance_id in released:
-        log.warning("claim.abandoned", instance_id=instance_id)
+        # The claim this one duplicated let its joinUrl go (or ended before we read it): this
+        # request becomes a claim of its own, a bounded number of times.
+        afresh += 1
+        if afresh > AFRESH_ROUNDS:
+            raise Conflict("claims for this Idempotency-Key or joinUrl keep changing; retry later")
+        await asyncio.sleep(AFRESH_PAUSE_SECONDS)
 
 
 async def _reserve(
-    pool: PoolState, body: ClaimCreate, key: str | None, digest: str
+    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, digest: str
 ) -> _Reserved | repo.ExistingClaim | None:
     """Register the claim (dedupe) and reserve an idle instance for it.
 
     The common case (an idle instance, no duplicate) is one statement; anything else takes the
-    transactional `register`, which tells a duplicate from an empty pool.
+    transactional `register`, which tells a duplicate from an empty pool. None: a duplicate whose
+    first claim ended between our insert and our read.
     """
     claim_id = uuid.uuid4().hex
-    picked = await pool["claims_db"].reserve(
-        claim_id=claim_id, key=key, digest=digest, join_url=body.join_url
+    db = pool["claims_db"]
+    picked = await db.reserve(
+        claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url
     )
     if picked is not None:
         return _Reserved(claim_id=claim_id, instance=picked)
-    registered = await pool["claims_db"].register(
-        claim_id=claim_id, key=key, digest=digest, join_url=body.join_url
+    registered = await db.register(
+        claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url
     )
     if not isinstance(registered, Duplicate):
         return _Reserved(claim_id=claim_id, instance=registered)
     async with pool["sessionmaker"]() as session:
-        existing = await repo.find_existing(session, key=key, join_url=body.join_url)
-    # None: the conflicting claim ended between our insert and our read: try again.
-    return existing
+        return await repo.find_existing(session, caller=caller, key=key, join_url=body.join_url)
 
 
 async def _first_answer(
-    pool: PoolState, existing: repo.ExistingClaim, key: str | None, digest: str
+    pool: PoolState, existing: repo.ExistingClaim, caller: str, key: str | None, digest: str
 ) -> Claim | None:
-    """Wait for the claim this request duplicates and return its answer; None means claim afresh."""
-    if key is not None and existing.idempotency_key == key and existing.request_hash != digest:
+    """The recorded outcome of the claim this request duplicates (waiting while it is pending):
+    its answer, or its failure raised; None means claim afresh (its agent let the joinUrl go)."""
+    by_key = key is not None and existing.caller == caller and existing.idempotency_key == key
+    if by_key and existing.request_hash != digest:
         raise Conflict("Idempotency-Key was already used for a different claim request")
+    if not by_key and existing.caller != caller:
+        raise Conflict("another caller's agent already holds this joinUrl")
     deadline = time.monotonic() + pool["settings"].claim_duplicate_wait_seconds
     current: repo.ExistingClaim | None = existing
     while current is not None and current.status == "pending":
@@ -145,37 +157,49 @@ async def _first_answer(
         async with pool["sessionmaker"]() as session:
             current = await repo.get_claim(session, existing.id)
     if current is None or current.response is None:
-        return None
-    joined_by_url = key is None or current.idempotency_key != key
-    if joined_by_url and current.instance_status not in HOLDS_JOIN:
-        # The agent on that joinUrl is gone (killed, crashed, dismissed): the join may happen again.
+        return None  # pruned meanwhile: nothing recorded to replay
+    if current.status == "failed":
+        log.info("claim.replayed_failure", claim_id=current.id)
+        raise UpstreamError(str(current.response.get("detail", "the claim failed")))
+    if not by_key and current.instance_status not in HOLDS_JOIN:
+        # The agent on that joinUrl is gone (killed, dead, refused): the join may happen again.
         async with pool["sessionmaker"]() as session, session.begin():
-            await repo.release_claim(session, current.id)
+            await repo.release_join(session, current.id)
         return None
     log.info("claim.deduplicated", claim_id=current.id, instance_id=current.instance_id)
     return Claim.model_validate(current.response)
 
 
 async def _provision_with_fallback(pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked) -> Claim:
-    """Provision the reserved instance; if that fails, recover it and try one other idle instance."""
+    """Provision the reserved instance; if that fails, recover it and try one other idle instance.
+    A claim ended meanwhile (kill, tick) takes no other instance and answers its recorded outcome."""
     tried = [first.id]
     instance: Picked | None = first
-    error: UpstreamError | None = None
+    error = "no instance tried"
     while instance is not None:
         try:
             return await _provision(pool, body, claim_id, instance)
         except UpstreamError as exc:
-            error = exc
+            error = exc.message
             log.warning("claim.provision_failed", instance_id=instance.id, error=exc.message)
-            await _recover(pool, instance, exc.message)
-        if len(tried) >= 2:
+            await _recover(pool, claim_id, instance, exc.message)
+        if len(tried) >= CLAIM_MAX_INSTANCES:
             break
         instance = await pool["claims_db"].take(claim_id=claim_id, exclude=tried)
         if instance is not None:
             tried.append(instance.id)
-    await pool["claims_db"].delete_pending(claim_id)
-    assert error is not None
-    raise UpstreamError(f"provisioning failed on {len(tried)} instance(s): {error.message}")
+    raise await _fail(pool, claim_id, f"provisioning failed on {len(tried)} instance(s): {error}")
+
+
+async def _fail(pool: PoolState, claim_id: str, detail: str) -> UpstreamError:
+    """Record this claim's failure, or, if it had ended already, the outcome recorded first."""
+    if await pool["claims_db"].fail(claim_id=claim_id, outcome=repo.failure(detail)):
+        return UpstreamError(detail)
+    async with pool["sessionmaker"]() as session:
+        ended = await repo.get_claim(session, claim_id)
+    if ended is not None and ended.status == "failed" and ended.response is not None:
+        return UpstreamError(str(ended.response.get("detail", detail)))
+    return UpstreamError(detail)
 
 
 def _token(pool: PoolState, instance: Picked) -> str:
@@ -219,29 +243,23 @@ async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance
         response=result.model_dump(mode="json", by_alias=True),
     )
     if not stored:
-        # An operator killed the instance while it was being provisioned.
+        # An operator killed the instance, or the claim was ended, while it was being provisioned.
         raise UpstreamError("instance was removed while the claim was in flight")
     log.info("claim.claimed", instance_id=instance.id, status=new_status)
     return result
 
 
-async def _recover(pool: PoolState, instance: Picked, reason: str) -> None:
+async def _recover(pool: PoolState, claim_id: str, instance: Picked, reason: str) -> None:
     """Factory-reset a failed instance: clean → idle again; otherwise dead, for the tick to destroy."""
-    clean = False
-    try:
-        token = _token(pool, instance)
-        assert instance.url is not None
-        timeout = pool["settings"].claim_provision_timeout_seconds
-        await pool["instances"].reset(instance.url, token, timeout=timeout)
-        clean = (await pool["instances"].status(instance.url, token, timeout=timeout)).clean
-    except UpstreamError as exc:
-        reason = f"{reason}; reset failed: {exc.message}"
-    status = "idle" if clean else "dead"
-    async with pool["sessionmaker"]() as session, session.begin():
-        await repo.set_status_from_claiming(
-            session, instance_id=instance.id, status=status, error=f"provision failed: {reason}"
-        )
-    log.info("claim.recovered", instance_id=instance.id, status=status)
+    await recovery.recover_instance(
+        pool["instances"],
+        pool["box"],
+        pool["sessionmaker"],
+        instance=repo.Claiming(instance.id, instance.url, instance.gateway_token_enc),
+        reason=f"provision failed: {reason}",
+        timeout=pool["settings"].claim_provision_timeout_seconds,
+        claim_id=claim_id,
+    )
 
 
 async def settle_pending_acceptance(

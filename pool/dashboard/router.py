@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from pool.auth import DASHBOARD_CALLER
 from pool.claims import service as claims_service
 from pool.claims.schemas import ClaimCreate
 from pool.dashboard import service
@@ -193,7 +194,9 @@ async def launch(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise BadRequest(problems) from exc
     wait = min(LAUNCH_WAIT_SECONDS, pool["settings"].claim_wait_max_seconds)
-    claim = await claims_service.claim(pool, body, idempotency_key=idempotency_key, wait_seconds=wait)
+    claim = await claims_service.claim(
+        pool, body, caller=DASHBOARD_CALLER, idempotency_key=idempotency_key, wait_seconds=wait
+    )
     context = {"claim": claim, "qr": service.qr_data_uri(claim.invite_url)}
     return render(request, "_launch_result.html", context)
 

@@ -93,6 +93,8 @@ async def _mark_dead(pool: PoolState, instance_id: str, *, only_from: str | None
             raise NotFound(f"no instance {instance_id}")
         if only_from is not None and row.status != only_from:
             raise Conflict(f"instance {instance_id} is {row.status}, not {only_from}")
+        # Claims first: a claim in flight locks its claim row before the instance row.
+        await claims_repo.release_claims_of(session, instance_id)
         result = await session.execute(
             update(InstanceRow)
             .where(InstanceRow.id == instance_id, InstanceRow.status == row.status)
@@ -100,7 +102,6 @@ async def _mark_dead(pool: PoolState, instance_id: str, *, only_from: str | None
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"instance {instance_id} changed status meanwhile; retry")
-        await claims_repo.release_claims_of(session, instance_id)
 
 
 async def _destroy(pool: PoolState, instance_id: str) -> None:

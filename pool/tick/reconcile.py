@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 
-from pool.claims import repository as claims_repository
+from pool.claims import recovery as claims_recovery
 from pool.models import Instance
 from pool.status import Status
 from pool.tick import observed_writes, replenish, runtimes, state
@@ -98,13 +98,9 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
 
 async def _release_abandoned_claims(ctx: TickContext) -> None:
     """`claiming` is never planned on, so a claim whose pool died mid-provision would hold its
-    instance forever; release it here (the instance becomes `dead`, destroyed on this tick)."""
-    async with ctx.sessionmaker.begin() as session:
-        released = await claims_repository.release_stale_claims(
-            session, older_than_seconds=ctx.settings.claim_stale_seconds
-        )
-    for instance_id in released:
-        log.warning("tick.claim.abandoned", instance_id=instance_id)
+    instance forever: the claims' upkeep ends such claims, recovers every `claiming` instance no
+    pending claim holds (reset → idle, else dead) and prunes old claim records."""
+    await claims_recovery.upkeep(ctx.sessionmaker, ctx.instances, ctx.box, ctx.settings)
 
 
 async def _read_rows(

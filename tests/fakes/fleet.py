@@ -2,7 +2,8 @@
 
 Each instance lives under `/i/{instance_id}` and answers the instance contract (DESIGN.md §4)
 like `runtime/` does: bearer check with its own token, 409 once bound, reset makes it clean.
-Knobs per instance: `fail_provision` (500), `stay_dirty` (reset does not clean), `provision_delay`.
+Knobs per instance: `fail_provision` (500), `stay_dirty` (reset does not clean), `provision_delay`,
+`reset_delay` and `status_delay` (slow `/convos/reset` and `/convos/status`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class FakeAgent:
     stay_dirty: bool = False
     join_pending: bool = False
     provision_delay: float = 0.0
+    reset_delay: float = 0.0
+    status_delay: float = 0.0
     provisions: int = 0
     resets: int = 0
 
@@ -107,6 +110,8 @@ def create_fleet_app(fleet: FakeFleet) -> FastAPI:
         agent = fleet.agents.get(instance_id)
         if agent is None or not authorised(request, agent):
             return _error(401, "Unauthorized", "invalid bearer token")
+        if agent.status_delay:
+            await asyncio.sleep(agent.status_delay)
         return JSONResponse(
             {
                 "conversationId": agent.conversation_id,
@@ -122,6 +127,8 @@ def create_fleet_app(fleet: FakeFleet) -> FastAPI:
         if agent is None or not authorised(request, agent):
             return _error(401, "Unauthorized", "invalid bearer token")
         agent.resets += 1
+        if agent.reset_delay:
+            await asyncio.sleep(agent.reset_delay)
         if not agent.stay_dirty:
             agent.conversation_id = None
             agent.invite_url = None

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pool.auth import API_KEY_CALLER
+from pool.claims import recovery
+from pool.config import Settings
+from pool.instance_client import InstanceClient
 from pool.models import Claim, Instance
+from shared.auth import SecretBox
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH
-from tests.pool.factories import add_fleet_instances
+from tests.pool.factories import ENCRYPTION_KEY, add_fleet_instances
 
 BODY = {"agentName": "Ada", "instructions": "Be kind."}
 
@@ -57,12 +65,17 @@ async def test_two_failed_provisions_answer_502_and_try_no_third_instance(
     assert response.json()["detail"].startswith("provisioning failed on 2 instance(s)")
     assert await statuses(sessionmaker) == {broken[0]: "dead", broken[1]: "dead", spare: "idle"}
     assert fleet.agents[spare].provisions == 0
+    # Provisioning started, so the failure is the claim's recorded outcome: a retry with the same
+    # key gets it again (a new key makes a new claim, which now succeeds).
     async with sessionmaker() as session:
-        assert (await session.scalars(select(Claim))).all() == []
-    # Nothing was handed out, so the same key may try again and now succeeds.
+        assert [(c.status, c.response) for c in (await session.scalars(select(Claim))).all()] == [
+            ("failed", response.json())
+        ]
     retry = await client.post("/api/pool/claim", json=BODY, headers={**AUTH, "Idempotency-Key": "f-1"})
-    assert retry.status_code == 200
-    assert retry.json()["instanceId"] == spare
+    assert (retry.status_code, retry.json()) == (502, response.json())
+    fresh = await client.post("/api/pool/claim", json=BODY, headers={**AUTH, "Idempotency-Key": "f-2"})
+    assert fresh.status_code == 200
+    assert fresh.json()["instanceId"] == spare
 
 
 async def test_an_unreachable_instance_is_marked_dead(
@@ -81,32 +94,47 @@ async def test_an_unreachable_instance_is_marked_dead(
     assert "pool_gw_" not in row.last_error
 
 
-async def test_a_claim_abandoned_mid_provision_is_released_and_its_instance_condemned(
-    client: httpx.AsyncClient, fleet: FakeFleet, sessionmaker: async_sessionmaker[AsyncSession]
+async def test_a_claim_abandoned_mid_provision_fails_and_its_instance_is_reset_by_the_tick(
+    make_settings: Callable[..., Settings],
+    fleet: FakeFleet,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
     [stuck] = await add_fleet_instances(sessionmaker, fleet, 1, status="claiming")
+    [dirty] = await add_fleet_instances(sessionmaker, fleet, 1, status="claiming", stay_dirty=True)
+    fleet.agents[stuck].conversation_id = "conv_half"  # the claimant died after the agent joined
+    fleet.agents[dirty].conversation_id = "conv_half2"
     join = "https://convos.example/join/stuck"
     async with sessionmaker() as session, session.begin():
-        session.add(
-            Claim(
-                id="c" * 32,
-                request_hash="h",
-                join_url=join,
-                instance_id=stuck,
-                status="pending",
-                created_at=datetime.now(UTC) - timedelta(minutes=10),
+        for n, instance_id in enumerate((stuck, dirty)):
+            session.add(
+                Claim(
+                    id=str(n) * 32,
+                    caller=API_KEY_CALLER,
+                    idempotency_key=f"k-{n}",
+                    request_hash="h",
+                    join_url=f"{join}/{n}",
+                    instance_id=instance_id,
+                    status="pending",
+                    created_at=datetime.now(UTC) - timedelta(minutes=10),
+                )
             )
-        )
-    [fresh] = await add_fleet_instances(sessionmaker, fleet, 1, status="starting")
+    settings = make_settings()
+    instances = InstanceClient()
+    try:
+        # What the tick leader runs before each observation (pool.tick.reconcile).
+        done = await recovery.upkeep(sessionmaker, instances, SecretBox(ENCRYPTION_KEY), settings)
+    finally:
+        await instances.aclose()
 
-    empty = await client.post(
-        "/api/pool/claim", json={**BODY, "joinUrl": "https://x.example/other"}, headers=AUTH
-    )
-
-    assert empty.status_code == 503
-    assert await statuses(sessionmaker) == {stuck: "dead", fresh: "starting"}
+    assert done.ended == 2
+    # Reset clean → back to idle; still dirty after the reset → dead, for the tick to destroy.
+    assert done.recovered == {stuck: "idle", dirty: "dead"}
+    assert await statuses(sessionmaker) == {stuck: "idle", dirty: "dead"}
     async with sessionmaker() as session:
-        claim = await session.get(Claim, "c" * 32)
-    assert claim is not None and claim.status == "released"
+        claims = (await session.scalars(select(Claim).order_by(Claim.id))).all()
+    assert [c.status for c in claims] == ["failed", "failed"]
+    assert claims[0].response == {
+        "error": "UpstreamError",
+        "detail": f"the claim ended: no outcome within {settings.claim_stale_seconds:.0f} s "
+        "(abandoned mid-provision)",
+    }

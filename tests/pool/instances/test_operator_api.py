@@ -89,7 +89,9 @@ async def test_kill_destroys_through_services_then_deletes_the_row(
     assert fake_services.destroyed == [claimed]
     assert await statuses(sessionmaker) == {other: "starting"}
     async with sessionmaker() as session:
-        assert [c.status for c in (await session.scalars(select(Claim))).all()] == ["released"]
+        claims = (await session.scalars(select(Claim))).all()
+    # The claim's outcome stands; its joinUrl is free again.
+    assert [(c.status, c.join_released_at is not None) for c in claims] == [("succeeded", True)]
 
 
 async def test_kill_of_an_unknown_instance_is_404_and_bad_ids_are_422(client: httpx.AsyncClient) -> None:

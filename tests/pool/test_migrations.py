@@ -1,0 +1,70 @@
+"""The pool's data migrations carry existing rows across and back: a `released` claim becomes
+`succeeded` with its joinUrl let go (it had an answer) or `failed` (it had none), and every
+existing claim's caller is the one claim credential's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+
+from alembic import command
+from shared.db import libpq_url
+from shared.migrations import alembic_config, upgrade_async
+from tests.support import DatabaseFactory
+
+BEFORE = "775b13427e6c"  # the last revision with the `released` claim status
+
+
+async def _execute(url: str, *statements: str) -> list[dict[str, object]]:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        for statement in statements[:-1]:
+            await conn.execute(statement)
+        return [dict(row) for row in await conn.fetch(statements[-1])]
+    finally:
+        await conn.close()
+
+
+async def test_released_claims_become_succeeded_or_failed_and_back(databases: DatabaseFactory) -> None:
+    url = await databases.create("pool_migrations")
+    await upgrade_async("pool", url, BEFORE)
+    answer = json.dumps({"instanceId": "i1"})
+    await _execute(
+        url,
+        "INSERT INTO claims (id, idempotency_key, request_hash, join_url, status, response) VALUES "
+        f"('answered', 'k1', 'h', 'https://j/1', 'released', '{answer}'), "
+        "('abandoned', 'k2', 'h', 'https://j/2', 'released', NULL), "
+        f"('live', 'k3', 'h', 'https://j/1', 'succeeded', '{answer}'), "
+        "('flying', NULL, 'h', NULL, 'pending', NULL)",
+        "SELECT 1",
+    )
+
+    await upgrade_async("pool", url)
+
+    rows = await _execute(
+        url,
+        "SELECT id, caller, status, response, join_released_at IS NOT NULL AS let_go FROM claims ORDER BY id",
+    )
+    assert [(r["id"], r["caller"], r["status"], r["let_go"]) for r in rows] == [
+        ("abandoned", "pool_api_key", "failed", False),
+        ("answered", "pool_api_key", "succeeded", True),
+        ("flying", "pool_api_key", "pending", False),
+        ("live", "pool_api_key", "succeeded", False),
+    ]
+    assert json.loads(str(rows[0]["response"])) == {
+        "error": "UpstreamError",
+        "detail": "the claim ended: abandoned mid-provision",
+    }
+
+    await asyncio.to_thread(command.downgrade, alembic_config("pool", url), BEFORE)
+
+    rows = await _execute(url, "SELECT id, status, response FROM claims ORDER BY id")
+    assert [(r["id"], r["status"], r["response"] is not None) for r in rows] == [
+        ("abandoned", "released", False),
+        ("answered", "released", True),
+        ("flying", "pending", False),
+        ("live", "succeeded", True),
+    ]
+    await databases.drop(url)
