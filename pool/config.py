@@ -40,11 +40,24 @@ class Settings(BaseSettings):
     )
     # Encrypts each instance's gateway token at rest (SecretBox passphrase).
     encryption_key: str = "dev-encryption-key"
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body accepted (413 above it, before anything reads it). The largest "
+        "legitimate one, a claim at every field's bound, is under 700 KB even written as `\\u` escapes.",
+    )
+    api_docs: bool | None = Field(
+        None,
+        description="Serve `/docs`, `/redoc` and `/openapi.json`. Unset: served except in production.",
+    )
 
     min_idle: int = Field(3, ge=0)
     max_total: int = Field(50, ge=1)
     create_concurrency: int = Field(4, ge=1)
-    tools: list[str] = []
+    tools: list[str] | None = Field(
+        None,
+        description="Tools each new instance gets; unset: services' `SERVICES_DEFAULT_TOOLS`, `[]`: none.",
+    )
 
     tick_enabled: bool = True
     tick_interval_seconds: float = Field(30.0, gt=0)

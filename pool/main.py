@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from pool.claims.db import ClaimsDb
 from pool.claims.router import router as claims_router
@@ -21,6 +22,7 @@ from pool.tick.context import TickContext
 from pool.tick.tick import Tick
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
+from shared.edge import BodyTooLarge, docs_routes
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logging import get_logger, register_secret
@@ -78,11 +80,20 @@ def create_app(settings: Settings) -> FastAPI:
             await state["claims_db"].close()
             await state["engine"].dispose()
 
-    app = FastAPI(title="warmpool pool", lifespan=lifespan)
+    app = FastAPI(
+        title="warmpool pool", lifespan=lifespan, **docs_routes(settings.environment, settings.api_docs)
+    )
     install_error_handlers(app)
+    app.add_middleware(BodyTooLarge, max_bytes=settings.max_body_bytes)
     app.include_router(health_router("pool"))
     app.include_router(claims_router)
     app.include_router(instances_router)
     app.include_router(metrics_router)
     app.include_router(dashboard_router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """A person who opens the pool's address is looking for the dashboard."""
+        return RedirectResponse("/dashboard", status_code=307)
+
     return app

@@ -21,6 +21,16 @@ class Settings(BaseSettings):
     api_key: str = "dev-services-key"
     encryption_key: str = "dev-encryption-key"
     log_level: str = "INFO"
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body accepted (413 above it, before anything reads it); the largest "
+        "legitimate ones (a create's or configure's variables, a pooled secret) are a few KB.",
+    )
+    api_docs: bool | None = Field(
+        None,
+        description="Serve `/docs`, `/redoc` and `/openapi.json`. Unset: served except in production.",
+    )
 
     # A name in services.platforms.registry.PLATFORMS; checked at start-up.
     platform: str = "local"

@@ -23,6 +23,7 @@ from services.tools.base import ToolContext
 from services.tools.registry import build_tools
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
+from shared.edge import BodyTooLarge, docs_routes
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.logging import get_logger, register_secret
@@ -104,9 +105,13 @@ def create_app(settings: Settings) -> FastAPI:
             await http_client.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="warmpool services", lifespan=lifespan)
+    app = FastAPI(
+        title="warmpool services", lifespan=lifespan, **docs_routes(settings.environment, settings.api_docs)
+    )
     install_error_handlers(app)
+    # Added last, so outermost: a body over the limit is refused before anything else runs.
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(BodyTooLarge, max_bytes=settings.max_body_bytes)
     app.include_router(health_router("services"))
     app.include_router(instances_router)
     app.include_router(status_router)

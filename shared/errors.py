@@ -6,6 +6,7 @@
     ├── Forbidden (403)
     ├── NotFound (404)
     ├── Conflict (409)
+    ├── PayloadTooLarge (413)    the body is over the app's limit (shared.edge)
     ├── UpstreamError (502)      a dependency answered badly
     └── Unavailable (503)        try again later (carries retry_after)
 
@@ -15,9 +16,12 @@ or `PermanentError` (mark the instance failed); both are UpstreamErrors on the w
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -57,6 +61,10 @@ class Conflict(AppError):
     status_code = 409
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
 class UpstreamError(AppError):
     status_code = 502
 
@@ -89,6 +97,7 @@ ERRORS_BY_NAME: dict[str, type[AppError]] = {
         Forbidden,
         NotFound,
         Conflict,
+        PayloadTooLarge,
         UpstreamError,
         TransientError,
         PermanentError,
@@ -108,6 +117,29 @@ async def _render_app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _encodable(value: Any) -> Any:
+    """`value` as JSON can carry it: the 422 echoes the input back, and neither a lone surrogate
+    (from JSON's `\\ud800` escape; written out as `\\udXXX` text) nor NaN or Infinity (written as
+    text) can be encoded in an answer."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value
+
+
+async def _render_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 body (`{"detail": [...]}`, what the OpenAPI schemas declare), made safe
+    to encode whatever the input held."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every AppError as JSON; FastAPI's own 422 for bad bodies stays as it is."""
+    """Render every AppError as JSON; bad input keeps FastAPI's 422 shape."""
     app.add_exception_handler(AppError, _render_app_error)
+    app.add_exception_handler(RequestValidationError, _render_validation_error)

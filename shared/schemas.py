@@ -11,6 +11,8 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from shared.validation import InputModel
+
 InstanceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{12}$")]
 ToolId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 EnvKey = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
@@ -23,9 +25,10 @@ DeployState = Literal[
 DEPLOY_STATES: tuple[DeployState, ...] = get_args(DeployState)
 
 
-class WireModel(BaseModel):
-    """Strict: a field the model does not know is an error. For outside input (what services is
-    asked to do), and for views nobody parses back (operators' reads)."""
+class WireModel(InputModel):
+    """Strict: a field the model does not know is an error, and so is text PostgreSQL cannot store
+    (`InputModel`). For outside input (what services is asked to do), and for views nobody parses
+    back (operators' reads)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 

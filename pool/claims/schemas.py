@@ -6,28 +6,37 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared.validation import InputModel, JsonObject, utf8_at_most
+
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
 MAX_METADATA_BYTES = 16_000
+MAX_METADATA_KEY_LENGTH = 200
 
-Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2000)]
+# Bounded in bytes too: the claims table's unique index on joinUrl holds an entry of at most
+# ~2,700 bytes, and 2,000 characters outside the BMP are 8,000 (issue 11, finding 4).
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2000), utf8_at_most(2000)]
 
 
 class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-class ClaimCreate(_Camel):
+class ClaimCreate(_Camel, InputModel):
     agent_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     instructions: Annotated[str, StringConstraints(max_length=50_000)]
     join_url: Url | None = None
     profile_image: Url | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     template_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
 
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(json.dumps(value)) > MAX_METADATA_BYTES:
+        if value is None:
+            return None
+        if any(len(key) > MAX_METADATA_KEY_LENGTH for key in value):
+            raise ValueError(f"metadata keys must be at most {MAX_METADATA_KEY_LENGTH} characters")
+        if len(json.dumps(value)) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
         return value
 
@@ -41,7 +50,7 @@ class Claim(_Camel):
     agent_name: str
 
 
-class PendingAcceptance(_Camel):
+class PendingAcceptance(_Camel, InputModel):
     instance_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{12}$")]
 
 

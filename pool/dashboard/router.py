@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from pool.auth import DASHBOARD_CALLER
@@ -26,6 +26,8 @@ from pool.instances.schemas import CountBody
 from shared.auth import tokens_match
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden, Unauthorized
+from shared.schemas import InstanceId
+from shared.validation import InputModel
 
 HERE = Path(__file__).resolve().parent
 STATIC_FILES = {path.name: path for path in (HERE / "static").iterdir() if path.is_file()}
@@ -166,7 +168,7 @@ async def agents_partial(
     return render(request, "_agents.html", {"agents": agents})
 
 
-class LaunchForm(BaseModel):
+class LaunchForm(InputModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     agent_name: str = Field(min_length=1, max_length=100)
@@ -205,20 +207,21 @@ def _done(message: str, **extra: Any) -> Response:
     return secure(JSONResponse({"ok": True, "message": message, **extra}))
 
 
+# An instance id is validated (422) before any query: a NUL in it was a database error (a 500).
 @protected.post("/instances/{instance_id}/kill")
-async def kill(instance_id: str, pool: PoolDep) -> Response:
+async def kill(instance_id: InstanceId, pool: PoolDep) -> Response:
     await instances_service.kill_instance(pool, instance_id)
     return _done(f"killed {instance_id}")
 
 
 @protected.post("/instances/{instance_id}/dismiss")
-async def dismiss(instance_id: str, pool: PoolDep) -> Response:
+async def dismiss(instance_id: InstanceId, pool: PoolDep) -> Response:
     await instances_service.dismiss_crashed(pool, instance_id)
     return _done(f"dismissed {instance_id}")
 
 
 @protected.post("/instances/{instance_id}/recheck")
-async def recheck(instance_id: str, pool: PoolDep) -> Response:
+async def recheck(instance_id: InstanceId, pool: PoolDep) -> Response:
     result = await instances_service.recheck(pool, instance_id)
     return _done(f"rechecked {instance_id}: {result.get('status')}")
 

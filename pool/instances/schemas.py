@@ -6,6 +6,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from shared.validation import InputModel
+
 
 class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
@@ -71,7 +73,7 @@ class PoolStatus(_Camel):
     loop: LoopState
 
 
-class CountBody(_Camel):
+class CountBody(_Camel, InputModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     count: Annotated[int, Field(ge=1, le=100)]

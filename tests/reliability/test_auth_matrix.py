@@ -52,6 +52,7 @@ class Sample:
 
 # {me} is the instance whose token is "the right one", {other} the other instance.
 POOL_ROUTES: dict[tuple[str, str], Sample] = {
+    ("GET", "/"): Sample(OPEN),  # a redirect to the dashboard
     ("GET", "/openapi.json"): Sample(OPEN),
     ("GET", "/docs"): Sample(OPEN),
     ("GET", "/docs/oauth2-redirect"): Sample(OPEN),
@@ -146,6 +147,30 @@ def test_every_route_of_both_apps_is_classified() -> None:
     assert services - SERVICES_ROUTES.keys() == set(), "classify these services routes in SERVICES_ROUTES"
     # And no entry for a route that no longer exists.
     assert POOL_ROUTES.keys() - pool == set() and SERVICES_ROUTES.keys() - services == set()
+
+
+DOCS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+PRODUCTION_SECRETS = {"api_key": "k" * 32, "encryption_key": "e" * 32}
+
+
+async def docs_statuses(app: FastAPI) -> list[int]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        return [(await client.get(path)).status_code for path in DOCS]
+
+
+async def test_api_docs_are_closed_in_production_and_open_elsewhere() -> None:
+    """They map every route for an attacker; the schema tests read `app.openapi()` instead."""
+    pool_production = PoolSettings(environment="production", services_api_key="s" * 32, **PRODUCTION_SECRETS)
+    services_production = ServicesSettings(environment="production", **PRODUCTION_SECRETS)
+
+    assert await docs_statuses(create_pool_app(pool_production)) == [404] * 4
+    assert await docs_statuses(create_services_app(services_production)) == [404] * 4
+    assert await docs_statuses(create_pool_app(PoolSettings())) == [200] * 4
+    assert await docs_statuses(create_services_app(ServicesSettings())) == [200] * 4
+    opened = pool_production.model_copy(update={"api_docs": True})
+    assert await docs_statuses(create_pool_app(opened)) == [200] * 4
+    assert create_pool_app(pool_production).openapi()["paths"]
 
 
 @dataclass
