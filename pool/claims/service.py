@@ -147,6 +147,9 @@ async def _first_answer(
     if by_key and existing.request_hash != digest:
         raise Conflict("Idempotency-Key was already used for a different claim request")
     if not by_key and existing.caller != caller:
+        if existing.status == "succeeded" and existing.instance_status not in HOLDS_JOIN:
+            await _let_join_go(pool, existing)
+            return None
         raise Conflict("another caller's agent already holds this joinUrl")
     deadline = time.monotonic() + pool["settings"].claim_duplicate_wait_seconds
     current: repo.ExistingClaim | None = existing
@@ -162,12 +165,16 @@ async def _first_answer(
         log.info("claim.replayed_failure", claim_id=current.id)
         raise UpstreamError(str(current.response.get("detail", "the claim failed")))
     if not by_key and current.instance_status not in HOLDS_JOIN:
-        # The agent on that joinUrl is gone (killed, dead, refused): the join may happen again.
-        async with pool["sessionmaker"]() as session, session.begin():
-            await repo.release_join(session, current.id)
+        await _let_join_go(pool, current)
         return None
     log.info("claim.deduplicated", claim_id=current.id, instance_id=current.instance_id)
     return Claim.model_validate(current.response)
+
+
+async def _let_join_go(pool: PoolState, ended: repo.ExistingClaim) -> None:
+    """The agent on that joinUrl is gone (killed, dead, refused): the join may happen again."""
+    async with pool["sessionmaker"]() as session, session.begin():
+        await repo.release_join(session, ended.id)
 
 
 async def _provision_with_fallback(pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked) -> Claim:

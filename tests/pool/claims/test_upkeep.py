@@ -122,7 +122,7 @@ async def pool_state(settings: Settings) -> AsyncIterator[PoolState]:
 async def test_idempotency_keys_are_scoped_per_caller(
     make_settings: Callable[..., Settings], fleet: FakeFleet, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    await add_fleet_instances(sessionmaker, fleet, 3)
+    await add_fleet_instances(sessionmaker, fleet, 4)
     body = ClaimCreate(agent_name="Ada", instructions="hi")
     async with pool_state(make_settings()) as pool:
 
@@ -139,13 +139,18 @@ async def test_idempotency_keys_are_scoped_per_caller(
         assert await claim("site-b", "same-key") == theirs
         # A joinUrl is one conversation whoever asks: another caller's agent there is a conflict.
         joining = ClaimCreate(agent_name="Ada", instructions="hi", join_url="https://convos.example/join/s")
-        await claim("site-a", "join-1", joining)
+        joined = await claim("site-a", "join-1", joining)
         with pytest.raises(Conflict, match="another caller's agent already holds this joinUrl"):
             await claim("site-b", "join-2", joining)
+        # Once that agent is gone, the conversation may be joined again, by anyone.
+        async with sessionmaker() as session, session.begin():
+            (await session.get(Instance, joined)).status = "dead"  # type: ignore[union-attr]
+        assert await claim("site-b", "join-2", joining) not in (mine, theirs, joined)
     async with sessionmaker() as session:
         rows = (await session.scalars(select(Claim))).all()
     assert sorted((c.caller, c.idempotency_key) for c in rows) == [
         ("site-a", "join-1"),
         ("site-a", "same-key"),
+        ("site-b", "join-2"),
         ("site-b", "same-key"),
     ]
