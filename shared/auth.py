@@ -32,8 +32,18 @@ def require_bearer(authorization: str | None, expected: str) -> None:
         raise Unauthorized("missing or invalid bearer token")
 
 
+# Every prefix of a secret we mint: shared.logging redacts a value of any of these shapes, so a
+# new kind of token is registered here or mint_token refuses it.
+MINTED_PREFIXES = (
+    "pool_gw",  # an instance's GATEWAY_TOKEN
+    "svc_it",  # an instance's INSTANCE_SERVICES_TOKEN
+)
+
+
 def mint_token(prefix: str) -> str:
     """A random secret with a readable prefix (`pool_gw_…`), so a leaked one is recognisable."""
+    if prefix not in MINTED_PREFIXES:
+        raise ValueError(f"register the token prefix {prefix!r} in shared.auth.MINTED_PREFIXES")
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 
 

@@ -1,8 +1,8 @@
 """One structured line per event: `event key=value ...`, with secrets redacted.
 
 Redaction is by key name (anything that looks like a token, key, secret or password) and by
-value shape (bearer headers and our minted `*_sk_`/`pool_gw_` style tokens), so a secret that
-slips into a message is still masked.
+value shape (bearer headers, every prefix of `shared.auth.MINTED_PREFIXES`, and operator keys in
+the `*_sk_` style), so a secret that slips into a message is still masked.
 """
 
 from __future__ import annotations
@@ -12,9 +12,14 @@ import re
 import sys
 from typing import Any
 
+from shared.auth import MINTED_PREFIXES
+
 SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|passwd|api_key|apikey|authorization|key$)", re.I)
+_MINTED = "|".join(re.escape(prefix) for prefix in MINTED_PREFIXES)
 SECRET_VALUE_PATTERN = re.compile(
-    r"(Bearer\s+[A-Za-z0-9._~+/=-]+|\b[a-z]+_(?:sk|gw|st|tok)_[A-Za-z0-9_-]{8,}|sk-or-[A-Za-z0-9-]+|gAAAA[A-Za-z0-9_=-]{20,})"
+    r"(Bearer\s+[A-Za-z0-9._~+/=-]+"
+    rf"|(?<![A-Za-z0-9])(?:{_MINTED})_[A-Za-z0-9_-]{{8,}}"
+    r"|\b[a-z]+_(?:sk|gw|st|tok)_[A-Za-z0-9_-]{8,}|sk-or-[A-Za-z0-9-]+|gAAAA[A-Za-z0-9_=-]{20,})"
 )
 REDACTED = "***"
 

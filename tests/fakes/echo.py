@@ -8,10 +8,10 @@ Tests swap it into the registry by name (the `echo` fixture in tests/services/co
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 from services.tools.base import Grant, InventoryItem
-from shared.auth import mint_token
 from shared.errors import TransientError
 
 
@@ -49,7 +49,8 @@ class EchoTool:
                 return Grant(resource_id=resource_id, env_value=secret)
         self._counter += 1
         resource_id = f"{self.name}-{instance_id}-{self._counter}"
-        secret = mint_token("echo_sk")
+        # A vendor's key shape (`*_sk_`), which the logs redact; not one of the tokens we mint.
+        secret = f"echo_sk_{secrets.token_urlsafe(32)}"
         self.resources[resource_id] = (instance_id, secret)
         return Grant(resource_id=resource_id, env_value=secret, meta={"owner": instance_id})
 
