@@ -292,6 +292,16 @@ EXTRA: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
                 "A PostgreSQL server for the tests (a role that may create databases).",
             ),
             ("PYTEST_ARGS", "(empty)", "`make test` / `make soak`: extra pytest arguments."),
+            (
+                "WARMPOOL_CHROMIUM",
+                "`/usr/bin/chromium`",
+                "The Chromium the dashboard's browser tests drive; missing, `make test` stops and says so.",
+            ),
+            (
+                "WARMPOOL_SKIP_BROWSER_TESTS",
+                "(empty)",
+                "`1`: skip the browser tests when Chromium is missing (instead of stopping the run).",
+            ),
             ("VENV", "`.venv`", "`make`: the virtualenv every target uses."),
         ),
     ),
