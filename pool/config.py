@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         None,
         description="Serve `/docs`, `/redoc` and `/openapi.json`. Unset: served except in production.",
     )
+    login_delay_max_seconds: float = Field(
+        4.0,
+        gt=0,
+        description="Dashboard login throttle: after wrong secrets, attempts take turns up to this far apart "
+        "(doubling from 1/16 of it); a browser that logged in before has a lane of its own, so a right "
+        "secret gets in within this even while someone guesses.",
+    )
 
     min_idle: int = Field(3, ge=0)
     max_total: int = Field(50, ge=1)

@@ -123,3 +123,15 @@ class TickState(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class LoginThrottle(Base):
+    """The dashboard login's throttle, one row per lane (pool/dashboard/throttle.py), in the
+    database so every pool process shares it."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

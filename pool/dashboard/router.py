@@ -19,7 +19,16 @@ from pool.auth import DASHBOARD_CALLER
 from pool.claims import service as claims_service
 from pool.claims.schemas import ClaimCreate
 from pool.dashboard import service
-from pool.dashboard.session import COOKIE, LOGIN_COOKIE, MAX_AGE_SECONDS, DashboardSession, Sessions
+from pool.dashboard.session import (
+    COOKIE,
+    DEVICE_COOKIE,
+    DEVICE_MAX_AGE,
+    LOGIN_COOKIE,
+    MAX_AGE_SECONDS,
+    DashboardSession,
+    Sessions,
+)
+from pool.dashboard.throttle import ACCOUNT_LANE, attempt_login
 from pool.deps import PoolDep
 from pool.instances import service as instances_service
 from pool.instances.schemas import CountBody
@@ -113,23 +122,44 @@ async def login_form(request: Request) -> Response:
 @public.post("/login")
 async def login(
     request: Request,
+    pool: PoolDep,
     secret: Annotated[str, Form(max_length=1000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     store = sessions(request)
-    client = request.client.host if request.client else "?"
     if not store.login_form_valid(request.cookies.get(LOGIN_COOKIE), csrf_token):
         return _login_page(request, "The form expired; please try again.", 403)
-    if store.throttled(client):
-        return _login_page(request, "Too many attempts; wait a minute.", 429)
-    if not store.credentials_match(secret):
-        store.record_failure(client)
+    device = store.device(request.cookies.get(DEVICE_COOKIE))
+    outcome = await attempt_login(
+        pool["sessionmaker"],
+        lane=f"device:{device}" if device else ACCOUNT_LANE,
+        max_delay=pool["settings"].login_delay_max_seconds,
+        check=lambda: store.credentials_match(secret),
+    )
+    if outcome.retry_after is not None:
+        message = (
+            f"Too many login attempts from browsers not seen before; try again in {outcome.retry_after} s. "
+            "A browser that logged in here before is not held up."
+        )
+        response = _login_page(request, message, 429)
+        response.headers["Retry-After"] = str(outcome.retry_after)
+        return response
+    if not outcome.ok:
         return _login_page(request, "Wrong key or password.", 401)
     _, cookie = store.issue()
     response = secure(RedirectResponse("/dashboard", status_code=303))
     secure_cookie = request.url.scheme == "https"
     response.set_cookie(
         COOKIE, cookie, max_age=MAX_AGE_SECONDS, httponly=True, samesite="strict", secure=secure_cookie
+    )
+    response.set_cookie(
+        DEVICE_COOKIE,
+        store.device_cookie(device),
+        max_age=int(DEVICE_MAX_AGE.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookie,
+        path="/dashboard/login",
     )
     response.delete_cookie(LOGIN_COOKIE, path="/dashboard")
     return response

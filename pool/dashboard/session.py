@@ -1,10 +1,13 @@
-"""Dashboard sessions: a signed cookie, a per-session CSRF token, and a login throttle.
+"""Dashboard sessions: a signed cookie, a per-session CSRF token, and a device cookie.
 
 The cookie is signed (itsdangerous) with a key derived from the pool's own secrets, HttpOnly and
 SameSite=Strict; it carries a random session id and the CSRF token, never the admin key. Every
 state-changing request must echo the CSRF token (header `X-CSRF-Token` or form field `csrf_token`),
 compared in constant time. Logout revokes the session id in this process, so a copied cookie stops
 working on this replica at once and everywhere when it expires.
+
+A successful login also leaves a long-lived signed device cookie (a random id, nothing secret): the
+login throttle (throttle.py) gives a browser that carries one a lane of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -22,10 +26,10 @@ from shared.auth import tokens_match
 
 COOKIE = "pool_dashboard"
 LOGIN_COOKIE = "pool_dashboard_login"
+DEVICE_COOKIE = "pool_dashboard_device"
+DEVICE_MAX_AGE = timedelta(days=30)
 MAX_AGE_SECONDS = 12 * 3600
 LOGIN_FORM_MAX_AGE_SECONDS = 3600
-MAX_FAILURES = 5
-FAILURE_WINDOW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,8 @@ class Sessions:
         self._settings = settings
         self._cookies = _serializer(settings, "session")
         self._login_forms = _serializer(settings, "login-form")
+        self._devices = _serializer(settings, "device")
         self._revoked: dict[str, float] = {}
-        self._failures: dict[str, list[float]] = {}
 
     def credentials_match(self, given: str) -> bool:
         settings = self._settings
@@ -99,13 +103,18 @@ class Sessions:
             return False
         return isinstance(token, str) and tokens_match(field, token)
 
-    # -- throttle: a few wrong guesses per client per minute ----------------------------------
+    # -- the device cookie: a browser that logged in before ------------------------------------
 
-    def throttled(self, client: str) -> bool:
-        now = time.monotonic()
-        recent = [at for at in self._failures.get(client, []) if now - at < FAILURE_WINDOW_SECONDS]
-        self._failures[client] = recent
-        return len(recent) >= MAX_FAILURES
+    def device(self, cookie: str | None) -> str | None:
+        """The id of a valid device cookie, or None."""
+        if not cookie:
+            return None
+        try:
+            device = self._devices.loads(cookie, max_age=int(DEVICE_MAX_AGE.total_seconds()))
+        except BadSignature:
+            return None
+        return device if isinstance(device, str) else None
 
-    def record_failure(self, client: str) -> None:
-        self._failures.setdefault(client, []).append(time.monotonic())
+    def device_cookie(self, device: str | None) -> str:
+        """A fresh cookie for `device` (kept) or a new device."""
+        return self._devices.dumps(device or secrets.token_urlsafe(16))

@@ -35,6 +35,8 @@ def dashboard_settings(database_url: str, **overrides: object) -> Settings:
         "services_url": "http://127.0.0.1:9",
         "tick_enabled": False,
         "min_idle": 2,
+        # A short throttle, so tests that guess wrong do not wait seconds.
+        "login_delay_max_seconds": 0.4,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
