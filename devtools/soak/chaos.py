@@ -186,8 +186,7 @@ class Soak:
         elif fault == "slow_create":
             latency = system.railway.settings.operation_latency_seconds
             latency["ServiceCreate"] = latency["ProjectCreate"] = rng.uniform(1.0, 2.5)
-            await self._sleep(rng.uniform(2.0, 6.0))
-            latency.clear()
+            self._spawn(self._later(rng.uniform(2.0, 6.0), latency.clear))
         elif fault in ("vendor_5xx", "vendor_429_storm"):
             vendor = rng.choice(sorted(system.vendors.faults))
             outcome = "error" if fault == "vendor_5xx" else "429"
@@ -223,12 +222,20 @@ class Soak:
                     self.report.operations["operator_kill_claiming" if claiming else "operator_kill"] += 1
                     self._record("kill", await http.delete(f"/api/pool/instances/{victim}"))
 
+    async def _later(self, seconds: float, action: Any) -> None:
+        await self._sleep(seconds)
+        action()
+
     async def chaos(self) -> None:
+        # Every kind in turn, in a seeded order, so even a short run meets each one.
+        order: list[str] = []
         while not self._stop.is_set():
-            await self._sleep(self.chaos_rng.uniform(0.8, 2.5))
+            await self._sleep(self.chaos_rng.uniform(0.5, 1.5))
             if self._stop.is_set():
                 return
-            fault = self.chaos_rng.choice(FAULTS)
+            if not order:
+                order = self.chaos_rng.sample(FAULTS, len(FAULTS))
+            fault = order.pop()
             try:
                 await self.inject(fault)
             except Exception as exc:  # a fault that cannot be injected is reported, not fatal
@@ -301,6 +308,10 @@ class Soak:
                 await asyncio.sleep(0.5)
             else:
                 self.report.add([("no_convergence", f"not {target} idle within {timeout}s: {counts}")])
+            # Each hostile body once more against a warm pool (mid-run the pool is often empty and
+            # refuses with 503 before reading the body), so a refusal that comes too late shows.
+            for name, hostile in HOSTILE:
+                await self._claim(http, "hostile", hostile, label=name)
         # Past every grace, then the sweep removes what nobody owns.
         await asyncio.sleep(6.0)
         async with httpx.AsyncClient(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,7 +214,6 @@ def app_envs(
         "SERVICES_LOCAL_DATA_DIR": str(data_dir / "local"),
         "SERVICES_SWEEP_INTERVAL_SECONDS": "0",
         "SERVICES_SWEEP_GRACE_SECONDS": "2",
-        "SERVICES_PROVISION_STALE_SECONDS": "20",
         "SERVICES_PROBE_TIMEOUT_SECONDS": "1",
         "RAILWAY_API_TOKEN": TOKEN,
         "RAILWAY_API_URL": f"{railway_url}/graphql/v2",
@@ -266,6 +266,8 @@ async def running_system(config: SoakConfig, postgres_admin_url: str | None = No
     workdir = Path(tempfile.mkdtemp(prefix=f"soak-{config.mode}-{config.seed}-"))
     (workdir / "logs").mkdir()
     async with contextlib.AsyncExitStack() as stack:
+        # Kept while anything runs (the logs explain a failure), removed once all has stopped.
+        stack.callback(shutil.rmtree, workdir, True)
         if postgres_admin_url is None:
             pg = EmbeddedPostgres(workdir / "pg").start()
             stack.callback(pg.stop)
