@@ -121,8 +121,6 @@ MEANINGS: dict[str, str] = {
     "SERVICES_LOCAL_RUNTIME_ENV": 'Local provider: extra env for every runtime, as JSON (`{"RUNTIME_STARTUP_'
     'DELAY": "5"}`).',
     "SERVICES_LOCAL_STOP_GRACE_SECONDS": "Local provider: SIGTERM, then SIGKILL after this long.",
-    "SERVICES_PROVISION_STALE_SECONDS": "A tool provision left `creating` this long is taken over by the "
-    "next attempt (its owner died).",
     "SERVICES_SWEEP_INTERVAL_SECONDS": "Seconds between sweeps of orphaned resources; `0` disables the loop.",
     "SERVICES_SWEEP_GRACE_SECONDS": "Age before the sweep removes an orphan or finishes a stuck ledger row.",
     "SERVICES_SWEEP_POOL_API_KEY": "The pool's `POOL_API_KEY`, so the sweep can compare services' "

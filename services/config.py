@@ -61,9 +61,6 @@ class Settings(BaseSettings):
     # SIGTERM, then SIGKILL after this long.
     local_stop_grace_seconds: float = 5.0
 
-    # A ledger row left `creating` this long is taken over by the next provision call (its owner died).
-    provision_stale_seconds: float = 120.0
-
     sweep_interval_seconds: float = 300.0
     sweep_grace_seconds: float = 600.0
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services import locks
 from services.config import Settings
 from services.instances.schemas import Instance, InstancePage
 from services.ledger import service as ledger_service
@@ -49,14 +50,13 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
 # Set by services at create; configure may not overwrite them (the stored hashes would lie).
 RESERVED_ENV = frozenset({"INSTANCE_ID", "GATEWAY_TOKEN", "INSTANCE_SERVICES_TOKEN", "PORT"})
-# Advisory-lock namespace of per-instance locks (the sweep's own lock is 0x5EE9_0001).
-INSTANCE_LOCK_NAMESPACE = 0x5EE9_0002
 
 
 def instance_lock(instance_id: str) -> ColumnElement[Any]:
-    """Transaction-scoped lock on one instance id: a create writing its row and the sweep
-    destroying a platform orphan of that id never overlap (services/sweep/platform.py)."""
-    return func.pg_advisory_xact_lock(INSTANCE_LOCK_NAMESPACE, func.hashtext(instance_id))
+    """Transaction-scoped lock on one instance id (the key of services.locks.hold_instance): a
+    create writing its row, the sweep destroying a platform orphan of that id, a destroy and the
+    instance's tool operations never overlap (services/sweep/platform.py)."""
+    return locks.instance_xact_lock(instance_id)
 
 
 def ref_of(row: InstanceInfra) -> PlatformRef:
@@ -238,6 +238,15 @@ async def _roll_back(
 async def destroy_instance(
     sessionmaker: Sessionmaker, *, platform: Platform, tools: dict[str, ToolProvider], instance_id: str
 ) -> InstanceDestroyed:
+    """Under the instance's lock, so no tool provision runs between its ledger row and its
+    resource (it finishes first, then its resource is revoked here; a later one sees `destroying`)."""
+    async with locks.hold_instance(sessionmaker, instance_id) as held:
+        return await _destroy_held(held, platform=platform, tools=tools, instance_id=instance_id)
+
+
+async def _destroy_held(
+    sessionmaker: Sessionmaker, *, platform: Platform, tools: dict[str, ToolProvider], instance_id: str
+) -> InstanceDestroyed:
     """Tools first, then the platform, then the rows. Each step is safe to repeat after a failure."""
     async with sessionmaker.begin() as session:
         row = await session.get(InstanceInfra, instance_id, with_for_update=True)
@@ -245,8 +254,7 @@ async def destroy_instance(
             return InstanceDestroyed(instance_id=instance_id, destroyed=False, already_gone=True)
         row.state = "destroying"
         ref = ref_of(row)
-    for row_id in await ledger_service.live_row_ids(sessionmaker, instance_id=instance_id):
-        await ledger_service.destroy_row(sessionmaker, tools=tools, row_id=row_id)
+    await ledger_service.destroy_rows(sessionmaker, tools=tools, instance_id=instance_id)
     if has_platform_resources(ref):
         try:
             await call_platform(f"platform destroy of instance {instance_id}", platform.destroy(ref))

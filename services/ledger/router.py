@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from services.auth import OperatorAuth, ToolCallerDep
-from services.deps import BoxDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.deps import BoxDep, PlatformDep, SessionmakerDep, ToolsDep
 from services.ledger import service as ledger_service
 from services.ledger.schemas import KeyDisable, KeyLimit, KeyState
 from shared.db import SessionDep
@@ -25,7 +25,6 @@ async def provision(
     sessionmaker: SessionmakerDep,
     tools: ToolsDep,
     box: BoxDep,
-    settings: SettingsDep,
 ) -> ToolGrant:
     """Provision one tool for an instance, or return the one it has. The secret goes only to the instance."""
     return await ledger_service.provision_tool(
@@ -35,7 +34,6 @@ async def provision(
         instance_id=instance_id,
         tool_id=tool_id,
         reveal=caller.is_instance,
-        stale_seconds=settings.provision_stale_seconds,
     )
 
 

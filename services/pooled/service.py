@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services import locks
 from services.models import PooledResource
 from services.tools.base import Grant, InventoryItem
 from shared.auth import SecretBox
@@ -86,7 +87,7 @@ async def assign(session: AsyncSession, *, kind: str, instance_id: str) -> Poole
     Calls for one instance queue on an advisory lock (else ten of them could each lock a different
     free row and exhaust the pool); calls for different instances skip each other's locked rows.
     """
-    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(kind), func.hashtext(instance_id))))
+    await session.execute(select(locks.pooled_xact_lock(kind, instance_id)))
     held = await session.scalar(
         select(PooledResource).where(PooledResource.kind == kind, PooledResource.instance_id == instance_id)
     )

@@ -16,7 +16,7 @@ harmless: both destroy the same thing, and the second finds it gone.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,6 +45,7 @@ async def sweep_platform(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     platform: Platform,
+    now: datetime,
     cutoff: datetime,
     report: SweepReport,
 ) -> None:
@@ -61,18 +62,19 @@ async def sweep_platform(
         report.errors.append(f"platform {platform.name} listing: {reason(exc)}")
         return
     for orphan in snapshot.orphans:
-        report.orphans.append(await _sweep_one(sessionmaker, platform, orphan, cutoff, report))
+        report.orphans.append(await _sweep_one(sessionmaker, platform, orphan, now, cutoff, report))
 
 
 async def _sweep_one(
     sessionmaker: async_sessionmaker[AsyncSession],
     platform: Platform,
     orphan: PlatformOrphanRef,
+    now: datetime,
     cutoff: datetime,
     report: SweepReport,
 ) -> Orphan:
     created = orphan.created_at
-    age = (datetime.now(UTC) - created).total_seconds() if created else None
+    age = (now - created).total_seconds() if created else None
     result = Orphan("platform_orphan", platform.name, orphan.ref, orphan.instance_id, age, "removed")
     if orphan.instance_id is None:
         result.action = "reported (not named like an instance)"

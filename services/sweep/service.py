@@ -1,22 +1,26 @@
 """The sweep: compare the ledger with what exists at each provider and with the pool's instances.
 
 Order matters: first finish ledger rows stuck `creating`/`destroying`/`failed` past the grace
-period (revoke what they recorded, mark them destroyed), then list each provider's inventory and
-remove resources with our name prefix that no live row knows and that are older than the grace
-period. A resource younger than that may belong to a provision still in flight (made at the
-provider, row not yet updated), so it is only reported. Resources the ledger has but the provider
-lacks, and instances the pool does not know, are reported, never acted on: the pool owns lifecycles.
+period whose instance no operation holds (`services.locks.hold_instance`: a provision still
+waiting on its vendor keeps its row), revoking what they recorded and marking them destroyed;
+then list each provider's inventory and remove resources with our name prefix that no live row
+knows and that are older than the grace period. A resource younger than that may belong to a
+provision still in flight (made at the provider, row not yet updated), so it is only reported.
+Resources the ledger has but the provider lacks, and instances the pool does not know, are
+reported, never acted on: the pool owns lifecycles.
 Last, when given the platform, what it runs under our names with no `instance_infra` row is
 destroyed past the grace period (`services/sweep/platform.py`).
 
 One sweep runs at a time across replicas: a session-level `pg_try_advisory_lock`; a replica that
-does not get it returns at once with `ran=false`.
+does not get it returns at once with `ran=false`. Every age is measured against the database's
+clock, read once per sweep: rows carry its timestamps, and a replica whose clock runs ahead would
+otherwise judge young rows and resources old.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from pydantic import Field
@@ -24,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services import locks
 from services.config import Settings
 from services.ledger import service as ledger_service
 from services.models import InstanceInfra, InstanceService
@@ -35,7 +40,6 @@ from shared.http import call_timeout
 from shared.logging import get_logger
 
 log = get_logger(__name__)
-SWEEP_LOCK_KEY = 0x5EE9_0001
 STUCK = ("creating", "destroying", "failed")
 PoolIds = Callable[[], Awaitable[set[str] | None]]
 
@@ -82,21 +86,25 @@ async def run_sweep(
     platform: Platform | None = None,
 ) -> SweepReport:
     async with sessionmaker() as lock_session:
-        if not await lock_session.scalar(select(func.pg_try_advisory_lock(SWEEP_LOCK_KEY))):
+        if not await lock_session.scalar(select(func.pg_try_advisory_lock(locks.SWEEP_KEY))):
             return SweepReport(ran=False)
         try:
             report = SweepReport(ran=True)
-            cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
-            await _finish_stuck_rows(sessionmaker, tools=tools, cutoff=cutoff, report=report)
+            now = await lock_session.scalar(select(func.now()))
+            assert now is not None
+            cutoff = now - timedelta(seconds=grace_seconds)
+            await _finish_stuck_rows(sessionmaker, tools=tools, now=now, cutoff=cutoff, report=report)
             for name, tool in sorted(tools.items()):
                 if isinstance(tool, InventoryProvider):
-                    await _sweep_tool(sessionmaker, name=name, tool=tool, cutoff=cutoff, report=report)
+                    await _sweep_tool(
+                        sessionmaker, name=name, tool=tool, now=now, cutoff=cutoff, report=report
+                    )
             if pool_instance_ids is not None:
                 await _compare_with_pool(sessionmaker, pool_instance_ids, report)
             if platform is not None:
-                await sweep_platform(sessionmaker, platform=platform, cutoff=cutoff, report=report)
+                await sweep_platform(sessionmaker, platform=platform, now=now, cutoff=cutoff, report=report)
         finally:
-            await lock_session.execute(select(func.pg_advisory_unlock(SWEEP_LOCK_KEY)))
+            await lock_session.execute(select(func.pg_advisory_unlock(locks.SWEEP_KEY)))
     log.info("sweep.done", orphans=len(report.orphans), removed=report.removed(), errors=len(report.errors))
     return report
 
@@ -105,6 +113,7 @@ async def _finish_stuck_rows(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     tools: dict[str, ToolProvider],
+    now: datetime,
     cutoff: datetime,
     report: SweepReport,
 ) -> None:
@@ -117,23 +126,37 @@ async def _finish_stuck_rows(
             )
         )
     for row in rows:
-        age = (datetime.now(UTC) - row.updated_at).total_seconds()
+        age = (now - row.updated_at).total_seconds()
         orphan = Orphan("stuck_row", row.tool_id, row.resource_id, row.instance_id, age, "removed")
         try:
-            if row.resource_id is not None:
-                await ledger_service.destroy_row(sessionmaker, tools=tools, row_id=row.id)
-            else:
-                # Nothing recorded to revoke; whatever the provider made is found by name below.
-                async with sessionmaker.begin() as session:
-                    await session.execute(
-                        update(InstanceService)
-                        .where(InstanceService.id == row.id, InstanceService.updated_at == row.updated_at)
-                        .values(status="destroyed", env_value=None)
-                    )
+            async with locks.hold_instance(sessionmaker, row.instance_id, wait=None) as held:
+                await _finish_row(held, tools=tools, row=row)
+        except locks.InstanceBusy:
+            orphan.action = "kept (an operation on its instance is running)"
         except Exception as exc:
             orphan.action = f"failed: {reason(exc)}"
             report.errors.append(f"row {row.id}: {reason(exc)}")
         report.orphans.append(orphan)
+
+
+async def _finish_row(
+    sessionmaker: async_sessionmaker[AsyncSession], *, tools: dict[str, ToolProvider], row: InstanceService
+) -> None:
+    """Under the instance's lock: nobody is making or destroying this row's resource right now."""
+    if row.resource_id is not None:
+        await ledger_service.destroy_row(sessionmaker, tools=tools, row_id=row.id)
+        return
+    # Nothing recorded to revoke; whatever the provider made is found by name below.
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(InstanceService)
+            .where(
+                InstanceService.id == row.id,
+                InstanceService.status == row.status,
+                InstanceService.updated_at == row.updated_at,
+            )
+            .values(status="destroyed", env_value=None)
+        )
 
 
 async def _sweep_tool(
@@ -141,6 +164,7 @@ async def _sweep_tool(
     *,
     name: str,
     tool: InventoryProvider,
+    now: datetime,
     cutoff: datetime,
     report: SweepReport,
 ) -> None:
@@ -161,7 +185,7 @@ async def _sweep_tool(
     at_provider = {item.resource_id for item in items}
     for item in items:
         if item.resource_id not in live:
-            report.orphans.append(await _remove_unknown(name, tool, item, cutoff, report))
+            report.orphans.append(await _remove_unknown(name, tool, item, now, cutoff, report))
     for resource_id, instance_id in live.items():
         if resource_id not in at_provider:
             report.orphans.append(
@@ -170,9 +194,15 @@ async def _sweep_tool(
 
 
 async def _remove_unknown(
-    name: str, tool: InventoryProvider, item: InventoryItem, cutoff: datetime, report: SweepReport
+    name: str,
+    tool: InventoryProvider,
+    item: InventoryItem,
+    now: datetime,
+    cutoff: datetime,
+    report: SweepReport,
 ) -> Orphan:
-    age = (datetime.now(UTC) - item.created_at).total_seconds() if item.created_at else None
+    # The vendor's timestamp against the database's clock: the one clock services trusts.
+    age = (now - item.created_at).total_seconds() if item.created_at else None
     orphan = Orphan("unknown_at_provider", name, item.resource_id, item.instance_id, age, "removed")
     if item.created_at is None or item.created_at > cutoff:
         orphan.action = "kept (younger than grace)" if item.created_at else "reported"

@@ -2,10 +2,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import update
 
 from services.config import Settings
 from services.models import InstanceService
@@ -95,27 +93,21 @@ async def test_twenty_concurrent_self_provisions_make_one_resource(
     assert len(echo.resources) == 1
 
 
-async def test_a_row_left_creating_by_a_dead_caller_is_taken_over_once_stale(
+async def test_a_row_left_creating_by_a_dead_caller_is_taken_over_at_once(
     make_settings: Callable[..., Settings],
     app_client: AppClient,
     memory_platform: MemoryPlatform,
     echo: EchoTool,
     services_db_url: str,
 ) -> None:
-    async with app_client(make_settings(platform="memory", provision_stale_seconds=60)) as api:
+    # A live owner holds the instance's lock; a row left `creating` with the lock free has none.
+    async with app_client(make_settings(platform="memory")) as api:
         await create_two(api, memory_platform)
         engine = make_engine(services_db_url, pool_size=1)
         async with make_sessionmaker(engine).begin() as session:
             session.add(InstanceService(instance_id=A, tool_id="echo", env_key="ECHO_API_KEY"))
-        echo_wait = asyncio.create_task(api.post(f"/provision/{A}/echo", headers=AUTH))
-        await asyncio.sleep(0.3)
-        assert not echo_wait.done()  # a fresh `creating` row belongs to someone: wait for it
-        async with make_sessionmaker(engine).begin() as session:
-            await session.execute(
-                update(InstanceService).values(updated_at=datetime.now(UTC) - timedelta(seconds=61))
-            )
         await engine.dispose()
-        response = await asyncio.wait_for(echo_wait, 5)
+        response = await asyncio.wait_for(api.post(f"/provision/{A}/echo", headers=AUTH), 5)
 
     assert response.json()["status"] == "active"
     assert echo.provision_calls == 1

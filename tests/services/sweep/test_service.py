@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,8 +13,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ledger import service as ledger
+from services.locks import SWEEP_KEY, hold_instance
 from services.models import InstanceInfra, InstanceService
-from services.sweep.service import SWEEP_LOCK_KEY, run_sweep
+from services.sweep.service import run_sweep
 from services.tools.agentmail import AgentMailProvider, AgentMailSettings
 from services.tools.base import ToolProvider
 from services.tools.openrouter import OpenRouterProvider, OpenRouterSettings
@@ -179,9 +181,9 @@ async def test_a_sweep_already_running_elsewhere_makes_this_one_step_aside(
     tools: dict[str, ToolProvider], sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessionmaker() as other_replica:
-        assert await other_replica.scalar(select(func.pg_try_advisory_lock(SWEEP_LOCK_KEY)))
+        assert await other_replica.scalar(select(func.pg_try_advisory_lock(SWEEP_KEY)))
         report = await run_sweep(sessionmaker, tools=tools, grace_seconds=GRACE)
-        await other_replica.scalar(select(func.pg_advisory_unlock(SWEEP_LOCK_KEY)))
+        await other_replica.scalar(select(func.pg_advisory_unlock(SWEEP_KEY)))
 
     assert report.ran is False
     assert (await run_sweep(sessionmaker, tools=tools, grace_seconds=GRACE)).ran is True
@@ -227,3 +229,54 @@ async def test_a_number_bought_but_never_found_in_time_is_released_by_a_later_sw
         (o.kind, o.resource_id, o.action) for o in report.orphans
     ]
     assert vendors.telnyx.numbers == {}
+
+
+class _HostClockAhead(datetime):
+    """The host's wall clock two hours ahead of the database's."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> _HostClockAhead:
+        return super().now(tz or UTC) + timedelta(hours=2)
+
+
+async def test_a_host_clock_ahead_of_the_database_does_not_age_young_rows_or_resources(
+    tools: dict[str, ToolProvider],
+    vendors: Vendors,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    crash_once: LedgerUpdateFails,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(RuntimeError, match="database went away"):
+        await ledger.provision_tool(
+            sessionmaker, tools=tools, box=BOX, instance_id=IID, tool_id="openrouter", reveal=False
+        )
+    for module in ("services.sweep.service", "services.sweep.platform"):
+        monkeypatch.setattr(f"{module}.datetime", _HostClockAhead, raising=False)
+
+    report = await run_sweep(sessionmaker, tools=tools, grace_seconds=GRACE)
+
+    assert report.removed() == 0
+    assert vendors.leftovers()["openrouter"] == 1
+    assert await statuses(sessionmaker) == [("openrouter", "creating")]
+
+
+async def test_a_stuck_row_whose_instance_an_operation_holds_is_kept(
+    tools: dict[str, ToolProvider],
+    vendors: Vendors,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    crash_once: LedgerUpdateFails,
+) -> None:
+    with pytest.raises(RuntimeError, match="database went away"):
+        await ledger.provision_tool(
+            sessionmaker, tools=tools, box=BOX, instance_id=IID, tool_id="openrouter", reveal=False
+        )
+    await age_ledger(sessionmaker, HOUR)
+
+    async with hold_instance(sessionmaker, IID):  # e.g. a provision retrying it right now
+        held = await run_sweep(sessionmaker, tools=tools, grace_seconds=GRACE)
+    freed = await run_sweep(sessionmaker, tools=tools, grace_seconds=GRACE)
+
+    stuck = [(o.kind, o.action) for o in held.orphans if o.kind == "stuck_row"]
+    assert stuck == [("stuck_row", "kept (an operation on its instance is running)")]
+    assert [(o.kind, o.action) for o in freed.orphans if o.kind == "stuck_row"] == [("stuck_row", "removed")]
+    assert await statuses(sessionmaker) == [("openrouter", "destroyed")]
