@@ -8,6 +8,8 @@ lock (transaction-scoped, so a crashed holder frees it), so the next searcher on
 previous order took its number off the market. The lock covers two short HTTP calls, not the wait.
 A fresh number can answer 404 for a while after purchase: lookups retry with bounded backoff.
 Destroy releases the number, or with TELNYX_RELEASE_MODE=recycle returns it to the pooled table.
+A number taken from the pool goes back to the pool by its pooled row, whatever the release mode,
+and whether or not the operator recorded its Telnyx id (`resource_ref`) when adding it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services import locks
 from services.models import PooledResource
 from services.pooled import service as pooled
 from services.tools.base import Grant, InventoryItem, ToolContext
@@ -30,8 +33,6 @@ from shared.logging import get_logger, register_secret
 from shared.retry import RetryPolicy
 
 log = get_logger(__name__)
-# pg_advisory_xact_lock key shared by every replica: "telnyx order" serialised fleet-wide.
-ORDER_LOCK_KEY = 0x7E1A_0D3E
 
 
 class TelnyxSettings(BaseSettings):
@@ -84,14 +85,17 @@ class TelnyxProvider:
         row = await pooled.assign_in_own_transaction(
             self._sessionmaker, kind=self.name, instance_id=instance_id
         )
-        if row is not None and row.resource_ref:
+        if row is not None:
+            # Without its Telnyx id the number is still the instance's number; the ledger then
+            # records the pooled row, which is what revoke hands back.
             e164 = self._box.decrypt(row.value)
-            log.info("tool.telnyx.number_from_pool", instance_id=instance_id, number_id=row.resource_ref)
+            resource_id = row.resource_ref or f"pooled-{row.id}"
+            log.info("tool.telnyx.number_from_pool", instance_id=instance_id, number_id=resource_id)
             meta = {"phone_number": e164, "pooled_id": row.id}
-            return Grant(resource_id=row.resource_ref, env_value=e164, meta=meta)
+            return Grant(resource_id=resource_id, env_value=e164, meta=meta)
         reference = resource_name(self.settings.name_prefix, instance_id)
         async with self._sessionmaker() as session, session.begin():
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK_KEY})
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.TELNYX_ORDER_KEY})
             order = await self.client.order_first_available(
                 country=self.settings.country, limit=self.settings.search_limit, customer_reference=reference
             )
@@ -131,7 +135,12 @@ class TelnyxProvider:
             log.warning("tool.telnyx.release_failed", number_id=number_id, error=type(exc).__name__)
 
     async def revoke(self, resource_id: str, meta: dict[str, Any]) -> None:
-        if self.settings.release_mode == "release" and "pooled_id" not in meta:
+        if "pooled_id" in meta:
+            async with self._sessionmaker() as session, session.begin():
+                returned = await pooled.give_back(session, kind=self.name, resource_id=int(meta["pooled_id"]))
+            log.info("tool.telnyx.number_returned", number_id=resource_id, already_free=not returned)
+            return
+        if self.settings.release_mode == "release":
             released = await self.client.release(resource_id)
             log.info("tool.telnyx.number_released", number_id=resource_id, already_gone=not released)
             return

@@ -128,3 +128,22 @@ async def test_inventory_lists_our_numbers_but_not_parked_or_foreign_ones(make: 
     items = await provider.inventory()
 
     assert [(item.resource_id, item.instance_id) for item in items] == [(kept.resource_id, INSTANCE)]
+
+
+async def test_a_pooled_number_without_its_telnyx_id_is_handed_out_and_returned(
+    make: Any, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    fake = FakeTelnyx()
+    provider = make(fake)  # release mode: bought numbers are released, pooled ones go back
+    async with sessionmaker() as session, session.begin():
+        await pooled.add_resource(session, box=BOX, kind="telnyx", label="front desk", value="+13125550101")
+
+    grant = await provider.provision(INSTANCE)
+    await provider.revoke(grant.resource_id, grant.meta)
+    again = await provider.provision("zzzzzzzzzzzz")
+
+    assert grant.env_value == again.env_value == "+13125550101"
+    assert (fake.created, fake.deleted) == (0, 0)  # nothing bought, nothing released
+    async with sessionmaker() as session:
+        rows = await pooled.list_resources(session, kind="telnyx")
+    assert [(row.label, row.instance_id) for row in rows] == [("front desk", "zzzzzzzzzzzz")]
