@@ -15,6 +15,9 @@ router = APIRouter(tags=["tools"])
 
 InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
 ToolIdPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+# A vendor's id (a key hash, an inbox address, a number): no control character (a NUL was a database
+# error, a 500), bounded.
+ResourceIdPath = Annotated[str, Path(pattern=r"^[^\x00-\x1f\x7f]{1,500}$")]
 
 
 @router.post("/provision/{instance_id}/{tool_id}", response_model=ToolGrant)
@@ -41,7 +44,7 @@ async def provision(
 async def destroy(
     instance_id: InstanceIdPath,
     tool_id: ToolIdPath,
-    resource_id: str,
+    resource_id: ResourceIdPath,
     caller: ToolCallerDep,
     sessionmaker: SessionmakerDep,
     tools: ToolsDep,

@@ -35,6 +35,7 @@ from tests.support import serve
     [
         ("GET", "/pooled?kind=sp%00x"),  # PostgreSQL text cannot hold a NUL byte
         ("DELETE", "/pooled/653885583338803"),  # past the integer column's range
+        ("DELETE", "/destroy/instance0001/echo/key%00x"),  # a NUL in a resource id
     ],
 )
 async def test_inputs_the_database_cannot_hold_are_422(
