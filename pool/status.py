@@ -4,7 +4,9 @@
 Invariants the tests hold it to:
 - `claiming` belongs to the claim in flight and `creating` to the create in flight: never touched.
 - A failed observation (platform error, services down) changes nothing, not even the counters.
-- Death needs several consecutive failed observations, or a failed/crashed deploy.
+- Death needs several consecutive failed observations, or a failed/crashed deploy, or the platform
+  reporting the deploy removed. An instance left out of the platform's listing (`missing`) is one
+  failed observation, never a death on its own.
 - A claimed instance is never destroyed by the loop; it becomes `crashed` and stays so until
   an operator dismisses it or it is seen again serving *our* conversation.
 - Only a healthy, clean instance with no conversation becomes `idle`; `crashed` never does.
@@ -130,6 +132,10 @@ def decide(current: Status, obs: Observation, rules: Rules) -> Decision:
         return _destroy("dead", obs.failed_probes, "dead")
     if current == "tainted":
         return _destroy("tainted", obs.failed_probes, "tainted")
+    if deploy == "missing":
+        if not (obs.healthy and obs.health_known):
+            return _unreachable(current, obs, rules, "absent from the platform's listing")
+        deploy = "running"  # it answered its probe: the listing is what failed
     if deploy is None:
         # No deploy status (e.g. no deployment recorded): trust the probe, else still booting.
         deploy = "running" if obs.healthy or current != "starting" else "deploying"

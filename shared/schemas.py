@@ -19,8 +19,11 @@ EnvKey = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 
 # The one deploy vocabulary above the providers (DESIGN.md §9): each provider maps its own words
 # onto these inside `services/platforms/<provider>/`, so neither app speaks a platform's words.
+# `removed` is the platform saying so (final: the pool tears down what is left); `missing` is the
+# platform's listing leaving the instance out this time (a listing can lag a create or drop an entry
+# between pages), so the pool counts it as one failed observation toward its death threshold.
 DeployState = Literal[
-    "pending", "deploying", "running", "sleeping", "failed", "crashed", "removed", "unknown"
+    "pending", "deploying", "running", "sleeping", "failed", "crashed", "removed", "missing", "unknown"
 ]
 DEPLOY_STATES: tuple[DeployState, ...] = get_args(DeployState)
 

@@ -34,6 +34,9 @@ EVENTS: dict[str, Observation] = {
     "deploy_failed": Observation("failed", healthy=False),
     "deploy_crashed": Observation("crashed", healthy=False),
     "deploy_removed": Observation("removed", healthy=False),
+    "deploy_missing_once": Observation("missing", healthy=False, age_seconds=60),
+    "deploy_missing_3x": Observation("missing", healthy=False, failed_probes=2, age_seconds=60),
+    "deploy_missing_healthy": Observation("missing", healthy=True, runtime=CLEAN, failed_probes=2),
     "deploy_pending": Observation("pending", healthy=False, age_seconds=60),
     "deploy_unknown": Observation("unknown", healthy=False, age_seconds=60),
     "deploy_sleeping": Observation("sleeping", healthy=False),
@@ -66,6 +69,9 @@ probe_failed_3x_old   .  x:dead  x:dead  .  →crash  →crash  x:taint .       
 deploy_failed         .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
 deploy_crashed        .  x:dead  x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
 deploy_removed        .  gone    gone    .  →crash  →crash  gone    .       gone    gone
+deploy_missing_once   .  .       .       .  .       .       x:taint .       x:dead  .
+deploy_missing_3x     .  .       x:dead  .  →crash  →crash  x:taint .       x:dead  x:dead
+deploy_missing_healthy .  →idle  .       .  .       .       x:taint .       x:dead  →idle
 deploy_pending        .  .       →start  .  .       .       x:taint .       x:dead  →start
 deploy_unknown        .  .       →start  .  .       .       x:taint .       x:dead  →start
 deploy_sleeping       .  →sleep  →sleep  .  .       .       x:taint .       x:dead  .
@@ -121,6 +127,14 @@ def test_one_failed_probe_is_counted_not_fatal() -> None:
     assert decide("idle", EVENTS["probe_failed_once"], RULES) == Decision(
         "keep", "idle", 1, "health probe failed"
     )
+
+
+def test_one_listing_without_the_instance_is_counted_not_fatal() -> None:
+    # Finding 9: a platform listing that leaves an instance out once must not destroy it.
+    first = decide("idle", Observation("missing", healthy=False), RULES)
+    third = decide("idle", Observation("missing", healthy=False, failed_probes=2), RULES)
+    assert first == Decision("keep", "idle", 1, "absent from the platform's listing")
+    assert (third.action, third.status, third.failed_probes) == ("destroy", "dead", 3)
 
 
 def test_healthy_observation_resets_the_counter() -> None:

@@ -40,8 +40,10 @@ DEPLOY_STATES: dict[str, DeployState] = {
     "REMOVING": "removed",
     "SKIPPED": "removed",
 }
-# A service missing from its environment's listing was deleted behind our back.
-GONE: DeployState = "removed"
+# A service absent from its listing was probably deleted behind our back, but one listing is not
+# proof (a fresh service may not be listed yet, an entry may fall between pages): the pool needs
+# several such observations in a row before it gives the instance up.
+ABSENT: DeployState = "missing"
 # Projects deleted between the listing and the batch are rare; many at once means something else.
 MAX_DROPS_PER_BATCH = 5
 
@@ -87,7 +89,7 @@ def _state(ref: PlatformRef, observed: dict[str, DeployState | None]) -> Platfor
     if not service_id:
         return PlatformState(deploy_status=None, url=ref.url)
     if service_id not in observed:
-        return PlatformState(deploy_status=GONE, url=ref.url)
+        return PlatformState(deploy_status=ABSENT, url=ref.url)
     return PlatformState(deploy_status=observed[service_id], url=ref.url)
 
 
