@@ -79,16 +79,11 @@ def known(finding: str) -> pytest.MarkDecorator:
 
 
 # Invariants that fail until another part of issue 11 lands (seen in every run, both modes, so strict).
-HOSTILE = (
-    "issue 11 finding 4: a NUL in instructions/metadata/joinUrl or a NaN in metadata is provisioned, "
-    "then PostgreSQL refuses the text and the claim answers 500 (input rules at the edge pending)"
-)
 LIFECYCLE = (
     "issue 11 findings 1-2: the claim lifecycle is not closed: killing a claimed instance turns its "
     "succeeded claim 'released' (closed claim lifecycle pending)"
 )
 KNOWN: dict[tuple[str, str], str] = {
-    **{(mode, "hostile_input_refused_with_4xx_and_changes_nothing"): HOSTILE for mode in MODES},
     **{(mode, "no_claim_outcome_changes_once_recorded"): LIFECYCLE for mode in MODES},
 }
 
