@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "dev-pool-key", "dev-services-key", "dev-encryption-key"}
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     starting_probe_interval_seconds: float = Field(2.0, gt=0)
     stuck_timeout_seconds: float = Field(600.0, gt=0)
     failed_probes_for_death: int = Field(3, ge=1)
-    orphan_grace_seconds: float = Field(600.0, ge=0)
+    orphan_grace_seconds: float = 600.0
     status_batch_timeout_seconds: float = Field(
         60.0,
         gt=0,
@@ -146,6 +146,18 @@ class Settings(BaseSettings):
             + self.claim_duplicate_wait_seconds
             + self.claim_stale_margin_seconds
         )
+
+    @field_validator("orphan_grace_seconds")
+    @classmethod
+    def _orphan_grace_positive(cls, value: float) -> float:
+        # An instance services knows and the pool does not may be one the pool is still recording
+        # (or services still creating): with no grace the tick would destroy it the moment it exists.
+        if not value > 0:
+            raise ValueError(
+                "POOL_ORPHAN_GRACE_SECONDS must be greater than 0 (seconds an instance services knows and "
+                "the pool does not is left alone before it is destroyed); the default is 600"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

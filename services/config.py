@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "dev-services-key", "dev-encryption-key"}
@@ -63,6 +63,18 @@ class Settings(BaseSettings):
 
     sweep_interval_seconds: float = 300.0
     sweep_grace_seconds: float = 600.0
+
+    @field_validator("sweep_grace_seconds")
+    @classmethod
+    def _sweep_grace_positive(cls, value: float) -> float:
+        # A resource younger than the grace may be a provision or create in flight (made at the
+        # provider, not recorded yet): with no grace the sweep would remove live resources.
+        if not value > 0:
+            raise ValueError(
+                "SERVICES_SWEEP_GRACE_SECONDS must be greater than 0 (age before the sweep removes an "
+                "orphan or finishes a stuck ledger row); the default is 600"
+            )
+        return value
 
     @model_validator(mode="after")
     def _reject_placeholders_in_production(self) -> Settings:

@@ -36,6 +36,16 @@ def test_a_max_below_the_base_is_refused_with_a_clear_message() -> None:
         Settings(create_backoff_base_seconds=60, create_backoff_max_seconds=10)
 
 
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_an_orphan_grace_of_zero_or_less_is_refused_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # With no grace the tick would destroy an instance services knows the moment it exists.
+    monkeypatch.setenv("POOL_ORPHAN_GRACE_SECONDS", value)
+    with pytest.raises(ValidationError, match="POOL_ORPHAN_GRACE_SECONDS must be greater than 0"):
+        Settings()
+
+
 async def backoff_seconds(ctx: TickContext) -> float | None:
     async with ctx.sessionmaker() as session:
         row = (await session.scalars(select(TickState))).one()

@@ -329,7 +329,7 @@ async def test_post_sweep_removes_platform_orphans_past_the_configured_grace(
     make_settings: Callable[..., Settings], app_client: AppClient, data_dir: Path
 ) -> None:
     (data_dir / "leftover0001").mkdir(parents=True)
-    settings = make_settings(sweep_grace_seconds=0, sweep_interval_seconds=0)
+    settings = make_settings(sweep_grace_seconds=0.01, sweep_interval_seconds=0)
 
     async with app_client(settings) as api:
         response = await api.post("/sweep", headers=AUTH)

@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.config import Settings
 from services.ledger import service as ledger
 from services.locks import SWEEP_KEY, hold_instance
 from services.models import InstanceInfra, InstanceService
@@ -280,3 +282,13 @@ async def test_a_stuck_row_whose_instance_an_operation_holds_is_kept(
     assert stuck == [("stuck_row", "kept (an operation on its instance is running)")]
     assert [(o.kind, o.action) for o in freed.orphans if o.kind == "stuck_row"] == [("stuck_row", "removed")]
     assert await statuses(sessionmaker) == [("openrouter", "destroyed")]
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_sweep_grace_of_zero_or_less_is_refused_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # With no grace the sweep would remove a resource a provision in flight just made.
+    monkeypatch.setenv("SERVICES_SWEEP_GRACE_SECONDS", value)
+    with pytest.raises(ValidationError, match="SERVICES_SWEEP_GRACE_SECONDS must be greater than 0"):
+        Settings()
