@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,8 +71,10 @@ async def loop_state(session: AsyncSession, settings: Settings) -> LoopState:
     state = LoopState.model_validate(row)
     if row.last_tick_at is not None:
         # Healthy while ticks keep coming: three missed intervals mean no leader is ticking.
+        # On the database's clock, which stamped last_tick_at, not this replica's.
         allowed = timedelta(seconds=3 * settings.tick_interval_seconds)
-        state.healthy = datetime.now(UTC) - row.last_tick_at <= allowed
+        now = await session.scalar(select(func.now()))
+        state.healthy = now is not None and now - row.last_tick_at <= allowed
     return state
 
 

@@ -7,9 +7,7 @@ taints; deciding death stays with the full reconcile, which sees the deploy stat
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pool.models import Instance
 from pool.status import Observation, decide
@@ -26,24 +24,25 @@ async def probe_starting(ctx: TickContext) -> int:
     """Returns how many instances changed status."""
     async with ctx.sessionmaker.begin() as session:
         found = await session.execute(
-            select(Instance.id, Instance.url, Instance.gateway_token_enc, Instance.status_changed_at).where(
-                Instance.status == "starting", Instance.url.is_not(None)
-            )
+            select(
+                Instance.id,
+                Instance.url,
+                Instance.gateway_token_enc,
+                # Age on the database's clock, the one that stamped status_changed_at.
+                func.extract("epoch", func.now() - Instance.status_changed_at),
+            ).where(Instance.status == "starting", Instance.url.is_not(None))
         )
-        rows = [(r[0], str(r[1]), r[2], r[3]) for r in found]
+        rows = [(r[0], str(r[1]), r[2], float(r[3])) for r in found]
     changed = await bounded(rows, ctx.settings.probe_concurrency, lambda row: _probe_one(ctx, *row))
     return sum(changed)
 
 
-async def _probe_one(
-    ctx: TickContext, instance_id: str, url: str, token_enc: str | None, since: datetime
-) -> bool:
+async def _probe_one(ctx: TickContext, instance_id: str, url: str, token_enc: str | None, age: float) -> bool:
     if not await healthy(ctx, url):
         return False
     runtime = await runtime_status(ctx, url, token_enc)
     if runtime is None:
         return False
-    age = (datetime.now(UTC) - since).total_seconds()
     # A ready health endpoint means the deploy is serving; the platform is not asked.
     decision = decide(
         "starting", Observation("running", healthy=True, runtime=runtime, age_seconds=age), ctx.rules

@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
@@ -58,14 +57,17 @@ class TickResult:
 
 
 async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
-    started_at, started = datetime.now(UTC), time.monotonic()
+    started = time.monotonic()
+    async with ctx.sessionmaker() as session:
+        started_at = await state.db_now(session)
     await _release_abandoned_claims(ctx)
     rows, tokens = await _read_rows(ctx)
     batch, error = await _observe(ctx)
     observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
-    actions = plan(observed, ctx.target(may_create=may_create), datetime.now(UTC))
+        now = await state.db_now(session)  # rows' ages on the clock that stamped them
+    actions = plan(observed, ctx.target(may_create=may_create), now)
     result = TickResult(counts=count_statuses(rows), error=error)
     await _act_all(ctx, observed, actions, result)
     seconds = time.monotonic() - started
@@ -269,6 +271,8 @@ async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     observed = await _observed(ctx, rows, tokens, batch, everything=True)
     target = ctx.target(may_create=False)
     result = TickResult(counts=count_statuses(rows), error=error)
-    actions = [a for a in plan(observed, target, datetime.now(UTC)) if not isinstance(a, Create)]
+    async with ctx.sessionmaker() as session:
+        now = await state.db_now(session)
+    actions = [a for a in plan(observed, target, now) if not isinstance(a, Create)]
     await _act_all(ctx, observed, actions, result)
     return {"actions": dict(result.actions), "failedActions": result.failed_actions, "error": error}

@@ -1,11 +1,14 @@
-"""The `tick_state` row of a fleet: loop health and create backoff, readable on every replica."""
+"""The `tick_state` row of a fleet: loop health and create backoff, readable on every replica.
+
+One clock: every time written here and every comparison with one is the database's `now()`, never
+a replica's wall clock (replicas' clocks drift apart; the database's is the one they share)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,8 +25,19 @@ async def ensure(session: AsyncSession, fleet: str) -> None:
 async def may_create(session: AsyncSession, fleet: str) -> bool:
     """False while failed creates back off (`record_create`). The one reading of the backoff: the
     tick's plan and the refill after a claim both ask here; an operator's explicit count does not."""
-    until = await session.scalar(select(TickState.backoff_until).where(TickState.fleet == fleet))
-    return until is None or until <= datetime.now(UTC)
+    backing_off = await session.scalar(
+        select(~or_(TickState.backoff_until.is_(None), TickState.backoff_until <= func.now())).where(
+            TickState.fleet == fleet
+        )
+    )
+    return not backing_off
+
+
+async def db_now(session: AsyncSession) -> datetime:
+    """The database's clock: what the tick measures every age and deadline against."""
+    now: datetime | None = await session.scalar(select(func.now()))
+    assert now is not None
+    return now
 
 
 async def record_tick(

@@ -8,10 +8,9 @@ serves these on demand, and the periodic loops are simply never started.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from pool.models import TickState
@@ -67,7 +66,7 @@ class Tick:
             async with self.ctx.sessionmaker() as session:
                 row = (
                     await session.execute(
-                        select(TickState.leader_id, TickState.last_tick_at).where(
+                        select(TickState.leader_id, TickState.last_tick_at, func.now().label("now")).where(
                             TickState.fleet == self.ctx.fleet
                         )
                     )
@@ -76,6 +75,6 @@ class Tick:
             row = None
         if row is None or row.last_tick_at is None:
             return Conflict(f"this replica is not the leader; the leader ticks {interval}")
-        ago = (datetime.now(UTC) - row.last_tick_at).total_seconds()
+        ago = (row.now - row.last_tick_at).total_seconds()
         leader = f"the leader ({row.leader_id}) ticks {interval}, last {ago:.0f} s ago"
         return Conflict(f"this replica is not the leader; {leader}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from pool.config import Settings
 from pool.models import TickState
 from pool.tick import replenish
+from pool.tick import state as tick_state
 from pool.tick.context import TickContext
 from tests.pool.tick.conftest import pool_settings, pool_state
 from tests.support import free_port
@@ -75,3 +77,28 @@ async def test_failed_creates_back_off_by_the_configured_after_base_and_max(pool
         assert await replenish.create_instances(ctx, 1) == []
         second = await backoff_seconds(ctx)
         assert second is not None and 95 < second <= 100  # base × 2^1 = 120, capped at max
+
+
+class _HostClockAhead(datetime):
+    """This replica's wall clock 200 s ahead of the database's."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> _HostClockAhead:
+        return super().now(tz or UTC) + timedelta(seconds=200)
+
+
+async def test_a_host_clock_ahead_of_the_database_still_backs_off(
+    pool_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = pool_settings(pool_db_url, DEAD_SERVICES, min_idle=1)
+    async with pool_state(settings) as pool:
+        ctx = pool["tick"].ctx
+        async with ctx.sessionmaker.begin() as session:
+            await tick_state.ensure(session, ctx.fleet)
+            await session.execute(
+                update(TickState).values(backoff_until=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, 60))
+            )
+        monkeypatch.setattr("pool.tick.state.datetime", _HostClockAhead, raising=False)
+        async with ctx.sessionmaker() as session:
+            assert await tick_state.may_create(session, ctx.fleet) is False
+        assert await replenish.reserve(ctx, None) == []  # no create before the backoff ends
