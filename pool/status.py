@@ -133,7 +133,10 @@ def decide(current: Status, obs: Observation, rules: Rules) -> Decision:
     if current == "tainted":
         return _destroy("tainted", obs.failed_probes, "tainted")
     if deploy == "missing":
-        if not (obs.healthy and obs.health_known):
+        if not obs.health_known:
+            # Neither the listing nor a probe saw it: nothing observed, nothing counted.
+            return keep(current, obs.failed_probes, "absent from the platform's listing; health not probed")
+        if not obs.healthy:
             return _unreachable(current, obs, rules, "absent from the platform's listing")
         deploy = "running"  # it answered its probe: the listing is what failed
     if deploy is None:
