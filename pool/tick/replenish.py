@@ -65,7 +65,7 @@ async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False)
 async def create_reserved(ctx: TickContext, instance_id: str) -> bool:
     async with ctx.slots():
         body = InstanceCreate(
-            instance_id=instance_id, name=instance_name(instance_id), tools=list(ctx.settings.tools)
+            instance_id=instance_id, name=instance_name(instance_id), tools=list(ctx.settings.tools or [])
         )
         try:
             created = await ctx.services.create_instance(body)
