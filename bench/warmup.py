@@ -98,7 +98,7 @@ class FleetDeployEngine(DeployEngine):
     fleet_url = ""
     http: httpx.AsyncClient | None = None
 
-    async def _launch(self, deployment: Deployment) -> asyncio.subprocess.Process:
+    async def _launch(self, deployment: Deployment, boot: float = 0.0) -> asyncio.subprocess.Process:
         domain = self.store.service_domain(deployment.service_id, deployment.environment_id)
         assert domain is not None and self.http is not None
         variables = deployment.variables

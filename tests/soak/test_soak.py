@@ -78,14 +78,8 @@ def known(finding: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=finding)
 
 
-# Invariants that fail until another part of issue 11 lands (seen in every run, both modes, so strict).
-LIFECYCLE = (
-    "issue 11 findings 1-2: the claim lifecycle is not closed: killing a claimed instance turns its "
-    "succeeded claim 'released' (closed claim lifecycle pending)"
-)
-KNOWN: dict[tuple[str, str], str] = {
-    **{(mode, "no_claim_outcome_changes_once_recorded"): LIFECYCLE for mode in MODES},
-}
+# Invariants that fail until another part of issue 11 lands (strict: the mark goes when the fix does).
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def cases(long: bool) -> list[object]:

@@ -85,7 +85,8 @@ async def test_a_project_deleted_between_listing_and_batch_costs_one_extra_call(
         RailwayRef.of(victim).project_id or ""
     ].created_at
     snapshot = await railway.platform("per-instance").status_many(refs)
-    assert snapshot.states[instance_id(2)].deploy_status == "removed"
+    # Absent from what the batch saw: one failed observation (finding 9), never proof of removal.
+    assert snapshot.states[instance_id(2)].deploy_status == "missing"
     assert snapshot.states[instance_id(1)].deploy_status == "running"
     assert railway.fake.calls["EnvironmentStatusBatch"] == 2
 
