@@ -12,6 +12,10 @@
 
 Provider failures raised inside services are `TransientError` (retry on the next tick)
 or `PermanentError` (mark the instance failed); both are UpstreamErrors on the wire.
+
+A database connection lost mid-request (a failover, a terminated backend, a restart) is a 503
+with `Retry-After`, like any other "try again": every write is conditional or write-ahead, so a
+retry finishes what the lost request began. Any other database error stays a 500: a bug.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
 
 
 class AppError(Exception):
@@ -139,7 +146,38 @@ async def _render_validation_error(request: Request, exc: Exception) -> JSONResp
     return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
+# asyncpg's own words for "the connection is gone", seen through the claim path's raw pool.
+_LOST_CONNECTION = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    ConnectionError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database went away under the request (as opposed to refusing what it was asked)."""
+    if isinstance(exc, DBAPIError):
+        cause = exc.orig
+        lost = isinstance(cause, _LOST_CONNECTION) or (
+            cause is not None and isinstance(cause.__cause__, _LOST_CONNECTION)
+        )
+        return exc.connection_invalidated or isinstance(exc, SQLAlchemyInterfaceError) or lost
+    return isinstance(exc, _LOST_CONNECTION)
+
+
+async def _render_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not database_unavailable(exc):
+        raise exc
+    unavailable = Unavailable("the database connection was lost; retry")
+    return await _render_app_error(request, unavailable)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every AppError as JSON; bad input keeps FastAPI's 422 shape."""
+    """Render every AppError as JSON; bad input keeps FastAPI's 422 shape; a lost database
+    connection is a 503."""
     app.add_exception_handler(AppError, _render_app_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
+    for kind in (DBAPIError, *_LOST_CONNECTION):
+        app.add_exception_handler(kind, _render_database_error)
