@@ -16,8 +16,8 @@ from shared.errors import ERRORS_BY_NAME, AppError, TransientError, Unavailable
 from shared.http import HTTP_RETRY, ApiClient, call_timeout, error_from_response
 from shared.retry import RetryPolicy
 from shared.schemas import (
+    InstanceAccepted,
     InstanceCreate,
-    InstanceCreated,
     InstanceDestroyed,
     StatusBatch,
     StatusBatchRequest,
@@ -79,14 +79,16 @@ class ServicesClient(ApiClient):
         if self._record is not None:
             self._record(operation, outcome)
 
-    async def create_instance(self, body: InstanceCreate) -> InstanceCreated:
-        # Idempotent on instanceId, so retrying the POST cannot create twice.
+    async def create_instance(self, body: InstanceCreate) -> InstanceAccepted:
+        """Hand a create over (services answers 202 at once; `/status/batch` reports its phase).
+        Idempotent on instanceId, so retrying the POST cannot create twice. Fields left None are
+        not sent: a left-out `tools` means services' default tools."""
         return await self._call(
             "create_instance",
             "POST",
             "/create-instance",
-            InstanceCreated,
-            json=body.model_dump(by_alias=True),
+            InstanceAccepted,
+            json=body.model_dump(by_alias=True, exclude_none=True),
             idempotent=True,
         )
 

@@ -61,6 +61,28 @@ class Settings(BaseSettings):
     # SIGTERM, then SIGKILL after this long.
     local_stop_grace_seconds: float = 5.0
 
+    # The asynchronous create (services/instances/worker.py).
+    create_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Instance creates services' workers run at once; the rest wait in arrival order.",
+    )
+    create_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often an idle create worker looks for work it was not woken for (a create "
+        "recorded by another replica, a create whose worker died).",
+    )
+    create_lease_seconds: float = Field(
+        60.0,
+        ge=5,
+        description="A create worker renews its hold on the create it makes every third of this; a create "
+        "not renewed for this long belongs to a worker that died and is taken again (rolled back, redone).",
+    )
+    create_max_attempts: int = Field(
+        3, ge=1, description="Takes of one create (after workers died mid-way) before it is marked failed."
+    )
+
     sweep_interval_seconds: float = 300.0
     sweep_grace_seconds: float = 600.0
 

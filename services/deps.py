@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.config import Settings
+from services.instances.worker import CreateWorkers
 from services.platforms.base import Platform
 from services.tools.base import ToolProvider
 from shared.auth import SecretBox
@@ -22,6 +23,7 @@ class State(TypedDict):
     platform: Platform
     tools: dict[str, ToolProvider]
     box: SecretBox
+    create_workers: CreateWorkers
 
 
 def get_settings(request: Request) -> Settings:
@@ -49,6 +51,11 @@ def get_tools(request: Request) -> dict[str, ToolProvider]:
     return tools
 
 
+def get_create_workers(request: Request) -> CreateWorkers:
+    workers: CreateWorkers = request.state.create_workers
+    return workers
+
+
 def get_box(request: Request) -> SecretBox:
     box: SecretBox = request.state.box
     return box
@@ -62,3 +69,4 @@ HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 ToolsDep = Annotated[dict[str, ToolProvider], Depends(get_tools)]
 BoxDep = Annotated[SecretBox, Depends(get_box)]
+CreateWorkersDep = Annotated[CreateWorkers, Depends(get_create_workers)]

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.config import Settings
 from services.deps import State
 from services.instances.router import router as instances_router
+from services.instances.worker import CreateWorkers
 from services.ledger.router import router as ledger_router
 from services.platforms.registry import build_platform
 from services.pooled.router import router as pooled_router
@@ -79,6 +80,9 @@ def create_app(settings: Settings) -> FastAPI:
         box = SecretBox(settings.encryption_key)
         # Tools share the app's database pool and HTTP client: they open none of their own.
         tools = build_tools(ToolContext(settings, http_client, sessionmaker, box))
+        # Make the creates the route accepts (and finish what a crash left), without a request.
+        workers = CreateWorkers(sessionmaker, platform=platform, tools=tools, box=box, settings=settings)
+        workers.start()
         sweeper = None
         if settings.sweep_interval_seconds > 0:
             sweeper = asyncio.create_task(
@@ -95,8 +99,10 @@ def create_app(settings: Settings) -> FastAPI:
                 platform=platform,
                 tools=tools,
                 box=box,
+                create_workers=workers,
             )
         finally:
+            await workers.stop()
             if sweeper is not None:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -28,12 +28,20 @@ class InstanceInfra(Base):
             unique=True,
             postgresql_where=text("services_token_hash IS NOT NULL"),
         ),
+        # The create workers' queue (services/instances/worker.py).
+        Index(
+            "ix_instance_infra_create_queue",
+            "created_at",
+            postgresql_where=text("state IN ('queued', 'creating')"),
+        ),
     )
 
     instance_id: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     provider: Mapped[str] = mapped_column(Text)
-    # creating → active → destroying; a crash leaves creating/destroying for destroy or the sweep.
+    # queued → creating → active → destroying; failed: a create that failed (rolled back, or not
+    # wholly: `last_error` says) and waits for a destroy. A crash leaves creating (taken again
+    # by a worker once its lease runs out) or destroying (destroy or the sweep finishes it).
     state: Mapped[str] = mapped_column(Text, server_default="creating")
     # Where the instance lives on `provider` (PlatformRef.data): the provider's own record,
     # opaque here. `{}` until the platform reports the first resource it made.
@@ -46,6 +54,14 @@ class InstanceInfra(Base):
     gateway_token_hash: Mapped[str | None] = mapped_column(Text)
     services_token_hash: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # What the create's workers need of the request until the create ends (then cleared):
+    # the tools asked for (null: the default tools) and, encrypted, the gateway token and env.
+    create_tools: Mapped[list[str] | None] = mapped_column(JSONB)
+    create_secret: Mapped[str | None] = mapped_column(Text)
+    # The worker making it holds the row until then (database clock; renewed while it works).
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Each take by a worker counts; it is also the attempt's token of ownership.
+    create_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -16,6 +16,7 @@ from shared.validation import InputModel
 InstanceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{12}$")]
 ToolId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 EnvKey = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
+GatewayToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{24,200}$")]
 
 # The one deploy vocabulary above the providers (DESIGN.md §9): each provider maps its own words
 # onto these inside `services/platforms/<provider>/`, so neither app speaks a platform's words.
@@ -26,6 +27,13 @@ DeployState = Literal[
     "pending", "deploying", "running", "sleeping", "failed", "crashed", "removed", "missing", "unknown"
 ]
 DEPLOY_STATES: tuple[DeployState, ...] = get_args(DeployState)
+
+# How far services' asynchronous create of an instance is (DESIGN.md §3): `queued` (recorded, waiting
+# for a worker), `creating` (a worker is making its tools and platform service), `deploying` (made
+# at the platform: from here `deployStatus` says how far; every active instance is in this phase),
+# `failed` (rolled back; the observation's `error` says why), `destroying`. Read as text by the
+# pool, so a phase a newer services adds is an unknown one (it waits), never a parse error.
+CreatePhase = Literal["queued", "creating", "deploying", "failed", "destroying"]
 
 
 class WireModel(InputModel):
@@ -46,8 +54,14 @@ class WireAnswer(BaseModel):
 class InstanceCreate(WireModel):
     instance_id: InstanceId
     name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    tools: list[ToolId] = Field(default_factory=list)
+    # None (left out): services' SERVICES_DEFAULT_TOOLS; `[]`: none. A list default would be sent
+    # as `[]` by every client that dumps the model, and the default would never apply.
+    tools: list[ToolId] | None = None
     env: dict[EnvKey, str] = Field(default_factory=dict)
+    # The instance's GATEWAY_TOKEN, made by the caller (the pool keeps it encrypted in its row
+    # before it asks), so an asynchronous create never has to hand a secret out later. Left out:
+    # services makes one and hands it out in the first answer only.
+    gateway_token: GatewayToken | None = None
 
 
 class ToolResource(WireAnswer):
@@ -59,16 +73,22 @@ class ToolResource(WireAnswer):
     status: str
 
 
-class InstanceCreated(WireAnswer):
+class InstanceAccepted(WireAnswer):
+    """The answer (202) to a create, and to each repeat of it: where that create is now."""
+
     instance_id: str
     name: str
+    phase: str  # a CreatePhase, read as text
     url: str | None
     # A DeployState; read as plain text, so a state a newer services adds is an unknown one to
     # an older pool (it waits, as for any deploy in progress), never a parse error.
     deploy_status: str | None
-    # Handed out once, to the caller that created the instance; services keeps only a hash.
-    gateway_token: str | None
-    tools: list[ToolResource]
+    # Why the create failed (phase `failed`).
+    error: str | None = None
+    # Only in the first answer, and only when services made the token (the request had none);
+    # services keeps its hash.
+    gateway_token: str | None = None
+    tools: list[ToolResource] = Field(default_factory=list)
 
 
 class InstanceDestroyed(WireAnswer):
@@ -93,10 +113,12 @@ class HealthProbe(WireAnswer):
 class InstanceObservation(WireAnswer):
     instance_id: str
     url: str | None
-    deploy_status: str | None  # a DeployState, read as text (see InstanceCreated)
+    deploy_status: str | None  # a DeployState, read as text (see InstanceAccepted)
     health: HealthProbe | None
     created_at: datetime
     error: str | None = None
+    # A CreatePhase (read as text); null from a services older than the asynchronous create.
+    phase: str | None = None
 
 
 class PlatformOrphan(WireAnswer):
@@ -130,7 +152,7 @@ class RedeployRequest(WireModel):
 class OperationResult(WireAnswer):
     instance_id: str
     ok: bool
-    deploy_status: str | None = None  # a DeployState, read as text (see InstanceCreated)
+    deploy_status: str | None = None  # a DeployState, read as text (see InstanceAccepted)
 
 
 class ToolGrant(WireAnswer):

@@ -52,8 +52,11 @@ class TickContext:
             max_total=s.max_total,
             rules=self.rules,
             orphan_grace_seconds=s.orphan_grace_seconds,
-            # A `creating` row this old belongs to a create that died with its process.
-            creating_timeout_seconds=s.stuck_timeout_seconds,
+            # The create call with every retry (shared.http.HTTP_RETRY: 3 attempts) and their
+            # pauses, twice over: a `creating` row services still has not heard of by then never
+            # reached it. At least the stuck timeout, which bounded such rows before.
+            create_lost_seconds=max(s.stuck_timeout_seconds, 2 * 3 * (s.services_timeout_seconds + 30)),
+            create_resend_seconds=s.services_timeout_seconds,
             may_create=may_create,
         )
 

@@ -47,7 +47,14 @@ class Target:
     max_total: int
     rules: Rules = field(default_factory=Rules)
     orphan_grace_seconds: float = 600.0
-    creating_timeout_seconds: float = 600.0
+    # A `creating` row services does not know this long after it was reserved is a create that
+    # never reached services (the pool died before asking, every attempt was lost): dropped.
+    # Longer than the pool's create call with all its retries, so a create still being handed
+    # over is never dropped. A create services knows is never timed out here: services bounds it.
+    create_lost_seconds: float = 600.0
+    # Before that, such a create is handed over again each tick once this old (idempotent: a
+    # create services holds is answered with its phase, never made twice).
+    create_resend_seconds: float = 60.0
     # False while create failures are backing off.
     may_create: bool = True
 
@@ -85,6 +92,33 @@ class DestroyOrphan:
 
 
 @dataclass(frozen=True)
+class Created:
+    """Services made the instance (phase `deploying`): `creating` → `starting`, with its url."""
+
+    instance_id: str
+    url: str
+    deploy_status: str | None
+
+
+@dataclass(frozen=True)
+class CreateFailed:
+    """The create will not become an instance: services failed it (`reason`), is destroying it,
+    or never heard of it. The row goes and the failure counts toward the create backoff;
+    `tell_services`: services holds a record of it, which its destroy removes."""
+
+    instance_id: str
+    reason: str
+    tell_services: bool
+
+
+@dataclass(frozen=True)
+class Resend:
+    """A `creating` row services has not heard of: hand the create over again."""
+
+    instance_id: str
+
+
+@dataclass(frozen=True)
 class Create:
     """Reserve and create `count` instances; the act step creates no more than this
     (`pool.tick.replenish.refill`)."""
@@ -92,7 +126,7 @@ class Create:
     count: int
 
 
-Action = Update | Destroy | DestroyOrphan | Create
+Action = Update | Destroy | DestroyOrphan | Created | CreateFailed | Resend | Create
 # A row that still counts toward the target (or toward max_total) after the plan's destroys.
 SUPPLY: frozenset[Status] = frozenset({"idle", "starting", "creating"})
 
@@ -108,7 +142,10 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
         action = _plan_row(row, batch, observed.runtimes, unseen, target, now)
         if action is not None:
             actions.append(action)
-        if isinstance(action, Destroy):
+        if isinstance(action, Destroy | CreateFailed):
+            continue
+        if isinstance(action, Created):
+            after["starting"] += 1
             continue
         after[action.status if isinstance(action, Update) else row.status] += 1
     known = {row.id for row in observed.rows}
@@ -190,12 +227,9 @@ def _plan_row(
     unseen: _Unseen,
     target: Target,
     now: datetime,
-) -> Update | Destroy | None:
+) -> Update | Destroy | Created | CreateFailed | Resend | None:
     if row.status == "creating":
-        age = (now - row.created_at).total_seconds()
-        if age >= target.creating_timeout_seconds:
-            return Destroy(row.id, "creating", "dead", "create abandoned")
-        return None
+        return plan_create(row, batch, target, now)
     if not settled(row):
         return None
     obs = observation_for(row, batch, runtimes, now, unseen)
@@ -215,6 +249,29 @@ def _plan_row(
     return Update(
         row.id, row.status, decision.status, decision.failed_probes, deploy, obs.healthy, decision.reason
     )
+
+
+def plan_create(
+    row: Row, batch: StatusBatch, target: Target, now: datetime
+) -> Created | CreateFailed | Resend | None:
+    """A `creating` row follows the phase services reports for it (DESIGN.md §3); it is never
+    timed out while services works on it, however long the platform makes it wait."""
+    seen = batch.instances.get(row.id)
+    if seen is None:
+        age = (now - row.created_at).total_seconds()
+        if age >= target.create_lost_seconds:
+            return CreateFailed(row.id, "services never received this create", tell_services=False)
+        if age >= target.create_resend_seconds:
+            return Resend(row.id)
+        return None  # being handed over (the row is reserved before services is asked)
+    if seen.phase == "failed":
+        return CreateFailed(row.id, seen.error or "services failed the create", tell_services=True)
+    if seen.phase == "destroying":
+        return CreateFailed(row.id, "services is destroying it", tell_services=True)
+    # `deploying`, or null from a services that answers only once a create is made.
+    if seen.phase in ("deploying", None) and seen.url:
+        return Created(row.id, seen.url, seen.deploy_status)
+    return None  # queued, creating, a phase a newer services added, or made without a url yet
 
 
 def _orphans(batch: StatusBatch, known: set[str], target: Target, now: datetime) -> list[Action]:

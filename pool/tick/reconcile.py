@@ -30,9 +30,12 @@ from pool.tick.context import TickContext
 from pool.tick.plan import (
     Action,
     Create,
+    Created,
+    CreateFailed,
     Destroy,
     DestroyOrphan,
     Observed,
+    Resend,
     Row,
     Update,
     count_statuses,
@@ -174,7 +177,7 @@ async def _act_all(
     for action in actions:
         if not (isinstance(action, Update) and action.status == action.read):
             await _act(ctx, action, result)
-    acted = {a.instance_id for a in actions if isinstance(a, Update | Destroy)}
+    acted = {a.instance_id for a in actions if isinstance(a, Update | Destroy | Created | CreateFailed)}
     batch = observed.batch
     if batch is None or not batch.platform_ok:
         return
@@ -202,6 +205,16 @@ async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
             result.actions[f"destroy_{action.mark}"] += int(await destroy(ctx, action))
         elif isinstance(action, DestroyOrphan):
             result.actions["destroy_orphan"] += int(await destroy_orphan(ctx, action))
+        elif isinstance(action, Created):
+            result.actions["created"] += int(await replenish.promote(ctx, action))
+        elif isinstance(action, CreateFailed):
+            failed = await replenish.create_failed(
+                ctx, action.instance_id, action.reason, tell_services=action.tell_services
+            )
+            result.actions["create_failed"] += int(failed)
+        elif isinstance(action, Resend):
+            ctx.spawn(replenish.create_reserved(ctx, action.instance_id))
+            result.actions["create_resent"] += 1
         elif isinstance(action, Create):
             result.actions["create"] += len(await replenish.refill(ctx, action.count))
     except Exception as exc:  # noqa: BLE001 - one bad instance never stops the tick
@@ -273,6 +286,6 @@ async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     result = TickResult(counts=count_statuses(rows), error=error)
     async with ctx.sessionmaker() as session:
         now = await state.db_now(session)
-    actions = [a for a in plan(observed, target, now) if not isinstance(a, Create)]
+    actions = [a for a in plan(observed, target, now) if not isinstance(a, Create | Resend)]
     await _act_all(ctx, observed, actions, result)
     return {"actions": dict(result.actions), "failedActions": result.failed_actions, "error": error}

@@ -8,6 +8,13 @@ Who decides how many: the tick's plan (`Create.count`, backoff already weighed),
 a claim (the deficit, `pool.tick.plan.replenish_count`, unless creates back off) or an operator
 (an explicit count). The count taken under the lock only ever lowers the tick's: what another
 replica's refill reserved since the tick read its rows is not created twice.
+
+Services' create is asynchronous (DESIGN.md §3): `create_reserved` only hands the create over
+(one short call, answered 202 with the create's phase), with the instance's gateway token, which
+the pool made and stored encrypted in the row it reserved. The row stays `creating` while
+services works on it, however long its platform makes it wait; the tick follows the phase
+`/status/batch` reports (`pool.tick.plan`): `deploying` promotes the row to `starting`
+(`promote`), `failed` removes it and counts a failed create (`create_failed`).
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from pool import locks
 from pool.models import Instance
 from pool.tick import state
 from pool.tick.context import TickContext
-from pool.tick.plan import replenish_count
-from shared.errors import AppError
+from pool.tick.plan import Created, replenish_count
+from shared.auth import mint_token
+from shared.errors import AppError, TransientError
 from shared.ids import new_instance_id
 from shared.logging import get_logger
 from shared.schemas import InstanceCreate
@@ -55,54 +63,96 @@ async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False)
             wanted = max(0, min(count, settings.max_total - sum(counts.values())))
         ids = [new_instance_id() for _ in range(wanted)]
         if ids:
+            # The instance's gateway token is made here, stored (encrypted) before services hears
+            # of it: no answer has to carry it back, and a lost answer loses nothing.
             await session.execute(
                 insert(Instance),
-                [{"id": i, "name": instance_name(i), "status": "creating"} for i in ids],
+                [
+                    {
+                        "id": i,
+                        "name": instance_name(i),
+                        "status": "creating",
+                        "gateway_token_enc": ctx.box.encrypt(mint_token("pool_gw")),
+                    }
+                    for i in ids
+                ],
             )
     return ids
 
 
 async def create_reserved(ctx: TickContext, instance_id: str) -> bool:
+    """Hand a reserved create to services; True when services holds it (any phase but failed).
+    A transport failure keeps the row: services may hold the create after all, and the tick
+    learns which from the batch (`pool.tick.plan`: a create services never heard of is dropped
+    after `Target.create_lost_seconds`)."""
     async with ctx.slots():
-        body = InstanceCreate(
-            instance_id=instance_id, name=instance_name(instance_id), tools=list(ctx.settings.tools or [])
-        )
-        try:
-            created = await ctx.services.create_instance(body)
-            if not created.gateway_token or not created.url:
-                raise AppError("services created the instance without a url or gateway token")
-        except Exception as exc:  # noqa: BLE001 - any failure frees the reservation
-            await _create_failed(ctx, instance_id, f"{type(exc).__name__}: {exc}")
-            return False
         async with ctx.sessionmaker.begin() as session:
-            result = await session.execute(
-                update(Instance)
-                .where(Instance.id == instance_id, Instance.status == "creating")
-                .values(
-                    status="starting",
-                    url=created.url,
-                    gateway_token_enc=ctx.box.encrypt(created.gateway_token),
-                    deploy_status=created.deploy_status,
-                    status_changed_at=func.now(),
+            token_enc = await session.scalar(
+                select(Instance.gateway_token_enc).where(
+                    Instance.id == instance_id, Instance.status == "creating"
                 )
             )
-            kept = result.rowcount == 1  # type: ignore[attr-defined]
-            await _record(ctx, session, None)
+        if token_enc is None:
+            return False  # killed before it was handed over
+        tools = ctx.settings.tools
+        body = InstanceCreate(
+            instance_id=instance_id,
+            name=instance_name(instance_id),
+            # None: services' SERVICES_DEFAULT_TOOLS.
+            tools=list(tools) if tools is not None else None,
+            gateway_token=ctx.box.decrypt(token_enc),
+        )
+        try:
+            accepted = await ctx.services.create_instance(body)
+        except TransientError as exc:
+            log.warning("tick.instance.create_unanswered", instance_id=instance_id, error=f"{exc}"[:300])
+            return False
+        except Exception as exc:  # noqa: BLE001 - refused: free the reservation
+            await create_failed(ctx, instance_id, f"{type(exc).__name__}: {exc}")
+            return False
+        if accepted.phase == "failed":
+            await create_failed(ctx, instance_id, accepted.error or "services failed the create")
+            return False
+        async with ctx.sessionmaker.begin() as session:
+            kept = await session.get(Instance, instance_id) is not None
         if not kept:
-            # Killed (or swept as abandoned) while services was creating it: undo the create.
+            # Killed while services was accepting it: undo the create.
             log.info("tick.instance.create_superseded", instance_id=instance_id)
             try:
                 await ctx.services.destroy_instance(instance_id)
             except AppError as exc:
-                # The orphan sweep retries once the grace period has passed.
+                # The tick's orphan rule retries once the grace period has passed.
                 log.warning("tick.instance.destroy_failed", instance_id=instance_id, error=exc.message)
             return False
-        log.info("tick.instance.created", instance_id=instance_id)
+        log.info("tick.instance.create_accepted", instance_id=instance_id, phase=accepted.phase)
         return True
 
 
+async def promote(ctx: TickContext, action: Created) -> bool:
+    """Services made the instance (phase `deploying`): the row becomes `starting` with its url,
+    and the create counts as a success (ends a create backoff)."""
+    async with ctx.sessionmaker.begin() as session:
+        result = await session.execute(
+            update(Instance)
+            .where(Instance.id == action.instance_id, Instance.status == "creating")
+            .values(
+                status="starting",
+                url=action.url,
+                deploy_status=action.deploy_status,
+                status_changed_at=func.now(),
+            )
+        )
+        kept = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        if kept:
+            await _record(ctx, session, None)
+    if kept:
+        log.info("tick.instance.created", instance_id=action.instance_id)
+    return kept
+
+
 async def create_instances(ctx: TickContext, count: int | None = None) -> list[str]:
-    """Reserve and create `count` instances (None: the deficit); returns the ids created."""
+    """Reserve and create `count` instances (None: the deficit); returns the ids services accepted
+    (each `creating` until the tick sees it made)."""
     ids = await reserve(ctx, count)
     created = []
     for instance_id, ok in zip(ids, await _create_all(ctx, ids), strict=True):
@@ -124,16 +174,23 @@ async def _create_all(ctx: TickContext, ids: list[str]) -> list[bool]:
     return list(await asyncio.gather(*(create_reserved(ctx, i) for i in ids)))
 
 
-async def _create_failed(ctx: TickContext, instance_id: str, error: str) -> None:
+async def create_failed(
+    ctx: TickContext, instance_id: str, error: str, *, tell_services: bool = False
+) -> bool:
+    """A create that will not become an instance: the row goes and the failure counts toward the
+    create backoff. `tell_services`: services holds a record of it (a failed create's row), which
+    its destroy removes along with anything the rollback left."""
     log.warning("tick.instance.create_failed", instance_id=instance_id, error=error[:300])
     if ctx.metrics is not None:
         ctx.metrics.record_create_failure()
-    # If services did create it after all, the orphan sweep tears it down after the grace period.
+    if tell_services:
+        await ctx.services.destroy_instance(instance_id)
     async with ctx.sessionmaker.begin() as session:
-        await session.execute(
+        result = await session.execute(
             delete(Instance).where(Instance.id == instance_id, Instance.status == "creating")
         )
         await _record(ctx, session, error)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _record(ctx: TickContext, session: AsyncSession, error: str | None) -> None:

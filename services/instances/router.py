@@ -2,17 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response, status
 
 from services.auth import OperatorAuth
-from services.deps import BoxDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.deps import BoxDep, CreateWorkersDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.instances import create as create_service
 from services.instances import service as instances_service
 from services.instances.schemas import Instance, InstancePage
 from shared.db import SessionDep
 from shared.schemas import (
     ConfigureRequest,
+    InstanceAccepted,
     InstanceCreate,
-    InstanceCreated,
     InstanceDestroyed,
     OperationResult,
     RedeployRequest,
@@ -21,7 +22,7 @@ from shared.schemas import (
 router = APIRouter(tags=["instances"], dependencies=[OperatorAuth])
 
 InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
-InstanceState = Annotated[str | None, Query(pattern=r"^(creating|active|destroying|failed)$")]
+InstanceState = Annotated[str | None, Query(pattern=r"^(queued|creating|active|destroying|failed)$")]
 Cursor = Annotated[str | None, Query(pattern=r"^[0-9a-z]{12}$")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
@@ -40,19 +41,27 @@ async def get_instance(instance_id: InstanceIdPath, session: SessionDep) -> Inst
     return await instances_service.get_instance(session, instance_id=instance_id)
 
 
-@router.post("/create-instance", response_model=InstanceCreated)
+@router.post("/create-instance", response_model=InstanceAccepted, status_code=status.HTTP_202_ACCEPTED)
 async def create(
     body: InstanceCreate,
+    response: Response,
     sessionmaker: SessionmakerDep,
     platform: PlatformDep,
     tools: ToolsDep,
     box: BoxDep,
     settings: SettingsDep,
-) -> InstanceCreated:
-    """Create the platform service and base tools of an instance; idempotent on instanceId."""
-    return await instances_service.create_instance(
+    workers: CreateWorkersDep,
+) -> InstanceAccepted:
+    """Accept a create (202, phase `queued`): services' workers make it; `/status/batch` reports its
+    phase. A repeat answers the current phase, never a second create."""
+    accepted, new = await create_service.accept_create(
         sessionmaker, platform=platform, tools=tools, box=box, settings=settings, body=body
     )
+    if new:
+        workers.wake()
+    # The token is handed out once: no cache may keep the answer that carries it.
+    response.headers["Cache-Control"] = "no-store"
+    return accepted
 
 
 @router.delete("/destroy/{instance_id}", response_model=InstanceDestroyed)

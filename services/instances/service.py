@@ -1,17 +1,11 @@
-"""Create and destroy instances: the platform service plus the tools, recorded before they exist.
+"""Destroy, configure and redeploy instances, and the operators' reads of them (`GET /instances`);
+the helpers every instance flow shares (the per-instance lock, the platform ref, platform errors).
 
-Create is write-ahead: the `instance_infra` row (state `creating`) is committed before anything
-is made, every resource the platform reports through `on_progress` is committed as it appears,
-and each tool is in the ledger before its provider is called. A failure rolls back what was made
-and answers 502; a crash leaves rows that `destroy` finishes.
-
-Idempotency: a second create of an `active` instance returns the same instance with
-`gatewayToken: null` (the token is handed out once and only its hash is kept); a create of an
-instance still `creating` (in flight, or left by a crash) or `destroying` is a 409 — destroy it
-to start again. Destroy of an unknown instance answers 200 with `alreadyGone: true`.
-
-Also the operators' reads of instances (`GET /instances`), so the domain keeps STYLE's one
-service module; ~350 lines, under the ~400 at which STYLE splits one.
+The create is asynchronous and lives beside this module: `create.py` (accept, then make it) and
+`worker.py` (the workers that make it). Destroy of an unknown instance answers 200 with
+`alreadyGone: true`; destroy of a create still `queued` or `creating` cancels it: the row goes
+`destroying` at once, so its worker stops at its next step and removes what it made after this
+destroy looked (`create.run_create`), while this destroy removes what was recorded until then.
 """
 
 from __future__ import annotations
@@ -20,25 +14,19 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import locks
-from services.config import Settings
 from services.instances.schemas import Instance, InstancePage
 from services.ledger import service as ledger_service
 from services.ledger.schemas import LedgerEntry
 from services.models import InstanceInfra, InstanceService
-from services.platforms.base import InstanceSpec, Platform, PlatformRef
+from services.platforms.base import Platform, PlatformRef
 from services.tools.base import ToolProvider
-from services.tools.registry import get_tool
-from shared.auth import SecretBox, hash_token, mint_token
 from shared.errors import AppError, BadRequest, Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
 from shared.schemas import (
     ConfigureRequest,
-    InstanceCreate,
-    InstanceCreated,
     InstanceDestroyed,
     OperationResult,
     RedeployRequest,
@@ -89,152 +77,6 @@ async def call_platform(what: str, call: Awaitable[T]) -> T:
         raise UpstreamError(f"{what}: {describe(exc)}") from exc
 
 
-async def _created(
-    sessionmaker: Sessionmaker, instance_id: str, gateway_token: str | None
-) -> InstanceCreated:
-    async with sessionmaker.begin() as session:
-        row = await session.get_one(InstanceInfra, instance_id)
-        tools = await ledger_service.list_resources(session, instance_id=instance_id)
-        return InstanceCreated(
-            instance_id=row.instance_id,
-            name=row.name,
-            url=row.url,
-            deploy_status=row.deploy_status,
-            gateway_token=gateway_token,
-            tools=tools,
-        )
-
-
-async def _record_intent(
-    sessionmaker: Sessionmaker,
-    *,
-    platform: Platform,
-    settings: Settings,
-    body: InstanceCreate,
-    tokens: dict[str, str],
-) -> bool:
-    """Commit the row before anything exists. False when the instance already exists and is active."""
-    try:
-        async with sessionmaker.begin() as session:
-            await session.execute(select(instance_lock(body.instance_id)))
-            row = await session.get(InstanceInfra, body.instance_id)
-            if row is not None:
-                if row.state == "active":
-                    return False
-                raise Conflict(f"instance {body.instance_id} is {row.state}; destroy it to start again")
-            session.add(
-                InstanceInfra(
-                    instance_id=body.instance_id,
-                    name=body.name,
-                    provider=platform.name,
-                    state="creating",
-                    runtime_image=settings.runtime_image,
-                    gateway_token_hash=hash_token(tokens["GATEWAY_TOKEN"]),
-                    services_token_hash=hash_token(tokens["INSTANCE_SERVICES_TOKEN"]),
-                )
-            )
-    except IntegrityError:
-        raise Conflict(f"instance {body.instance_id} is being created by another request") from None
-    return True
-
-
-async def create_instance(
-    sessionmaker: Sessionmaker,
-    *,
-    platform: Platform,
-    tools: dict[str, ToolProvider],
-    box: SecretBox,
-    settings: Settings,
-    body: InstanceCreate,
-) -> InstanceCreated:
-    tool_ids = list(dict.fromkeys(body.tools if "tools" in body.model_fields_set else settings.default_tools))
-    for tool_id in tool_ids:
-        get_tool(tools, tool_id)
-    tokens = {"GATEWAY_TOKEN": mint_token("pool_gw"), "INSTANCE_SERVICES_TOKEN": mint_token("svc_it")}
-    instance_id = body.instance_id
-    if not await _record_intent(sessionmaker, platform=platform, settings=settings, body=body, tokens=tokens):
-        return await _created(sessionmaker, instance_id, gateway_token=None)
-    log.info("instance.create.started", instance_id=instance_id, tools=",".join(tool_ids))
-
-    last_ref: list[PlatformRef] = []
-
-    async def on_progress(ref: PlatformRef) -> None:
-        last_ref[:] = [ref]
-        async with sessionmaker.begin() as session:
-            row = await session.get(InstanceInfra, instance_id, with_for_update=True)
-            if row is None or row.state != "creating":
-                raise Conflict(f"instance {instance_id} was destroyed while it was being created")
-            apply_ref(row, ref)
-
-    step = "tools"
-    try:
-        for tool_id in tool_ids:
-            step = f"tool {tool_id}"
-            await ledger_service.provision_tool(
-                sessionmaker, tools=tools, box=box, instance_id=instance_id, tool_id=tool_id, reveal=False
-            )
-        step = "platform create"
-        async with sessionmaker.begin() as session:
-            env = {**body.env, **await ledger_service.tool_env(session, box=box, instance_id=instance_id)}
-        env.update(
-            INSTANCE_ID=instance_id,
-            POOL_URL=settings.pool_url,
-            SERVICES_URL=settings.callback_url,
-            **tokens,
-        )
-        spec = InstanceSpec(instance_id=instance_id, name=body.name, env=env, image=settings.runtime_image)
-        ref = await platform.create(spec, on_progress)
-    except Exception as exc:
-        reason = f"{step} failed for instance {instance_id}: {describe(exc)}"
-        log.warning("instance.create.failed", instance_id=instance_id, error=reason)
-        leftovers = await _roll_back(
-            sessionmaker, platform=platform, tools=tools, instance_id=instance_id, fallback=last_ref
-        )
-        if leftovers:
-            reason += f"; cleanup incomplete ({leftovers}), DELETE /destroy/{instance_id} finishes it"
-        raise UpstreamError(reason) from exc
-
-    async with sessionmaker.begin() as session:
-        row = await session.get_one(InstanceInfra, instance_id, with_for_update=True)
-        apply_ref(row, ref)
-        row.state = "active"
-        row.deploy_status = "deploying"
-    log.info("instance.created", instance_id=instance_id, url=ref.url)
-    return await _created(sessionmaker, instance_id, gateway_token=tokens["GATEWAY_TOKEN"])
-
-
-async def _roll_back(
-    sessionmaker: Sessionmaker,
-    *,
-    platform: Platform,
-    tools: dict[str, ToolProvider],
-    instance_id: str,
-    fallback: list[PlatformRef],
-) -> str | None:
-    """Remove what a failed create made. Returns what could not be removed (rows are then kept)."""
-    problems: list[str] = []
-    try:
-        await ledger_service.rollback_rows(sessionmaker, tools=tools, instance_id=instance_id)
-    except Exception as exc:
-        problems.append(describe(exc))
-    async with sessionmaker.begin() as session:
-        row = await session.get(InstanceInfra, instance_id)
-        ref = ref_of(row) if row is not None else (fallback[0] if fallback else None)
-    if ref is not None and has_platform_resources(ref):
-        try:
-            await platform.destroy(ref)
-        except Exception as exc:
-            problems.append(f"platform destroy: {describe(exc)}")
-    async with sessionmaker.begin() as session:
-        row = await session.get(InstanceInfra, instance_id, with_for_update=True)
-        if row is not None and problems:
-            row.state = "failed"
-            row.last_error = "; ".join(problems)[:1000]
-        elif row is not None:
-            await session.delete(row)
-    return "; ".join(problems) or None
-
-
 async def destroy_instance(
     sessionmaker: Sessionmaker, *, platform: Platform, tools: dict[str, ToolProvider], instance_id: str
 ) -> InstanceDestroyed:
@@ -252,7 +94,9 @@ async def _destroy_held(
         row = await session.get(InstanceInfra, instance_id, with_for_update=True)
         if row is None:
             return InstanceDestroyed(instance_id=instance_id, destroyed=False, already_gone=True)
+        # A create still queued or creating is cancelled by this mark (create.run_create).
         row.state = "destroying"
+        row.create_secret = None
         ref = ref_of(row)
     await ledger_service.destroy_rows(sessionmaker, tools=tools, instance_id=instance_id)
     if has_platform_resources(ref):

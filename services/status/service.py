@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.config import Settings
 from services.instances import service as instances_service
+from services.instances.create import phase_of
 from services.models import InstanceInfra
 from services.platforms.base import FleetSnapshot, Platform
 from services.status.probes import ProbeRun, concurrency_for, probe_fleet
@@ -34,6 +35,8 @@ from shared.schemas import (
 
 log = get_logger("services.status")
 
+# Rows whose platform service exists (or existed): the rest are creates in progress or failed.
+MADE = frozenset({"active", "destroying"})
 # Probing these tells nothing (or, for a sleeping one, would wake the instance up).
 NOT_PROBED = frozenset({"failed", "crashed", "removed", "sleeping"})
 
@@ -41,6 +44,10 @@ NOT_PROBED = frozenset({"failed", "crashed", "removed", "sleeping"})
 async def _observe_platform(
     platform: Platform, rows: list[InstanceInfra], deadline: float
 ) -> tuple[FleetSnapshot | None, str | None]:
+    if not rows:
+        # Asked only about creates not yet made (the pool's prober following their phase):
+        # nothing to ask the platform, whose every call is budgeted.
+        return FleetSnapshot(states={}), None
     refs = {
         row.instance_id: ref
         for row in rows
@@ -71,7 +78,9 @@ async def observe_fleet(
     if body.instance_ids is not None:
         query = query.where(InstanceInfra.instance_id.in_(body.instance_ids))
     async with sessionmaker.begin() as session:
-        rows = list(await session.scalars(query))
+        everything = list(await session.scalars(query))
+    # A create not yet made (queued, creating, failed) has nothing to observe but its phase.
+    rows = [row for row in everything if row.state in MADE]
 
     # Instances last seen serving are probed while the platform is asked (a remote platform's
     # pages may be paced: seconds per 10,000 instances); the rest once the platform has
@@ -80,7 +89,11 @@ async def observe_fleet(
     early_urls = {r.instance_id: r.url for r in rows if body.probe and r.url and r.deploy_status == "running"}
     early = asyncio.create_task(_probe(settings, early_urls, deadline))
     try:
-        snapshot, platform_error = await _observe_platform(platform, rows, deadline)
+        # Every recorded platform resource is named, so a create's half-made one is no orphan
+        # (orphans are listed only when the whole fleet is asked about).
+        snapshot, platform_error = await _observe_platform(
+            platform, everything if body.instance_ids is None else rows, deadline
+        )
     except BaseException:
         early.cancel()
         raise
@@ -103,7 +116,7 @@ async def observe_fleet(
     orphans = snapshot.orphans if snapshot and body.instance_ids is None else []
     log.info(
         "status.batch",
-        instances=len(rows),
+        instances=len(everything),
         probed=len(probes),
         unprobed=len(run.unprobed),
         concurrency=run.concurrency,
@@ -116,12 +129,13 @@ async def observe_fleet(
             row.instance_id: InstanceObservation(
                 instance_id=row.instance_id,
                 url=urls.get(row.instance_id),
-                deploy_status=deploy[row.instance_id],
+                deploy_status=deploy.get(row.instance_id),
                 health=probes.get(row.instance_id),
                 created_at=row.created_at,
                 error=row.last_error,
+                phase=phase_of(row),
             )
-            for row in rows
+            for row in everything
         },
         unprobed=run.unprobed,
         orphans=[PlatformOrphan(ref=o.ref, name=o.name, created_at=o.created_at) for o in orphans],

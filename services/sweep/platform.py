@@ -8,7 +8,7 @@ platform, so the rows are read again *after* the listing: an orphan is kept when
 ref records it (the provider says what such a ref contains: `Platform.orphan_match`; the sweep
 never reads a provider's data) or when a row for its instance is still `creating`. That second
 read and the destroy run in one transaction holding the instance's advisory lock, which
-`create_instance` also takes before writing its row, so a create of the same instance id
+`create.accept_create` also takes before writing its row, so a create of the same instance id
 starting meanwhile waits until the leftover is gone instead of having its fresh instance
 destroyed under it. A destroy racing us (its row already deleted, the platform not yet done) is
 harmless: both destroy the same thing, and the second finds it gone.

@@ -63,7 +63,7 @@ async def test_the_pool_parses_a_status_batch_with_fields_it_does_not_know(newer
 
 ANSWERS: list[type[BaseModel]] = [
     schemas.ToolResource,
-    schemas.InstanceCreated,
+    schemas.InstanceAccepted,
     schemas.InstanceDestroyed,
     schemas.HealthProbe,
     schemas.InstanceObservation,

@@ -33,6 +33,7 @@ from tests.pool.conftest import FakeServices
 from tests.pool.conftest import running as running_pool
 from tests.pool.dashboard.conftest import log_in, page_csrf
 from tests.pool.factories import add_fleet_instances
+from tests.services.conftest import create_and_wait
 from tests.services.conftest import running as running_services
 
 OPEN, OPERATOR, INSTANCE, TOOL, SESSION = "open", "operator", "instance", "tool", "session"
@@ -308,10 +309,10 @@ async def test_services_auth_matrix(
     operator = {"Authorization": f"Bearer {SERVICES_KEY}"}
     async with services_client(services_db_url, tmp_path) as client:
         for instance_id in ("instance0001", "instance0002"):
-            created = await client.post(
-                "/create-instance", json={"instanceId": instance_id, "name": "a"}, headers=operator
+            created = await create_and_wait(
+                client, {"instanceId": instance_id, "name": "a"}, headers=operator
             )
-            assert created.status_code == 200, created.text
+            assert created["phase"] == "deploying", created
         tokens = {spec.instance_id: spec.env["INSTANCE_SERVICES_TOKEN"] for spec in platform.created}
         caller = Caller(
             me="instance0001",

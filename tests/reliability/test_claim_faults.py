@@ -133,15 +133,18 @@ async def test_services_down_during_claims_loses_nothing(
             loop = (await client.get("/api/pool/status", headers=AUTH)).json()["loop"]
             return "services unreachable" in (loop["lastError"] or "")
 
-        # Ticks run meanwhile, fail to observe, and change nothing; the refills the claims woke
-        # fail too and leave no `creating` row behind.
+        # Ticks run meanwhile, fail to observe, and change nothing. The refills the claims woke
+        # cannot reach services: their reservations stay `creating` (services may hold them
+        # after all; the tick hands them over again and drops them only after its bound, see
+        # tests/pool/tick/test_plan.py), never more than the deficit.
         await wait_for(tick_saw_services_down, 15, "a tick to report services unreachable")
-
-        async def no_creating_rows() -> bool:
-            return "creating" not in (await statuses(pool_sessions)).values()
-
-        await wait_for(no_creating_rows, 15, "the failed refills to free their reservations")
-    assert await statuses(pool_sessions) == {broken: "dead", good: "claimed", flaky: "idle"}
+    found = await statuses(pool_sessions)
+    assert list(found.values()).count("creating") <= 1
+    assert {i: s for i, s in found.items() if s != "creating"} == {
+        broken: "dead",
+        good: "claimed",
+        flaky: "idle",
+    }
     # The 502 is recorded (a retry of it gets it again), beside the success.
     assert await claim_statuses(pool_sessions) == ["failed", "succeeded"]
 

@@ -3,6 +3,7 @@ and a guard that no runtime process outlives its test."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -129,3 +130,30 @@ async def db_rows(services_db_url: str) -> AsyncIterator[Callable[[], Awaitable[
 
     yield read
     await engine.dispose()
+
+
+async def create_and_wait(
+    api: httpx.AsyncClient,
+    body: dict[str, Any],
+    *,
+    url: str = "/create-instance",
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Ask for a create (202) and wait until services' workers end it (phase `deploying` or
+    `failed`), asking again as any caller would: a repeat answers the current phase. The answer
+    of the end, with the gateway token the first answer carried (when services made it)."""
+    first = await api.post(url, json=body, headers=headers or AUTH)
+    assert first.status_code == 202, first.text
+    answer: dict[str, Any] = first.json()
+    token = answer.get("gatewayToken")
+    deadline = asyncio.get_running_loop().time() + timeout
+    while answer["phase"] in ("queued", "creating"):
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"create still {answer['phase']} after {timeout}s"
+        )
+        await asyncio.sleep(0.05)
+        again = await api.post(url, json=body, headers=headers or AUTH)
+        assert again.status_code == 202, again.text
+        answer = again.json()
+    return {**answer, "gatewayToken": token}

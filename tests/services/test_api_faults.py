@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from services.config import Settings
 from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
-from tests.services.conftest import AUTH, AppClient, Rows
+from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
 
 IID = "inst00000001"
 OPERATOR_ROUTES = [
@@ -54,7 +54,7 @@ async def test_an_instance_token_is_refused_on_every_operator_route(
     echo: EchoTool,
 ) -> None:
     async with app_client(make_settings(platform="memory")) as api:
-        await api.post("/create-instance", json={"instanceId": IID, "name": "a"}, headers=AUTH)
+        await create_and_wait(api, {"instanceId": IID, "name": "a"})
         instance_token = memory_platform.created[0].env["INSTANCE_SERVICES_TOKEN"]
         for method, path, body in OPERATOR_ROUTES:
             response = await api.request(
@@ -139,20 +139,18 @@ async def test_a_platform_error_during_create_removes_the_partial_resources_and_
 ) -> None:
     memory_platform.fail_create = "volumeCreate answered 429: creating volumes too quickly"
     async with app_client(make_settings(platform="memory")) as api:
-        response = await api.post(
-            "/create-instance", json={"instanceId": IID, "name": "a", "tools": ["echo"]}, headers=AUTH
-        )
+        failed = await create_and_wait(api, {"instanceId": IID, "name": "a", "tools": ["echo"]})
 
-    assert response.status_code == 502
-    assert response.json() == {
-        "error": "UpstreamError",
-        "detail": f"platform create failed for instance {IID}: "
-        "volumeCreate answered 429: creating volumes too quickly",
-    }
-    # The service the platform made before failing, and the tool, are gone again.
+    assert (failed["phase"], failed["error"]) == (
+        "failed",
+        f"platform create failed for instance {IID}: volumeCreate answered 429: creating volumes too quickly",
+    )
+    # The service the platform made before failing, and the tool, are gone again; the row stays
+    # `failed` (nothing recorded on it) until a destroy, so the pool can read why.
     assert memory_platform.destroyed == [f"svc-{IID}"] and memory_platform.live == {}
     assert (echo.provision_calls, echo.revoke_calls, echo.resources) == (1, 1, {})
-    assert await db_rows() == ([], [])
+    infra, ledger = await db_rows()
+    assert ([(r.state, r.platform_ref) for r in infra], ledger) == ([("failed", {})], [])
 
 
 async def test_a_failed_rollback_keeps_the_rows_so_destroy_can_finish(
@@ -164,13 +162,13 @@ async def test_a_failed_rollback_keeps_the_rows_so_destroy_can_finish(
     memory_platform.fail_create = "deploy failed"
     memory_platform.fail_destroy = "serviceDelete answered 503"
     async with app_client(make_settings(platform="memory")) as api:
-        response = await api.post("/create-instance", json={"instanceId": IID, "name": "a"}, headers=AUTH)
+        failed = await create_and_wait(api, {"instanceId": IID, "name": "a"})
         infra, _ = await db_rows()
         memory_platform.fail_destroy = None
         destroyed = await api.delete(f"/destroy/{IID}", headers=AUTH)
 
-    assert response.status_code == 502
-    assert response.json()["detail"] == (
+    assert failed["phase"] == "failed"
+    assert failed["error"] == (
         f"platform create failed for instance {IID}: deploy failed; cleanup incomplete "
         f"(platform destroy: serviceDelete answered 503), DELETE /destroy/{IID} finishes it"
     )

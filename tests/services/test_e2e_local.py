@@ -15,7 +15,7 @@ import pytest
 
 from services.config import Settings
 from services.main import create_app
-from tests.services.conftest import AUTH, Rows, runtime_processes
+from tests.services.conftest import AUTH, Rows, create_and_wait, runtime_processes
 from tests.support import serve
 
 pytestmark = pytest.mark.timeout(90)
@@ -51,11 +51,10 @@ async def test_three_instances_come_up_serve_a_claim_and_leave_nothing_behind(
     async with serve(app) as base, httpx.AsyncClient(timeout=30) as client:
         created = {}
         for instance_id in IDS:
-            response = await client.post(
-                f"{base}/create-instance", json={"instanceId": instance_id, "name": instance_id}, headers=AUTH
+            created[instance_id] = await create_and_wait(
+                client, {"instanceId": instance_id, "name": instance_id}, url=f"{base}/create-instance"
             )
-            assert response.status_code == 200, response.text
-            created[instance_id] = response.json()
+            assert created[instance_id]["phase"] == "deploying", created[instance_id]
         assert len(runtime_processes(data_dir)) == 3
 
         batch = await wait_for_batch(client, base, all_healthy)
@@ -103,10 +102,10 @@ async def test_status_tells_the_truth_after_a_services_restart_and_a_crash(
 ) -> None:
     instance_id = IDS[0]
     async with serve(create_app(make_settings())) as base, httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            f"{base}/create-instance", json={"instanceId": instance_id, "name": "a"}, headers=AUTH
+        done = await create_and_wait(
+            client, {"instanceId": instance_id, "name": "a"}, url=f"{base}/create-instance"
         )
-        assert response.status_code == 200, response.text
+        assert done["phase"] == "deploying", done
         await wait_for_batch(client, base, all_healthy)
 
     # A new services process (new app, new platform object) on the same database and data dir.

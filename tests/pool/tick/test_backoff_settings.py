@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
@@ -15,9 +18,23 @@ from pool.tick import replenish
 from pool.tick import state as tick_state
 from pool.tick.context import TickContext
 from tests.pool.tick.conftest import pool_settings, pool_state
-from tests.support import free_port
+from tests.support import free_port, serve
 
 DEAD_SERVICES = f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+async def refusing_services() -> AsyncIterator[str]:
+    """A services that refuses every create (a platform quota, a bad token): each is a failure.
+    (An unreachable services is not: its creates stay reserved until it answers or the bound.)"""
+    app = FastAPI()
+
+    @app.post("/create-instance")
+    async def create() -> JSONResponse:
+        return JSONResponse({"error": "PermanentError", "detail": "platform refused"}, status_code=400)
+
+    async with serve(app) as url:
+        yield url
 
 
 def test_the_backoff_settings_are_read_from_pool_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,10 +73,12 @@ async def backoff_seconds(ctx: TickContext) -> float | None:
     return float((row.backoff_until - datetime.now(UTC)).total_seconds())
 
 
-async def test_failed_creates_back_off_by_the_configured_after_base_and_max(pool_db_url: str) -> None:
+async def test_failed_creates_back_off_by_the_configured_after_base_and_max(
+    pool_db_url: str, refusing_services: str
+) -> None:
     settings = pool_settings(
         pool_db_url,
-        DEAD_SERVICES,
+        refusing_services,
         min_idle=1,
         create_backoff_after_failures=2,
         create_backoff_base_seconds=60,

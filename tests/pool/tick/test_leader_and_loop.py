@@ -17,6 +17,7 @@ from sqlalchemy import select
 from pool.models import TickState
 from pool.tick import replenish
 from pool.tick.loop import TickRunner
+from pool.tick.plan import Created
 from shared.schemas import InstanceCreate
 from tests.pool.tick.conftest import statuses
 from tests.support import free_port, serve
@@ -171,11 +172,12 @@ async def flaky() -> AsyncIterator[tuple[FlakyServices, str]]:
             {
                 "instanceId": body.instance_id,
                 "name": body.name,
-                "url": "http://127.0.0.1:9",
-                "deployStatus": "deploying",
-                "gatewayToken": "pool_gw_testtoken123",
+                "phase": "queued",
+                "url": None,
+                "deployStatus": None,
                 "tools": [],
-            }
+            },
+            status_code=202,
         )
 
     async with serve(app) as url:
@@ -202,7 +204,15 @@ async def test_repeated_create_failures_back_off_and_a_success_clears_it(
         await asyncio.sleep(0.3)  # base 0.2 s × 2^0
         fake.fail = False
         created = await replenish.create_instances(ctx, None)
-        assert len(created) == 1 and await statuses(ctx) == {created[0]: "starting"}
+        # Accepted: the row waits for services to make it; an acceptance is no success yet (a
+        # platform failing every create after accepting it must still back off).
+        assert len(created) == 1 and await statuses(ctx) == {created[0]: "creating"}
+        async with ctx.sessionmaker() as session:
+            row = (await session.scalars(select(TickState))).one()
+        assert row.consecutive_create_failures == 3
+        # The tick sees it made (phase `deploying`): promoted, and the backoff ends.
+        assert await replenish.promote(ctx, Created(created[0], "http://127.0.0.1:9", "deploying"))
+        assert await statuses(ctx) == {created[0]: "starting"}
         async with ctx.sessionmaker() as session:
             row = (await session.scalars(select(TickState))).one()
         assert (row.consecutive_create_failures, row.backoff_until) == (0, None)

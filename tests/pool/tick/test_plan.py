@@ -10,9 +10,12 @@ import pytest
 from pool.status import Rules, Runtime, Status
 from pool.tick.plan import (
     Create,
+    Created,
+    CreateFailed,
     Destroy,
     DestroyOrphan,
     Observed,
+    Resend,
     Row,
     Target,
     Update,
@@ -115,15 +118,60 @@ def test_rows_services_no_longer_knows_are_resolved() -> None:
 
 
 def test_claiming_and_fresh_creating_rows_are_left_alone_and_count_as_supply() -> None:
-    rows = [row(1, "claiming"), row(2, "creating"), row(3, "creating")]
+    rows = [row(1, "claiming"), row(2, "creating", age=5), row(3, "creating", age=5)]
     observed = Observed(rows, batch(seen(1, "crashed")))
     assert plan(observed, TARGET, NOW) == [Create(1)]
 
 
-def test_abandoned_creating_row_is_torn_down() -> None:
-    rows = [row(1, "creating", age=700)] + [row(i, "idle") for i in (2, 3, 4)]
-    observed = Observed(rows, batch(*(seen(i) for i in (2, 3, 4))), {iid(i): CLEAN for i in (2, 3, 4)})
-    assert plan(observed, TARGET, NOW) == [Destroy(iid(1), "creating", "dead", "create abandoned")]
+def creating(i: int, phase: str | None, *, url: bool = True, error: str | None = None) -> InstanceObservation:
+    return InstanceObservation(
+        instance_id=iid(i),
+        url=f"http://127.0.0.1:{9000 + i}" if url else None,
+        deploy_status="deploying" if phase == "deploying" else None,
+        health=None,
+        created_at=NOW,
+        phase=phase,
+        error=error,
+    )
+
+
+def test_a_create_services_still_works_on_is_never_timed_out_however_old() -> None:
+    """Issue 11 finding 3: the pool must not drop a create that waits for the platform's pace."""
+    rows = [row(1, "creating", age=100_000), row(2, "creating", age=100_000)]
+    rows += [row(3, "idle")]
+    observed = Observed(rows, batch(creating(1, "queued"), creating(2, "creating"), seen(3)), {iid(3): CLEAN})
+    assert plan(observed, TARGET, NOW) == []
+
+
+def test_a_made_create_is_promoted_to_starting_with_its_url() -> None:
+    rows = [row(1, "creating"), row(2, "creating"), row(3, "idle")]
+    observed = Observed(
+        rows, batch(creating(1, "deploying"), creating(2, "deploying", url=False), seen(3)), {iid(3): CLEAN}
+    )
+    assert plan(observed, TARGET, NOW) == [Created(iid(1), "http://127.0.0.1:9001", "deploying")]
+
+
+def test_a_failed_create_is_removed_counted_and_replaced() -> None:
+    rows = [row(1, "creating"), row(2, "creating"), row(3, "idle")]
+    observed = Observed(
+        rows,
+        batch(creating(1, "failed", error="quota"), creating(2, "destroying"), seen(3)),
+        {iid(3): CLEAN},
+    )
+    assert plan(observed, TARGET, NOW) == [
+        CreateFailed(iid(1), "quota", tell_services=True),
+        CreateFailed(iid(2), "services is destroying it", tell_services=True),
+        Create(2),
+    ]
+
+
+def test_a_create_services_never_received_is_sent_again_then_dropped_after_the_bound() -> None:
+    target = Target(min_idle=1, max_total=10, create_resend_seconds=60, create_lost_seconds=600)
+    rows = [row(1, "creating", age=10), row(2, "creating", age=61), row(3, "creating", age=601)]
+    assert plan(Observed(rows, batch()), target, NOW) == [
+        Resend(iid(2)),
+        CreateFailed(iid(3), "services never received this create", tell_services=False),
+    ]
 
 
 def test_orphans_are_destroyed_only_after_the_grace_period() -> None:

@@ -34,6 +34,9 @@ async def warm(runner: TickRunner, count: int) -> dict[str, str]:
     await runner.ctx.settle()
 
     async def all_idle() -> dict[str, str] | None:
+        # Creates are asynchronous: a tick reads their phase from services and promotes the made
+        # ones to `starting`; the prober then promotes those that serve.
+        await runner.run_once()
         await runner.probe_once()
         found = await statuses(runner.ctx)
         return found if list(found.values()).count("idle") == count else None

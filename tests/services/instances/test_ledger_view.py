@@ -9,7 +9,7 @@ import httpx
 from services.config import Settings
 from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
-from tests.services.conftest import AUTH, AppClient
+from tests.services.conftest import AUTH, AppClient, create_and_wait
 
 IID = "inst00000001"
 OTHER = "inst00000002"
@@ -17,8 +17,7 @@ OTHER = "inst00000002"
 
 async def create(api: httpx.AsyncClient, instance_id: str) -> None:
     body = {"instanceId": instance_id, "name": f"agent-{instance_id}", "tools": ["echo"]}
-    response = await api.post("/create-instance", json=body, headers=AUTH)
-    assert response.status_code == 200, response.text
+    assert (await create_and_wait(api, body))["phase"] == "deploying"
 
 
 async def test_one_instance_shows_platform_ids_and_every_ledger_entry_but_no_secret(

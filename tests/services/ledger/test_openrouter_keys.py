@@ -9,7 +9,7 @@ import pytest
 from services.config import Settings
 from tests.fakes.platform import MemoryPlatform
 from tests.fakes.tools import Vendors, vendor_fakes
-from tests.services.conftest import AUTH, AppClient
+from tests.services.conftest import AUTH, AppClient, create_and_wait
 
 IID = "inst00000001"
 
@@ -28,7 +28,7 @@ async def test_operator_disables_resumes_and_tops_up_the_instance_key(
 ) -> None:
     body = {"instanceId": IID, "name": f"agent-{IID}", "tools": ["openrouter"]}
     async with app_client(make_settings(platform="memory")) as api:
-        assert (await api.post("/create-instance", json=body, headers=AUTH)).status_code == 200
+        assert (await create_and_wait(api, body))["phase"] == "deploying"
         (key_hash,) = vendors.openrouter.keys
         disabled = await api.post(f"/tools/openrouter/{IID}/disable", json={}, headers=AUTH)
         assert vendors.openrouter.keys[key_hash]["disabled"] is True

@@ -10,7 +10,7 @@ from services.models import InstanceService
 from shared.db import make_engine, make_sessionmaker
 from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
-from tests.services.conftest import AUTH, AppClient, Rows
+from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
 
 A, B = "insta0000001", "instb0000001"
 
@@ -21,12 +21,8 @@ def bearer(token: str) -> dict[str, str]:
 
 async def create_two(api: httpx.AsyncClient, platform: MemoryPlatform) -> tuple[str, str]:
     for instance_id in (A, B):
-        response = await api.post(
-            "/create-instance",
-            json={"instanceId": instance_id, "name": instance_id, "tools": []},
-            headers=AUTH,
-        )
-        assert response.status_code == 200, response.text
+        done = await create_and_wait(api, {"instanceId": instance_id, "name": instance_id, "tools": []})
+        assert done["phase"] == "deploying", done
     return (
         platform.created[0].env["INSTANCE_SERVICES_TOKEN"],
         platform.created[1].env["INSTANCE_SERVICES_TOKEN"],

@@ -16,7 +16,7 @@ from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
 from tests.fakes.platform import MemoryPlatform
 from tests.fakes.tools import Vendors, vendor_fakes
-from tests.services.conftest import AUTH, AppClient, Rows
+from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
 
 IID = "inst00000001"
 OTHER = "inst00000002"
@@ -84,8 +84,8 @@ async def test_create_with_every_tool_then_destroy_makes_and_deletes_each_resour
     db_rows: Callable[[], Awaitable[Rows]],
 ) -> None:
     async with app_client(make_settings(platform="memory")) as api:
-        created = await api.post("/create-instance", json=body(), headers=AUTH)
-        assert created.status_code == 200, created.text
+        created = await create_and_wait(api, body())
+        assert created["phase"] == "deploying", created
         env = memory_platform.created[0].env
         assert env["BANKR_API_KEY"] == WALLET
         assert env["OPENROUTER_API_KEY"] in vendors.secrets()
@@ -124,18 +124,22 @@ async def test_a_failure_at_any_step_of_a_multi_tool_create_leaves_nothing_anywh
         memory_platform.fail_create = "railway said no"
     tools = ["openrouter", "agentmail", "telnyx"]
     async with app_client(make_settings(platform="memory")) as api:
-        response = await api.post("/create-instance", json=body(tools=tools), headers=AUTH)
+        failed = await create_and_wait(api, body(tools=tools))
+        infra, ledger = await db_rows()
+        destroyed = await api.delete(f"/destroy/{IID}", headers=AUTH)
 
-    assert response.status_code == 502
-    assert response.json()["error"] == "UpstreamError"
+    assert failed["phase"] == "failed"
     assert vendors.leftovers() == {"openrouter": 0, "agentmail": 0, "telnyx": 0}
     assert memory_platform.live == {}
+    # The failed create's row waits (its reason on it, nothing recorded) for the pool's destroy.
+    assert ([(r.state, r.platform_ref) for r in infra], ledger) == ([("failed", {})], [])
+    assert destroyed.json()["destroyed"] is True
     assert await db_rows() == ([], [])
 
 
 async def instance_token(api: Any, platform: MemoryPlatform, instance_id: str) -> str:
-    created = await api.post("/create-instance", json=body(instance_id, tools=[]), headers=AUTH)
-    assert created.status_code == 200, created.text
+    created = await create_and_wait(api, body(instance_id, tools=[]))
+    assert created["phase"] == "deploying", created
     spec = next(spec for spec in platform.created if spec.instance_id == instance_id)
     return str(spec.env["INSTANCE_SERVICES_TOKEN"])
 

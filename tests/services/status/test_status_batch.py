@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from services.config import Settings
 from services.status.probes import concurrency_for
 from tests.fakes.platform import MemoryPlatform
-from tests.services.conftest import AUTH, AppClient, Rows
+from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
 from tests.support import serve
 
 HEALTHY, HUNG, ASLEEP = "healthy00001", "hung00000001", "asleep000001"
@@ -50,10 +50,8 @@ async def healthy_url() -> AsyncIterator[str]:
 
 
 async def create(api: httpx.AsyncClient, instance_id: str) -> None:
-    response = await api.post(
-        "/create-instance", json={"instanceId": instance_id, "name": instance_id}, headers=AUTH
-    )
-    assert response.status_code == 200, response.text
+    done = await create_and_wait(api, {"instanceId": instance_id, "name": instance_id})
+    assert done["phase"] == "deploying", done
 
 
 async def test_one_hung_instance_costs_the_batch_no_more_than_its_timeout(

@@ -28,7 +28,7 @@ from services.sweep.service import run_sweep
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import PermanentError
 from tests.fakes.platform import MemoryPlatform
-from tests.services.conftest import AUTH, AppClient
+from tests.services.conftest import AUTH, AppClient, create_and_wait
 from tests.services.platforms.railway.harness import FAST, TOKEN, Harness
 from tests.support import serve
 
@@ -216,7 +216,8 @@ async def test_a_create_waits_while_the_sweep_holds_its_instance_lock(
         assert not create.done() and memory_platform.created == []
         await sweep.commit()
         response = await asyncio.wait_for(create, 10)
-    assert response.status_code == 200, response.text
+        assert response.status_code == 202, response.text
+        await create_and_wait(api, body)
     assert [s.instance_id for s in memory_platform.created] == [ORPHAN]
 
 

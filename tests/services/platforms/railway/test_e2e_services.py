@@ -14,7 +14,7 @@ import pytest
 from devtools.railway_fake import DeploySettings
 from services.config import Settings
 from services.main import create_app
-from tests.services.conftest import AUTH
+from tests.services.conftest import AUTH, create_and_wait
 from tests.services.platforms.railway.harness import TOKEN, Harness
 from tests.support import serve
 
@@ -60,11 +60,10 @@ async def test_every_route_through_the_railway_provider_leaves_nothing_behind(
         monkeypatch.setenv(key, value)
     app = create_app(make_settings(platform="railway", sweep_interval_seconds=0))
     async with serve(app) as base, httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{base}/create-instance", json={"instanceId": INSTANCE, "name": "agent one"}, headers=AUTH
+        body = await create_and_wait(
+            client, {"instanceId": INSTANCE, "name": "agent one"}, url=f"{base}/create-instance"
         )
-        assert created.status_code == 200, created.text
-        body = created.json()
+        assert body["phase"] == "deploying", body
         assert railway.fake.calls["EnvironmentPatchCommit"] == 1
         await wait_healthy(client, base)
         assert railway.fake.calls["EnvironmentServiceInstances" if mode == "shared" else "Projects"] >= 1
