@@ -291,6 +291,11 @@ EXTRA: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
             ),
             ("PYTEST_ARGS", "(empty)", "`make test` / `make soak`: extra pytest arguments."),
             (
+                "SOAK_SEED",
+                "`20261124` (tests), random (`python -m devtools.soak`)",
+                "The chaos soak's seed; every failing soak prints the one that replays it.",
+            ),
+            (
                 "WARMPOOL_CHROMIUM",
                 "`/usr/bin/chromium`",
                 "The Chromium the dashboard's browser tests drive; missing, `make test` stops and says so.",
