@@ -22,6 +22,7 @@ import httpx
 import psutil
 
 from devtools.pg import EmbeddedPostgres
+from devtools.serve import serve_asgi
 from shared.migrations import upgrade_async
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,25 +175,9 @@ async def fleet_process(
             base.popen.stdout.close()
 
 
-@contextlib.asynccontextmanager
-async def serve_here(app: Any) -> AsyncIterator[str]:
+def serve_here(app: Any) -> contextlib.AbstractAsyncContextManager[str]:
     """Serve an ASGI app (the fake Railway) with uvicorn in this process's event loop."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server exited before starting")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    return serve_asgi(app)
 
 
 def peak_rss_mb(proc: Proc) -> float:

@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import uvicorn
 from fastapi import FastAPI
 
+from devtools.serve import serve_asgi
 from shared.db import libpq_url
 
 
@@ -74,20 +73,6 @@ class DatabaseFactory:
                 await self._execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+def serve(app: FastAPI, port: int | None = None) -> contextlib.AbstractAsyncContextManager[str]:
     """Serve an ASGI app with uvicorn on a real loopback port, in this event loop."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server exited before starting")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    return serve_asgi(app, port=port, lifespan="on", access_log=True)

@@ -27,12 +27,12 @@ from typing import Any, Literal
 
 import asyncpg
 import httpx
-import uvicorn
 
 from devtools.faults import Faults
 from devtools.pg import EmbeddedPostgres
 from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
 from devtools.railway_fake.deploys import free_port
+from devtools.serve import serve_asgi
 from devtools.vendor_fakes.server import VendorServer, service_env
 from shared.migrations import upgrade_async
 
@@ -153,25 +153,9 @@ class System:
         )
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app here; a held ("lost") answer does not keep the shutdown waiting."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server exited before starting")
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+def serve(app: Any) -> contextlib.AbstractAsyncContextManager[str]:
+    """Serve a fake here; a held ("lost") answer does not keep the shutdown waiting."""
+    return serve_asgi(app, timeout_graceful_shutdown=1)
 
 
 def _faults(config: SoakConfig, salt: str) -> Faults:
