@@ -152,6 +152,9 @@ _LOST_CONNECTION = (
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
+    # A pooled connection handed out while it still consumes the error its terminated backend sent
+    # ("cannot switch to state ..; another operation is in progress"): raised before anything is sent.
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
 )
 

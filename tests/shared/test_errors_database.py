@@ -39,6 +39,14 @@ def _app(engine: AsyncEngine, pool_db_url: str) -> FastAPI:
             await connection.execute(text("SELECT 1"))
         return {"ok": "unreachable"}
 
+    @app.post("/busy")
+    async def busy() -> dict[str, str]:
+        # What asyncpg raises for a pooled connection whose terminated backend's error it is still
+        # consuming (seen in the soak right after pg_terminate_backend); a race too narrow to stage.
+        raise asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        )
+
     @app.post("/refused")
     async def refused() -> dict[str, str]:
         async with engine.connect() as connection:
@@ -57,6 +65,14 @@ async def test_a_connection_terminated_mid_request_answers_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json() == {"error": "Unavailable", "detail": "the database connection was lost; retry"}
+
+
+async def test_a_pooled_connection_still_failing_answers_503(engine: AsyncEngine, pool_db_url: str) -> None:
+    transport = httpx.ASGITransport(app=_app(engine, pool_db_url))
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        response = await client.post("/busy")
+    assert response.status_code == 503
+    assert response.json()["error"] == "Unavailable"
 
 
 async def test_a_query_the_database_refuses_is_still_a_500(engine: AsyncEngine, pool_db_url: str) -> None:
