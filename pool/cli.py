@@ -38,7 +38,7 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:200] or response.reason_phrase
     if isinstance(body, dict):
-        detail = body.get("detail", body.get("error", body))
+        detail = body.get("error", body.get("detail", body))
         return detail if isinstance(detail, str) else str(detail)
     return str(body)
 

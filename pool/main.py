@@ -14,7 +14,7 @@ from pool.config import Settings
 from pool.dashboard.router import router as dashboard_router
 from pool.deps import PoolState, lifespan_state
 from pool.instance_client import InstanceClient
-from pool.instances.router import metrics_router
+from pool.instances.router import metrics_router, public_router
 from pool.instances.router import router as instances_router
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(claims_router)
     app.include_router(instances_router)
     app.include_router(metrics_router)
+    app.include_router(public_router)
     app.include_router(dashboard_router)
 
     @app.get("/", include_in_schema=False)

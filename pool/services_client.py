@@ -32,8 +32,10 @@ def error_from_body(response: httpx.Response, what: str) -> AppError:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        cls = ERRORS_BY_NAME.get(body["error"])
+    # `kind` names the class; a services release from before it put the class in `error`.
+    kind = body.get("kind", body.get("error")) if isinstance(body, dict) else None
+    if isinstance(kind, str):
+        cls = ERRORS_BY_NAME.get(kind)
         if cls is not None:
             detail = body.get("detail")
             message = detail if isinstance(detail, str) else f"{what}: {detail}"

@@ -1,4 +1,8 @@
-"""Application errors, rendered by one handler as `{"error": "<ClassName>", "detail": "<message>"}`.
+"""Application errors, rendered by one handler as `{"error": sentence, "kind": ClassName, "detail": ...}`.
+
+`error` is always a sentence a person can read: the original system's clients show it to their
+users as it is. `kind` is the machine-readable class beside it, and `detail` keeps what it always
+held (the message, or FastAPI's list of validation problems for a 422).
 
     AppError (500)
     ├── BadRequest (400)
@@ -21,6 +25,7 @@ retry finishes what the lost request began. Any other database error stays a 500
 from __future__ import annotations
 
 import math
+from http import HTTPStatus
 from typing import Any
 
 import asyncpg
@@ -30,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class AppError(Exception):
@@ -113,14 +119,36 @@ ERRORS_BY_NAME: dict[str, type[AppError]] = {
 }
 
 
-def error_body(error: str, detail: Any) -> dict[str, Any]:
-    return {"error": error, "detail": detail}
+def as_sentence(message: str) -> str:
+    """`message` as a person reads it: capitalised, ending in a full stop."""
+    text = message.strip() or "Something went wrong"
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def error_body(kind: str, message: str, detail: Any = None) -> dict[str, Any]:
+    """The one error shape: a readable sentence, the machine-readable kind, and the detail (the
+    message as it always was, unless a richer detail is given)."""
+    return {"error": as_sentence(message), "kind": kind, "detail": message if detail is None else detail}
 
 
 async def _render_app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return JSONResponse(
         error_body(type(exc).__name__, exc.message), status_code=exc.status_code, headers=exc.headers()
+    )
+
+
+# Starlette's own refusals (no such route, wrong method) by their status, in the same shape.
+_HTTP_KINDS = {404: "NotFound", 405: "MethodNotAllowed"}
+
+
+async def _render_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    kind = _HTTP_KINDS.get(exc.status_code, HTTPStatus(exc.status_code).phrase.replace(" ", ""))
+    return JSONResponse(
+        error_body(kind, message, exc.detail), status_code=exc.status_code, headers=exc.headers
     )
 
 
@@ -139,11 +167,43 @@ def _encodable(value: Any) -> Any:
     return value
 
 
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    # FastAPI prefixes where the value came from ("body", "query", "header"); people name fields.
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in ("body", "query", "header", "path", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def validation_sentence(errors: list[dict[str, Any]]) -> str:
+    """The first problem of a 422 as a sentence a person can read (with how many more there are)."""
+    if not errors:
+        return "The request is not valid."
+    first = errors[0]
+    field = _field_name(first.get("loc", ()))
+    kind = str(first.get("type", ""))
+    if kind == "json_invalid":
+        sentence = "The request body is not valid JSON."
+    elif kind == "missing":
+        sentence = f"The field '{field}' is required." if field else "The request body is required."
+    elif field:
+        sentence = f"The field '{field}' is not valid: {first.get('msg', 'invalid value')}."
+    else:
+        sentence = f"The request is not valid: {first.get('msg', 'invalid value')}."
+    more = len(errors) - 1
+    if more:
+        sentence += f" ({more} more problem{'s' if more > 1 else ''} in the request.)"
+    return sentence
+
+
 async def _render_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's own 422 body (`{"detail": [...]}`, what the OpenAPI schemas declare), made safe
-    to encode whatever the input held."""
+    """FastAPI's own 422 list stays in `detail` (what the OpenAPI schemas declare), made safe to
+    encode whatever the input held, with the first problem as the readable `error`."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, status_code=422)
+    problems = _encodable(jsonable_encoder(exc.errors()))
+    return JSONResponse(
+        error_body("ValidationError", _encodable(validation_sentence(problems)), problems), status_code=422
+    )
 
 
 # asyncpg's own words for "the connection is gone", seen through the claim path's raw pool.
@@ -181,6 +241,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Render every AppError as JSON; bad input keeps FastAPI's 422 shape; a lost database
     connection is a 503."""
     app.add_exception_handler(AppError, _render_app_error)
+    app.add_exception_handler(StarletteHTTPException, _render_http_exception)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
     for kind in (DBAPIError, *_LOST_CONNECTION):
         app.add_exception_handler(kind, _render_database_error)

@@ -19,14 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.models import HOLDS_JOIN_URL
 from pool.status import HOLDS_JOIN
+from shared.errors import error_body
 
 KILLED = "the claim ended: its instance was removed while it was being provisioned"
 _HOLDS_JOIN_SQL = ", ".join(f"'{status}'" for status in sorted(HOLDS_JOIN))
 
 
-def failure(detail: str) -> dict[str, str]:
-    """A failed claim's recorded outcome: the 502 body every retry of it gets."""
-    return {"error": "UpstreamError", "detail": detail}
+def failure(detail: str) -> dict[str, Any]:
+    """A failed claim's recorded outcome: the 502 body every retry of it gets (its `detail` is
+    what a replay reads; records from before the readable `error` carried the class there)."""
+    return error_body("UpstreamError", detail)
 
 
 @dataclass(frozen=True)

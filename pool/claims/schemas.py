@@ -21,13 +21,32 @@ class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+# The defaults of the system we replace: its landing site's join flow sends neither (DESIGN §10).
+DEFAULT_AGENT_NAME = "Assistant"
+DEFAULT_INSTRUCTIONS = "You are a helpful AI assistant."
+
+
 class ClaimCreate(_Camel, InputModel):
-    agent_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    instructions: Annotated[str, StringConstraints(max_length=50_000)]
+    """A claim's body: ours, and the original system's as its clients send it (its fields with
+    its defaults; fields this pool does not know are ignored rather than refused, so a client
+    that sends more than we read keeps working)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    agent_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = (
+        DEFAULT_AGENT_NAME
+    )
+    instructions: Annotated[str, StringConstraints(max_length=50_000)] = DEFAULT_INSTRUCTIONS
     join_url: Url | None = None
     profile_image: Url | None = None
     metadata: JsonObject | None = None
     template_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    # Where the claim came from (the original's landing server sends "landing"); recorded with it.
+    source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
+        None
+    )
+    # The original's name for the template to claim from: until templates exist, the one pool.
+    runtime: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
 
     @field_validator("metadata")
     @classmethod

@@ -34,7 +34,7 @@ from pool.instances import service as instances_service
 from pool.instances.schemas import CountBody
 from shared.auth import tokens_match
 from shared.db import SessionDep
-from shared.errors import BadRequest, Forbidden, Unauthorized
+from shared.errors import BadRequest, Forbidden, Unauthorized, error_body
 from shared.schemas import InstanceId
 from shared.validation import InputModel
 
@@ -97,7 +97,7 @@ protected = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies
 async def static(name: str) -> Response:
     path = STATIC_FILES.get(name)
     if path is None:
-        return secure(JSONResponse({"error": "NotFound", "detail": "no such asset"}, status_code=404))
+        return secure(JSONResponse(error_body("NotFound", "no such asset"), status_code=404))
     response = FileResponse(path)
     response.headers.update({**SECURITY_HEADERS, "Cache-Control": "public, max-age=300"})
     return response

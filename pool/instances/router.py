@@ -8,11 +8,23 @@ from fastapi.responses import Response
 from pool.auth import OperatorAuth
 from pool.deps import PoolDep
 from pool.instances import service
-from pool.instances.schemas import Agent, CountBody, Drained, Instance, PoolStatus, Removed, Replenished
+from pool.instances.schemas import (
+    Agent,
+    CountBody,
+    Drained,
+    Instance,
+    PoolInfo,
+    PoolStatus,
+    Removed,
+    Replenished,
+)
 from shared.db import SessionDep
+from shared.health import app_version
 
 router = APIRouter(prefix="/api/pool", tags=["operator"], dependencies=[OperatorAuth])
 metrics_router = APIRouter(tags=["metrics"])
+# Open like `/version`: the original system's landing site polls it to label its environment.
+public_router = APIRouter(prefix="/api/pool", tags=["public"])
 
 InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
 
@@ -83,3 +95,9 @@ async def metrics(session: SessionDep, pool: PoolDep) -> Response:
     """Prometheus metrics."""
     pool["metrics"].set_instance_counts(await service.count_instances(session))
     return Response(pool["metrics"].render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@public_router.get("/info", response_model=PoolInfo)
+async def info(pool: PoolDep) -> PoolInfo:
+    """Which environment this pool serves and its version (nothing secret)."""
+    return PoolInfo(environment=pool["settings"].environment, version=app_version())

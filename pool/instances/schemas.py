@@ -93,3 +93,8 @@ class Drained(_Camel):
 class Removed(_Camel):
     instance_id: str
     removed: bool
+
+
+class PoolInfo(_Camel):
+    environment: str
+    version: str

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from pool.config import Settings
 from pool.main import create_app
 from shared.db import make_engine, make_sessionmaker
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet, create_fleet_app
 from tests.pool.factories import ENCRYPTION_KEY
 from tests.support import serve
@@ -41,7 +42,7 @@ def create_fake_services_app(fake: FakeServices) -> FastAPI:
     @app.delete("/destroy/{instance_id}")
     async def destroy(instance_id: str) -> JSONResponse:
         if fake.fail:
-            return JSONResponse({"error": "PermanentError", "detail": "platform refused"}, status_code=502)
+            return JSONResponse(error_body("PermanentError", "platform refused"), status_code=502)
         fake.destroyed.append(instance_id)
         return JSONResponse({"instanceId": instance_id, "destroyed": True, "alreadyGone": False})
 

@@ -102,7 +102,7 @@ async def test_claim_on_an_empty_pool_exits_4_with_retry_after(pool_url: str) ->
 async def test_unknown_instance_exits_1_with_the_pools_reason(pool_url: str) -> None:
     result = await poolctl("kill", "aaaaaaaaaaaa", url=pool_url)
     assert result.code == 1
-    assert "404: no instance aaaaaaaaaaaa" in result.err
+    assert "404: No instance aaaaaaaaaaaa." in result.err
 
 
 async def test_unreachable_pool_exits_5() -> None:

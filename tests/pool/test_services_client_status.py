@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from pool.services_client import ServicesClient
-from shared.errors import TransientError
+from shared.errors import TransientError, error_body
 from shared.retry import RetryPolicy
 from tests.support import serve
 
@@ -26,7 +26,7 @@ async def slow_services() -> AsyncIterator[tuple[str, list[str]]]:
         calls.append("batch")
         if len(calls) == 1:
             await asyncio.sleep(1.0)
-        return JSONResponse({"error": "Unavailable", "detail": "busy"}, status_code=503)
+        return JSONResponse(error_body("Unavailable", "busy"), status_code=503)
 
     async with serve(app) as url:
         yield url, calls

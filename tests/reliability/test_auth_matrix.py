@@ -61,6 +61,7 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("GET", "/healthz"): Sample(OPEN),
     ("GET", "/version"): Sample(OPEN),
     ("GET", "/metrics"): Sample(OPEN),
+    ("GET", "/api/pool/info"): Sample(OPEN),
     ("POST", "/api/pool/claim"): Sample(OPERATOR, json={"agentName": "Ada", "instructions": "hi"}),
     ("POST", "/api/pool/pending-acceptance/complete"): Sample(INSTANCE, json={"instanceId": "{me}"}),
     ("POST", "/api/pool/pending-acceptance/fail"): Sample(INSTANCE, json={"instanceId": "{me}"}),

@@ -65,7 +65,7 @@ async def test_500_claims_at_concurrency_100_on_two_replicas_hand_out_each_insta
     assert sorted(winners) == sorted(ids)  # 300 distinct: every idle instance, none twice
     for response in responses:
         if response.status_code == 503:
-            assert response.json()["error"] == "Unavailable"
+            assert response.json()["kind"] == "Unavailable"
             assert int(response.headers["Retry-After"]) > 0
     # What the instances saw: each was provisioned exactly once, and holds the winner's conversation.
     assert Counter(agent.provisions for agent in fleet.agents.values()) == {1: IDLE}

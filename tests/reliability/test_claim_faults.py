@@ -127,7 +127,7 @@ async def test_services_down_during_claims_loses_nothing(
         second = await client.post("/api/pool/claim", json=BODY, headers=AUTH)
         # `flaky` failed but reset clean → idle again; `broken` is dead: no second try → 502.
         assert second.status_code == 502, second.text
-        assert second.json()["error"] == "UpstreamError"
+        assert second.json()["kind"] == "UpstreamError"
 
         async def tick_saw_services_down() -> bool:
             loop = (await client.get("/api/pool/status", headers=AUTH)).json()["loop"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from services.config import Settings
+from shared.errors import error_body
 from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
@@ -39,10 +40,7 @@ async def test_missing_or_wrong_bearer_is_401_on_every_route(
                 response = await api.request(method, path, json=body, headers=headers)
 
                 assert response.status_code == 401, (method, path, authorization)
-                assert response.json() == {
-                    "error": "Unauthorized",
-                    "detail": "missing or invalid bearer token",
-                }
+                assert response.json() == error_body("Unauthorized", "missing or invalid bearer token")
                 assert response.headers["www-authenticate"] == "Bearer"
     assert memory_platform.created == [] and memory_platform.status_calls == 0
 
@@ -82,7 +80,7 @@ async def test_unknown_instance_is_404(
             response = await api.request(method, path, json=body, headers=AUTH)
 
             assert response.status_code == 404, path
-            assert response.json()["error"] == "NotFound"
+            assert response.json()["kind"] == "NotFound"
             assert "unknown00001" in response.json()["detail"]
     assert echo.provision_calls == 0
 
@@ -122,10 +120,7 @@ async def test_an_unconfigured_tool_is_400_before_anything_is_made(
         )
 
     assert response.status_code == 400
-    assert response.json() == {
-        "error": "BadRequest",
-        "detail": "tool 'echo' is not configured (configured: none)",
-    }
+    assert response.json() == error_body("BadRequest", "tool 'echo' is not configured (configured: none)")
     assert memory_platform.created == []
     assert await db_rows() == ([], [])
 

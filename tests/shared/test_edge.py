@@ -7,6 +7,7 @@ import json
 from starlette.types import Message, Receive, Scope, Send
 
 from shared.edge import BodyTooLarge
+from shared.errors import error_body
 
 LIMIT = 1000
 CHUNK = 300
@@ -67,10 +68,9 @@ async def test_a_declared_length_over_the_limit_is_413_before_a_byte_is_read() -
 
     assert client.pulled == 0
     assert client.status == 413
-    assert json.loads(client.body) == {
-        "error": "PayloadTooLarge",
-        "detail": f"the request body is larger than this service accepts ({LIMIT} bytes)",
-    }
+    assert json.loads(client.body) == error_body(
+        "PayloadTooLarge", f"the request body is larger than this service accepts ({LIMIT} bytes)"
+    )
 
 
 async def test_a_chunked_body_is_cut_at_the_limit_and_answered_413() -> None:
@@ -81,7 +81,7 @@ async def test_a_chunked_body_is_cut_at_the_limit_and_answered_413() -> None:
     assert client.pulled <= LIMIT + CHUNK
     assert [m["type"] for m in client.sent] == ["http.response.start", "http.response.body"]
     assert client.status == 413
-    assert json.loads(client.body)["error"] == "PayloadTooLarge"
+    assert json.loads(client.body)["kind"] == "PayloadTooLarge"
 
 
 async def test_a_body_within_the_limit_reaches_the_app_whole() -> None:

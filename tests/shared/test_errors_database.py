@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import make_engine
-from shared.errors import install_error_handlers
+from shared.errors import error_body, install_error_handlers
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ async def test_a_connection_terminated_mid_request_answers_503_with_retry_after(
         response = await client.post("/lost")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
-    assert response.json() == {"error": "Unavailable", "detail": "the database connection was lost; retry"}
+    assert response.json() == error_body("Unavailable", "the database connection was lost; retry")
 
 
 async def test_a_pooled_connection_still_failing_answers_503(engine: AsyncEngine, pool_db_url: str) -> None:
@@ -72,7 +72,7 @@ async def test_a_pooled_connection_still_failing_answers_503(engine: AsyncEngine
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
         response = await client.post("/busy")
     assert response.status_code == 503
-    assert response.json()["error"] == "Unavailable"
+    assert response.json()["kind"] == "Unavailable"
 
 
 async def test_a_query_the_database_refuses_is_still_a_500(engine: AsyncEngine, pool_db_url: str) -> None:

@@ -20,6 +20,7 @@
   async function errorText(response) {
     try {
       const body = await response.json();
+      if (typeof body.error === "string") return body.error;
       const detail = body.detail;
       if (typeof detail === "string") return detail;
       if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");

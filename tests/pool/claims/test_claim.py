@@ -5,6 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.models import Claim, Instance
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH
 from tests.pool.factories import add_fleet_instances
@@ -63,7 +64,7 @@ async def test_claim_on_an_empty_pool_answers_503_with_retry_after(client: httpx
 
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-    assert response.json() == {"error": "Unavailable", "detail": "no idle instance available; retry later"}
+    assert response.json() == error_body("Unavailable", "no idle instance available; retry later")
 
 
 async def test_claim_never_hands_out_starting_claimed_or_tainted_instances(
@@ -92,21 +93,23 @@ async def test_claim_requires_the_pool_api_key(client: httpx.AsyncClient) -> Non
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
         response = await client.post("/api/pool/claim", json=BODY, headers=headers)
         assert response.status_code == 401
-        assert response.json() == {"error": "Unauthorized", "detail": "missing or invalid bearer token"}
+        assert response.json() == error_body("Unauthorized", "missing or invalid bearer token")
 
 
 async def test_claim_rejects_bad_input_with_json_errors(client: httpx.AsyncClient) -> None:
+    # An empty body and unknown fields are fine (the original's defaults; extra fields ignored).
     cases = [
-        {},
+        [],
         {"agentName": "", "instructions": "x"},
         {"agentName": "a", "instructions": "x", "joinUrl": "not a url"},
-        {"agentName": "a", "instructions": "x", "surprise": 1},
+        {"agentName": "a", "instructions": 7},
         {"agentName": "a", "instructions": "x", "metadata": {"big": "x" * 20_000}},
     ]
     for body in cases:
         response = await client.post("/api/pool/claim", json=body, headers=AUTH)
         assert response.status_code == 422, body
         assert isinstance(response.json()["detail"], list)
+        assert response.json()["kind"] == "ValidationError"
     response = await client.post(
         "/api/pool/claim", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"}
     )
@@ -116,7 +119,7 @@ async def test_claim_rejects_bad_input_with_json_errors(client: httpx.AsyncClien
 async def test_claim_rejects_a_wait_beyond_the_maximum(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/pool/claim?wait=31", json=BODY, headers=AUTH)
     assert response.status_code == 400
-    assert response.json() == {"error": "BadRequest", "detail": "wait must be between 0 and 30 seconds"}
+    assert response.json() == error_body("BadRequest", "wait must be between 0 and 30 seconds")
     response = await client.post("/api/pool/claim?wait=soon", json=BODY, headers=AUTH)
     assert response.status_code == 422
 

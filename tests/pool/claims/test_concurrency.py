@@ -66,7 +66,7 @@ async def check_outcome(
             assert by_id[body["instanceId"]].agent_name == body["agentName"]
             assert by_id[body["instanceId"]].conversation_id == body["conversationId"]
         else:
-            assert response.json()["error"] == "Unavailable"
+            assert response.json()["kind"] == "Unavailable"
             assert response.headers["Retry-After"]
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.models import Instance
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH
 from tests.pool.factories import add_fleet_instances
@@ -44,10 +45,9 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused(
     response = await client.post("/api/pool/claim", json={**BODY, "agentName": "Bob"}, headers=headers)
 
     assert response.status_code == 409
-    assert response.json() == {
-        "error": "Conflict",
-        "detail": "Idempotency-Key was already used for a different claim request",
-    }
+    assert response.json() == error_body(
+        "Conflict", "Idempotency-Key was already used for a different claim request"
+    )
 
 
 async def test_a_bad_idempotency_key_is_a_4xx(client: httpx.AsyncClient) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pool.config import Settings
 from pool.main import create_app
 from pool.models import Claim, Instance
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH, FakeServices, running
 from tests.pool.factories import add_fleet_instances
@@ -56,10 +57,9 @@ async def test_finding_1_a_retry_of_a_claim_ended_by_a_kill_replays_its_failure_
 
     assert time.monotonic() - started < 2
     assert retry.status_code == 502
-    assert retry.json() == {
-        "error": "UpstreamError",
-        "detail": "the claim ended: its instance was removed while it was being provisioned",
-    }
+    assert retry.json() == error_body(
+        "UpstreamError", "the claim ended: its instance was removed while it was being provisioned"
+    )
     answer = await original
     # The first request gets the same recorded outcome; nothing else was provisioned.
     assert (answer.status_code, answer.json()) == (502, retry.json())

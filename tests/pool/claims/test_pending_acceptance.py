@@ -4,6 +4,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.models import Instance
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH
 from tests.pool.factories import add_fleet_instances
@@ -76,7 +77,7 @@ async def test_another_instances_token_or_the_admin_key_is_refused(
             "/api/pool/pending-acceptance/complete", json={"instanceId": instance_id}, headers=headers
         )
         assert response.status_code == 401
-        assert response.json() == {"error": "Unauthorized", "detail": "missing or invalid instance token"}
+        assert response.json() == error_body("Unauthorized", "missing or invalid instance token")
     assert await status_of(sessionmaker, instance_id) == "pending_acceptance"
 
 
@@ -92,7 +93,7 @@ async def test_completing_an_instance_that_is_not_pending_is_a_conflict(
     )
 
     assert response.status_code == 409
-    assert response.json() == {"error": "Conflict", "detail": "instance is idle, not pending_acceptance"}
+    assert response.json() == error_body("Conflict", "instance is idle, not pending_acceptance")
     bad = await client.post(
         "/api/pool/pending-acceptance/complete", json={"instanceId": "NOPE"}, headers=AUTH
     )

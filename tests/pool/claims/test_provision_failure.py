@@ -13,6 +13,7 @@ from pool.config import Settings
 from pool.instance_client import InstanceClient
 from pool.models import Claim, Instance
 from shared.auth import SecretBox
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH
 from tests.pool.factories import ENCRYPTION_KEY, add_fleet_instances
@@ -61,7 +62,7 @@ async def test_two_failed_provisions_answer_502_and_try_no_third_instance(
     response = await client.post("/api/pool/claim", json=BODY, headers={**AUTH, "Idempotency-Key": "f-1"})
 
     assert response.status_code == 502
-    assert response.json()["error"] == "UpstreamError"
+    assert response.json()["kind"] == "UpstreamError"
     assert response.json()["detail"].startswith("provisioning failed on 2 instance(s)")
     assert await statuses(sessionmaker) == {broken[0]: "dead", broken[1]: "dead", spare: "idle"}
     assert fleet.agents[spare].provisions == 0
@@ -133,8 +134,7 @@ async def test_a_claim_abandoned_mid_provision_fails_and_its_instance_is_reset_b
     async with sessionmaker() as session:
         claims = (await session.scalars(select(Claim).order_by(Claim.id))).all()
     assert [c.status for c in claims] == ["failed", "failed"]
-    assert claims[0].response == {
-        "error": "UpstreamError",
-        "detail": f"the claim ended: no outcome within {settings.claim_stale_seconds:.0f} s "
-        "(abandoned mid-provision)",
-    }
+    assert claims[0].response == error_body(
+        "UpstreamError",
+        f"the claim ended: no outcome within {settings.claim_stale_seconds:.0f} s (abandoned mid-provision)",
+    )

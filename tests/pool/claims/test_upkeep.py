@@ -26,7 +26,7 @@ from pool.instance_client import InstanceClient
 from pool.main import create_app
 from pool.models import Claim, Instance
 from shared.auth import SecretBox
-from shared.errors import Conflict
+from shared.errors import Conflict, error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.factories import ENCRYPTION_KEY, add_fleet_instances
 
@@ -80,7 +80,7 @@ async def test_ended_claims_past_the_retention_are_pruned_but_a_held_join_url_is
         (await session.get(Instance, gone)).status = "dead"  # type: ignore[union-attr]
         session.add_all(
             [
-                claim_row("failed", status="failed", response={"error": "UpstreamError", "detail": "x"}),
+                claim_row("failed", status="failed", response=error_body("UpstreamError", "x")),
                 claim_row("nojoin", status="succeeded", response={}),
                 claim_row("held", status="succeeded", join_url="https://j/1", instance_id=serving),
                 claim_row("deadjoin", status="succeeded", join_url="https://j/2", instance_id=gone),

@@ -7,6 +7,7 @@ import time
 import httpx
 
 from pool.dashboard.session import COOKIE
+from shared.errors import error_body
 from tests.pool.dashboard.conftest import API_KEY, Dashboard, form_token, log_in, page_csrf
 
 
@@ -19,7 +20,7 @@ async def test_dashboard_redirects_to_login_without_a_session(client: httpx.Asyn
 async def test_fetch_without_a_session_gets_401_json(client: httpx.AsyncClient) -> None:
     response = await client.get("/dashboard/partials/summary", headers={"X-Requested-With": "fetch"})
     assert response.status_code == 401
-    assert response.json() == {"error": "Unauthorized", "detail": "log in to the dashboard first"}
+    assert response.json() == error_body("Unauthorized", "log in to the dashboard first")
 
 
 async def test_password_login_sets_a_signed_httponly_strict_cookie(client: httpx.AsyncClient) -> None:
@@ -76,11 +77,11 @@ async def test_state_changing_requests_need_the_csrf_token(client: httpx.AsyncCl
     wrong = await client.post(url, headers={"X-CSRF-Token": "nope"})
     right = await client.post(url, headers={"X-CSRF-Token": csrf})
     assert missing.status_code == 403
-    assert missing.json() == {"error": "Forbidden", "detail": "missing or invalid CSRF token"}
+    assert missing.json() == error_body("Forbidden", "missing or invalid CSRF token")
     assert wrong.status_code == 403
     # With the token the request reaches the pool's kill, which knows no such instance.
     assert right.status_code == 404
-    assert right.json() == {"error": "NotFound", "detail": "no instance abcdefabcdef"}
+    assert right.json() == error_body("NotFound", "no instance abcdefabcdef")
 
 
 async def test_logout_revokes_the_session_even_for_a_kept_cookie(client: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from pool.main import create_app
+from shared.errors import error_body
 from tests.pool.tick.conftest import Services, pool_settings
 from tests.support import serve
 
@@ -91,7 +92,7 @@ async def test_warm_up_claim_join_kill_and_empty_pool_through_real_http(
         )
         assert empty.status_code == 503
         assert empty.headers["Retry-After"] == "5"
-        assert empty.json() == {"error": "Unavailable", "detail": "no idle instance available; retry later"}
+        assert empty.json() == error_body("Unavailable", "no idle instance available; retry later")
 
         # Kill: services tears the instance down (its process and files go), then the row goes.
         victim = new["instanceId"]

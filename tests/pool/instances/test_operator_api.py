@@ -5,6 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.models import STATUSES, Claim, Instance
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH, FakeServices
 from tests.pool.factories import add_fleet_instances
@@ -33,7 +34,7 @@ async def test_every_operator_route_requires_the_api_key(client: httpx.AsyncClie
     for method, path in routes:
         response = await client.request(method, path, headers={"Authorization": "Bearer nope"})
         assert response.status_code == 401, path
-        assert response.json()["error"] == "Unauthorized"
+        assert response.json()["kind"] == "Unauthorized"
 
 
 async def test_counts_always_lists_every_status(
@@ -97,7 +98,7 @@ async def test_kill_destroys_through_services_then_deletes_the_row(
 async def test_kill_of_an_unknown_instance_is_404_and_bad_ids_are_422(client: httpx.AsyncClient) -> None:
     response = await client.delete("/api/pool/instances/abcdefghijkl", headers=AUTH)
     assert response.status_code == 404
-    assert response.json() == {"error": "NotFound", "detail": "no instance abcdefghijkl"}
+    assert response.json() == error_body("NotFound", "no instance abcdefghijkl")
     assert (await client.delete("/api/pool/instances/NOT-AN-ID", headers=AUTH)).status_code == 422
 
 
@@ -113,7 +114,7 @@ async def test_a_failed_teardown_leaves_the_row_dead_for_the_tick(
     response = await client.delete(f"/api/pool/instances/{instance_id}", headers=AUTH)
 
     assert response.status_code == 502
-    assert response.json() == {"error": "PermanentError", "detail": "platform refused"}
+    assert response.json() == error_body("PermanentError", "platform refused")
     assert await statuses(sessionmaker) == {instance_id: "dead"}
 
 
@@ -130,7 +131,7 @@ async def test_dismiss_removes_only_crashed_instances(
     dismissed = await client.delete(f"/api/pool/crashed/{crashed}", headers=AUTH)
 
     assert refused.status_code == 409
-    assert refused.json() == {"error": "Conflict", "detail": f"instance {claimed} is claimed, not crashed"}
+    assert refused.json() == error_body("Conflict", f"instance {claimed} is claimed, not crashed")
     assert dismissed.status_code == 200
     assert fake_services.destroyed == [crashed]
     assert await statuses(sessionmaker) == {claimed: "claimed"}

@@ -32,7 +32,7 @@ async def test_reconcile_runs_on_the_leader_and_is_a_409_naming_the_leader_elsew
             refused = await http.post(f"{follower_url}/api/pool/reconcile")
             assert refused.status_code == 409, refused.text
             body = refused.json()
-            assert body["error"] == "Conflict"
+            assert body["kind"] == "Conflict"
             assert re.fullmatch(
                 r"this replica is not the leader; the leader \(.+:\d+:[0-9a-f]+\) ticks every 30 s, "
                 r"last \d+ s ago",

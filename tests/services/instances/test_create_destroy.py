@@ -7,6 +7,7 @@ from typing import Any
 from services.config import Settings
 from services.tools.registry import TOOLS
 from shared.auth import hash_token
+from shared.errors import error_body
 from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
@@ -355,8 +356,7 @@ async def test_configure_passes_variables_on_but_refuses_the_ones_services_owns(
     assert ok.json() == {"instanceId": IID, "ok": True, "deployStatus": "deploying"}
     assert memory_platform.configured == [(f"svc-{IID}", {"MODEL": "x"}, False)]
     assert refused.status_code == 400
-    assert refused.json() == {
-        "error": "BadRequest",
-        "detail": "variables GATEWAY_TOKEN are set by services and cannot be configured",
-    }
+    assert refused.json() == error_body(
+        "BadRequest", "variables GATEWAY_TOKEN are set by services and cannot be configured"
+    )
     assert redeployed.json() == {"instanceId": IID, "ok": True, "deployStatus": "deploying"}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 
 from services.config import Settings
+from shared.errors import error_body
 from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, create_and_wait
@@ -117,8 +118,8 @@ async def test_unknown_bad_and_unauthorised_requests_get_json_4xx(
 
     assert (unknown.status_code, unknown.json()) == (
         404,
-        {"error": "NotFound", "detail": "instance zzzzzzzzzzzz not found"},
+        error_body("NotFound", "instance zzzzzzzzzzzz not found"),
     )
     assert [r.status_code for r in (malformed, bad_state, too_many)] == [422, 422, 422]
-    assert (as_instance.status_code, as_instance.json()["error"]) == (401, "Unauthorized")
+    assert (as_instance.status_code, as_instance.json()["kind"]) == (401, "Unauthorized")
     assert anonymous.status_code == 401

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from services.config import Settings
+from shared.errors import error_body
 from tests.fakes.platform import MemoryPlatform
 from tests.fakes.tools import Vendors, vendor_fakes
 from tests.services.conftest import AUTH, AppClient, create_and_wait
@@ -57,7 +58,7 @@ async def test_key_actions_refuse_unknown_instances_bad_limits_and_missing_auth(
         anonymous = await api.post(f"/tools/openrouter/{IID}/disable", json={})
 
     assert unknown.status_code == 404
-    assert unknown.json() == {"error": "NotFound", "detail": f"instance {IID} has no active openrouter key"}
+    assert unknown.json() == error_body("NotFound", f"instance {IID} has no active openrouter key")
     assert negative.status_code == 422
     assert anonymous.status_code == 401
     assert vendors.openrouter.keys == {}

@@ -8,6 +8,7 @@ import httpx
 from services.config import Settings
 from services.models import InstanceService
 from shared.db import make_engine, make_sessionmaker
+from shared.errors import error_body
 from tests.fakes.echo import EchoTool
 from tests.fakes.platform import MemoryPlatform
 from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
@@ -61,7 +62,7 @@ async def test_another_instances_token_is_403_and_nothing_is_provisioned(
         destroy = await api.delete(f"/destroy/{A}/echo/echo-{A}-1", headers=bearer(token_b))
         unknown = await api.post(f"/provision/{A}/echo", headers=bearer("svc_it_not-a-real-token"))
 
-    forbidden = {"error": "Forbidden", "detail": "an instance token is valid for its own instance only"}
+    forbidden = error_body("Forbidden", "an instance token is valid for its own instance only")
     assert (provision.status_code, provision.json()) == (403, forbidden)
     assert (destroy.status_code, destroy.json()) == (403, forbidden)
     assert unknown.status_code == 401

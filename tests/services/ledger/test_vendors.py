@@ -14,6 +14,7 @@ from services.config import Settings
 from services.pooled import service as pooled
 from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
+from shared.errors import error_body
 from tests.fakes.platform import MemoryPlatform
 from tests.fakes.tools import Vendors, vendor_fakes
 from tests.services.conftest import AUTH, AppClient, Rows, create_and_wait
@@ -68,10 +69,9 @@ async def test_registry_lists_only_configured_plugins_and_an_unconfigured_one_is
         {"id": "openrouter", "mode": "per-instance", "envKey": "OPENROUTER_API_KEY", "configured": True},
     ]
     assert refused.status_code == 400
-    assert refused.json() == {
-        "error": "BadRequest",
-        "detail": "tool 'telnyx' is not configured (configured: agentmail, openrouter)",
-    }
+    assert refused.json() == error_body(
+        "BadRequest", "tool 'telnyx' is not configured (configured: agentmail, openrouter)"
+    )
 
 
 async def test_create_with_every_tool_then_destroy_makes_and_deletes_each_resource_once(
@@ -183,10 +183,7 @@ async def test_another_instances_token_is_403_and_nothing_reaches_the_vendor(
         ]
 
     assert refused.status_code == 403
-    assert refused.json() == {
-        "error": "Forbidden",
-        "detail": "an instance token is valid for its own instance only",
-    }
+    assert refused.json() == error_body("Forbidden", "an instance token is valid for its own instance only")
     assert [r.status_code for r in operator_only] == [401, 401, 401]
     assert vendors.counts()["openrouter"] == (0, 0)
     _, ledger = await db_rows()
