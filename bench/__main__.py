@@ -1,4 +1,4 @@
-"""`python -m bench [claims] [reconcile] [warmup] [--quick]`: run benchmarks, write BENCHMARKS.md.
+"""`python -m bench [claims] [reconcile] [warmup] [queue] [--quick]`: run benchmarks, write BENCHMARKS.md.
 
 A full run (no `--quick`) merges its results into `bench/results/results.json` and rewrites
 `BENCHMARKS.md` and the plots; `--quick` writes everything under `.data/bench-quick/` instead,
@@ -20,10 +20,10 @@ from typing import Any
 
 import psutil
 
-from bench import claims, reconcile, report, warmup
+from bench import claims, queue, reconcile, report, warmup
 from bench.procs import ROOT, embedded_postgres
 
-BENCHMARKS = ("claims", "reconcile", "warmup")
+BENCHMARKS = ("claims", "reconcile", "warmup", "queue")
 
 
 def machine() -> dict[str, Any]:
@@ -58,6 +58,8 @@ async def run(names: list[str], quick: bool, admin_url: str, log_dir: Path) -> d
         elif name == "reconcile":
             config = reconcile.QUICK if quick else reconcile.ReconcileConfig()
             results[name] = await reconcile.run(admin_url, config, log_dir)
+        elif name == "queue":
+            results[name] = await queue.run(admin_url, queue.QUICK if quick else queue.QueueConfig(), log_dir)
         else:
             results[name] = await warmup.run(
                 admin_url, warmup.QUICK if quick else warmup.WarmupConfig(), log_dir
