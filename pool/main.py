@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from pool import locks
-from pool.claims import service as claims_service
+from pool.claims.assign import provision_assigned
 from pool.claims.db import ClaimsDb
 from pool.claims.dispatcher import Dispatcher
 from pool.claims.router import router as claims_router
@@ -80,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         # The tick also serves on-demand ticks, creates and rechecks (operator routes) when its
         # loops are off (POOL_TICK_ENABLED=false), so it always exists and is always stopped.
         state["tick"].start()
-        state["queue"].start(functools.partial(claims_service.provision_assigned, state))
+        state["queue"].start(functools.partial(provision_assigned, state))
         log.info("pool.started", tick=settings.tick_enabled, min_idle=settings.min_idle)
         try:
             yield lifespan_state(state)

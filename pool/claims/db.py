@@ -90,10 +90,12 @@ SELECT (SELECT id FROM picked) AS picked,
 # instance to, or records success on, a claim that a kill or the tick has ended meanwhile.
 LOCK_PENDING = "SELECT id FROM claims WHERE id = $1 AND status = 'pending' FOR UPDATE"
 
-# Give a pending claim an instance: pick, mark `claiming`, attach ($3: the claim's template).
-TAKE = f"""
+
+# Give a pending claim an instance: pick, mark `claiming`, attach.
+def _take(condition: str) -> str:
+    return f"""
 WITH claim AS MATERIALIZED ({LOCK_PENDING}),
-picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)" + no_barging("$3"))}), taken AS (
+picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)" + condition)}), taken AS (
     UPDATE instances {MARK_CLAIMING}
      WHERE id = (SELECT id FROM picked) AND status = 'idle'
     RETURNING id, url, gateway_token_enc
@@ -103,6 +105,13 @@ picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)" + no_bar
 )
 SELECT id, url, gateway_token_enc FROM taken
 """
+
+
+# $3: the claim's template, whose queue must be empty.
+TAKE = _take(no_barging("$3"))
+# A claim the queue assigned whose first instance failed was served at its turn, ahead of everyone
+# still queued: its second instance is no barging.
+TAKE_AS_HEAD = _take("")
 
 # A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
 # either sees the first claim or becomes the first claim itself.
@@ -243,11 +252,13 @@ class ClaimsDb:
             except _Rollback:
                 return None
 
-    async def take(self, *, claim_id: str, exclude: list[str]) -> Picked | None:
+    async def take(self, *, claim_id: str, exclude: list[str], as_head: bool = False) -> Picked | None:
         """Another idle instance for a pending claim whose provision failed (not one in `exclude`);
-        None when none is idle or the claim has ended."""
+        None when none is idle (or, unless `as_head`, others are queued) or the claim has ended."""
         pool = await self._get()
         async with self._slots:
+            if as_head:
+                return _picked(await pool.fetchrow(TAKE_AS_HEAD, claim_id, exclude))
             return _picked(await pool.fetchrow(TAKE, claim_id, exclude, DEFAULT_TEMPLATE))
 
     async def delete_pending(self, claim_id: str) -> None:

@@ -70,9 +70,11 @@ RETURNING extract(epoch FROM now() - queued_at)::float8 AS waited
 
 # Heads (claims first, as everywhere) paired by rank with the oldest idle instances, picked as
 # PICK_IDLE picks them (SKIP LOCKED: a claim's own pick holds its row only for its statement).
-# clock_timestamp(): the moment of assignment under the lock, so assignments order as they happened.
+# `at`: the moment of assignment, taken once under the lock, so rounds order as they happened and
+# a round's claims share it.
 DISPATCH = """
-WITH heads AS MATERIALIZED (
+WITH at AS MATERIALIZED (SELECT clock_timestamp() AS at),
+heads AS MATERIALIZED (
     SELECT id, row_number() OVER (ORDER BY priority DESC, queue_seq) AS n FROM (
         SELECT id, priority, queue_seq FROM claims
          WHERE status = 'queued' AND template = $1
@@ -88,11 +90,10 @@ WITH heads AS MATERIALIZED (
      WHERE instances.id = idle.id AND instances.status = 'idle'
     RETURNING instances.id, instances.url, instances.gateway_token_enc, heads.id AS claim_id
 ), assigned AS (
-    UPDATE claims SET status = 'pending', instance_id = taken.id, assigned_at = clock_timestamp(),
-           updated_at = now()
-      FROM taken WHERE claims.id = taken.claim_id AND claims.status = 'queued'
+    UPDATE claims SET status = 'pending', instance_id = taken.id, assigned_at = at.at, updated_at = now()
+      FROM taken, at WHERE claims.id = taken.claim_id AND claims.status = 'queued'
     RETURNING claims.id, claims.request, claims.eta_seconds,
-              extract(epoch FROM clock_timestamp() - claims.queued_at)::float8 AS waited
+              extract(epoch FROM at.at - claims.queued_at)::float8 AS waited
 )
 SELECT a.id AS claim_id, a.request, a.eta_seconds, a.waited, t.id, t.url, t.gateway_token_enc
   FROM assigned a JOIN taken t ON t.claim_id = a.id

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.auth import authenticate_instance
-from pool.claims import queue, queue_db, recovery
+from pool.claims import queue, recovery
 from pool.claims import repository as repo
 from pool.claims.db import Duplicate, Picked
 from pool.claims.schemas import Claim, ClaimCreate, PendingAcceptanceResult
@@ -279,30 +279,6 @@ async def recover(pool: PoolState, claim_id: str, instance: Picked, reason: str)
     )
     if status == "idle":
         pool["queue"].kick()
-
-
-async def provision_assigned(pool: PoolState, assigned: queue_db.Assigned) -> None:
-    """Provision a claim the queue assigned an instance: success records its answer; a failure
-    recovers the instance and puts the claim back in its place once, then fails it. A crash here
-    leaves it pending: the tick's upkeep puts it back in the queue (pool.claims.repository)."""
-    claim_id, instance = assigned.claim_id, assigned.instance
-    try:
-        body = ClaimCreate.model_validate(assigned.request)
-        await provision(pool, body, claim_id, instance)
-    except UpstreamError as exc:
-        log.warning("claim.provision_failed", claim_id=claim_id, instance_id=instance.id, error=exc.message)
-        await recover(pool, claim_id, instance, exc.message)
-        if await queue_db.requeue(pool["claims_db"], claim_id=claim_id, max_attempts=queue.REQUEUES):
-            log.info("claim.queue.requeued", claim_id=claim_id)
-            pool["queue"].kick()
-        else:
-            await fail(pool, claim_id, f"provisioning failed: {exc.message}")
-    except Exception as exc:  # noqa: BLE001 - a background task: log; the upkeep takes it from here
-        log.warning(
-            "claim.queue.provision_crashed", claim_id=claim_id, error=f"{type(exc).__name__}: {exc}"[:300]
-        )
-    finally:
-        pool["queue"].ended(claim_id)
 
 
 async def settle_pending_acceptance(
