@@ -160,10 +160,10 @@ class Dispatcher:
         found = await queue_db.states(self._db, sorted(followed))
         for claim_id in followed:
             status = found.get(claim_id)
-            if status != queue_db.QUEUED:
+            if status != queue_db.IN_QUEUE:
                 self._queued_here.discard(claim_id)
             if status != self._seen.get(claim_id):
                 self.ended(claim_id)
         self._seen = {claim_id: status for claim_id, status in found.items() if claim_id in self._waiters}
-        still_queued = any(status == queue_db.QUEUED for status in found.values())
+        still_queued = any(status == queue_db.IN_QUEUE for status in found.values())
         return still_queued and since_dispatch >= DISPATCH_POLL_SECONDS

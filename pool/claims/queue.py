@@ -128,7 +128,7 @@ async def time_out(pool: PoolState, claim_id: str) -> bool:
 async def wait_for_answer(pool: PoolState, claim_id: str, caller: str, wait_seconds: int) -> Claim:
     """The queued claim's answer within `wait_seconds`, else 503 (the claim ends, timed out)."""
     found = await wait_for_record(pool, claim_id, caller, time.monotonic() + wait_seconds)
-    if found is not None and found.status == queue_db.QUEUED and await time_out(pool, claim_id):
+    if found is not None and found.status == queue_db.IN_QUEUE and await time_out(pool, claim_id):
         raise Unavailable(
             f"no instance became free within {wait_seconds} s in the queue; retry later",
             retry_after=EMPTY_RETRY_AFTER,

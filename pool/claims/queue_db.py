@@ -22,7 +22,7 @@ import asyncpg
 from pool.claims.db import ClaimsDb, Picked
 from pool.claims.eta import Supply
 
-QUEUED = "queued"
+IN_QUEUE = "queued"
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
 
 # Everything before this one in its queue, when it would be inserted now, and what the ETA needs.
@@ -108,7 +108,7 @@ UPDATE claims SET status = 'queued', instance_id = NULL, assigned_at = NULL, att
 RETURNING id
 """
 
-HAS_QUEUED = "SELECT EXISTS (SELECT 1 FROM claims WHERE status = 'queued' AND template = $1)"
+ANY_IN_QUEUE = "SELECT EXISTS (SELECT 1 FROM claims WHERE status = 'queued' AND template = $1)"
 STATES = "SELECT id, status FROM claims WHERE id = ANY($1::text[])"
 
 TICKET = """
@@ -250,7 +250,7 @@ async def requeue(db: ClaimsDb, *, claim_id: str, max_attempts: int) -> bool:
 
 
 async def has_queued(db: ClaimsDb, template: str) -> bool:
-    return bool(await _fetchval(db, HAS_QUEUED, template))
+    return bool(await _fetchval(db, ANY_IN_QUEUE, template))
 
 
 async def states(db: ClaimsDb, claim_ids: list[str]) -> dict[str, str]:
