@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 the pool refused the request (4xx/5xx), 2 usage error, 3 una
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -142,11 +143,55 @@ def status(url: UrlOpt = DEFAULT_URL, key: KeyOpt = "") -> None:
         console.print(agents_table(agents))
 
 
+def _queue_line(ticket: dict[str, Any]) -> str:
+    if ticket.get("status") != "queued":
+        return "an instance was assigned: provisioning the agent…"
+    eta = ticket.get("etaSeconds")
+    estimate = f"about {eta:.0f} s to go" if isinstance(eta, int | float) else "no estimate yet"
+    return f"queued: position {ticket.get('position')}, {estimate}"
+
+
+def follow_claim(url: str, key: str, ticket: dict[str, Any], wait: int) -> dict[str, Any]:
+    """Follow a queued claim's events, printing its place and ETA as they change, until its outcome."""
+    shown = ""
+    path = f"{url.rstrip('/')}/api/pool/claims/{ticket['id']}/events"
+    # The stream sends a heartbeat at least every 15 s; the claim ends by its deadline plus a
+    # provision, which this bound covers.
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    try:
+        with httpx.stream("GET", path, headers={"Authorization": f"Bearer {key}"}, timeout=timeout) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                ticket = json.loads(line.removeprefix("data: "))
+                text = _queue_line(ticket)
+                if ticket.get("status") in ("queued", "pending") and text != shown:
+                    console.print(text)
+                    shown = text
+                if ticket.get("status") in ("succeeded", "failed", "cancelled"):
+                    break
+    except httpx.HTTPError:
+        pass  # the final read below says where the claim is
+    if ticket.get("status") not in ("succeeded", "failed", "cancelled"):
+        ticket = call("GET", url, key, f"/api/pool/claims/{ticket['id']}")
+    if ticket.get("status") == "succeeded":
+        return ticket
+    error = ticket.get("error") or {}
+    detail = str(error.get("detail") or f"the claim is {ticket.get('status')} after {wait} s")
+    fail(detail, EXIT_UNAVAILABLE if error.get("error") in (None, "Unavailable") else EXIT_REFUSED)
+
+
 @app.command()
 def claim(
     name: Annotated[str, typer.Option("--name", help="Agent name.")],
     instructions: Annotated[str, typer.Option("--instructions", help="What the agent should do.")],
     join: Annotated[str | None, typer.Option("--join", help="Invite URL of a conversation to join.")] = None,
+    wait: Annotated[
+        int | None,
+        typer.Option(
+            "--wait", min=1, help="Wait up to N seconds in the claim queue, showing position and ETA."
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL,
     key: KeyOpt = "",
 ) -> None:
@@ -154,8 +199,14 @@ def claim(
     payload: dict[str, Any] = {"agentName": name, "instructions": instructions}
     if join:
         payload["joinUrl"] = join
-    with console.status("Claiming an idle instance and provisioning the agent…"):
-        result = call("POST", url, key, "/api/pool/claim", json=payload)
+    if wait is None:
+        with console.status("Claiming an idle instance and provisioning the agent…"):
+            result = call("POST", url, key, "/api/pool/claim", json=payload)
+    else:
+        ticket = call("POST", url, key, "/api/pool/claims", json={**payload, "timeoutSeconds": wait})
+        if ticket.get("status") != "succeeded":
+            ticket = follow_claim(url, key, ticket, wait)
+        result = ticket["claim"]
     console.print(f"[green]claimed[/] instance {result.get('instanceId')} ({result.get('status')})")
     invite = result.get("inviteUrl")
     if invite:

@@ -117,6 +117,17 @@ class Settings(BaseSettings):
 
     claim_provision_timeout_seconds: float = Field(30.0, gt=0)
     claim_wait_max_seconds: int = Field(30, ge=0)
+    claim_queue_timeout_seconds: int = Field(
+        600,
+        ge=1,
+        description="How long a claim made with `POST /api/pool/claims` waits in the queue when its body "
+        "gives no `timeoutSeconds`; past it the claim fails with the reason.",
+    )
+    claim_queue_timeout_max_seconds: int = Field(
+        3600,
+        ge=1,
+        description="Longest `timeoutSeconds` a `POST /api/pool/claims` may ask for (400 above it).",
+    )
     # How long a request that duplicates an in-flight claim waits for the first one's answer.
     claim_duplicate_wait_seconds: float = Field(45.0, gt=0)
     claim_stale_margin_seconds: float = Field(
@@ -165,6 +176,10 @@ class Settings(BaseSettings):
             for name in ("api_key", "services_api_key", "encryption_key"):
                 if getattr(self, name) in PLACEHOLDER_SECRETS:
                     raise ValueError(f"POOL_{name.upper()} must be set to a real secret in production")
+        if self.claim_queue_timeout_max_seconds < self.claim_queue_timeout_seconds:
+            raise ValueError(
+                "POOL_CLAIM_QUEUE_TIMEOUT_MAX_SECONDS must be at least POOL_CLAIM_QUEUE_TIMEOUT_SECONDS"
+            )
         if self.create_backoff_max_seconds < self.create_backoff_base_seconds:
             raise ValueError(
                 "POOL_CREATE_BACKOFF_MAX_SECONDS must be at least POOL_CREATE_BACKOFF_BASE_SECONDS"

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pool.claims.db import ClaimsDb
+from pool.claims.dispatcher import Dispatcher
 from pool.config import Settings
 from pool.instance_client import InstanceClient
 from pool.metrics import PoolMetrics
@@ -27,6 +28,8 @@ class PoolState(TypedDict):
     sessionmaker: async_sessionmaker[AsyncSession]
     # The claim's hot statements (pool/claims/db.py).
     claims_db: ClaimsDb
+    # The claim queue's dispatcher and waiters in this replica (pool/claims/dispatcher.py).
+    queue: Dispatcher
     services: ServicesClient
     instances: InstanceClient
     box: SecretBox

@@ -23,3 +23,9 @@ def tick_leader(fleet: str) -> int:
 def replenish(fleet: str) -> int:
     """Transaction-level, held while counting and reserving `creating` rows (pool.tick.replenish)."""
     return _key("replenish", fleet)
+
+
+def claim_queue(fleet: str) -> int:
+    """Transaction-level, held while the dispatcher pairs queued claims with idle instances
+    (pool.claims.queue_db.dispatch), so two replicas never hand out the same queue's head."""
+    return _key("claim_queue", fleet)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,7 +9,10 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from pool import locks
+from pool.claims.assign import provision_assigned
 from pool.claims.db import ClaimsDb
+from pool.claims.dispatcher import Dispatcher
 from pool.claims.router import router as claims_router
 from pool.config import Settings
 from pool.dashboard.router import router as dashboard_router
@@ -45,12 +49,18 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
     sessionmaker = make_sessionmaker(engine)
     instances = InstanceClient()
     box = SecretBox(settings.encryption_key)
-    tick = Tick(TickContext(sessionmaker, services, instances, box, settings, metrics))
+    claims_db = ClaimsDb(settings.database_url)
+    ctx = TickContext(sessionmaker, services, instances, box, settings, metrics)
+    queue = Dispatcher(claims_db, metrics, lock_key=locks.claim_queue(ctx.fleet))
+    # An instance that may have become idle goes to the queue's head before any newcomer.
+    ctx.on_idle = queue.kick
+    tick = Tick(ctx)
     return PoolState(
         settings=settings,
         engine=engine,
         sessionmaker=sessionmaker,
-        claims_db=ClaimsDb(settings.database_url),
+        claims_db=claims_db,
+        queue=queue,
         services=services,
         instances=instances,
         box=box,
@@ -70,11 +80,13 @@ def create_app(settings: Settings) -> FastAPI:
         # The tick also serves on-demand ticks, creates and rechecks (operator routes) when its
         # loops are off (POOL_TICK_ENABLED=false), so it always exists and is always stopped.
         state["tick"].start()
+        state["queue"].start(functools.partial(provision_assigned, state))
         log.info("pool.started", tick=settings.tick_enabled, min_idle=settings.min_idle)
         try:
             yield lifespan_state(state)
         finally:
             await state["tick"].stop()
+            await state["queue"].stop(grace_seconds=settings.claim_provision_timeout_seconds)
             await state["services"].aclose()
             await state["instances"].aclose()
             await state["claims_db"].close()

@@ -1,7 +1,8 @@
 """Prometheus metrics, one registry per app instance (two apps in one test process never collide).
 
 The tick records through `observe_tick`, `record_platform_call` and `record_create_failure`.
-`instances` is filled from the database at scrape time, so it is right on every replica.
+`instances` and `claim_queue_depth` are filled from the database at scrape time, so they are right
+on every replica; the queue's wait and ETA error are observed by the replica that moved the claim.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 CLAIM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TICK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+QUEUE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
 class PoolMetrics:
@@ -35,6 +37,22 @@ class PoolMetrics:
         self.create_failures = Counter(
             "pool_create_failures", "Instance creations that failed", registry=self.registry
         )
+        self.queue_depth = Gauge(
+            "pool_claim_queue_depth", "Claims waiting in the queue", ["template"], registry=self.registry
+        )
+        self.queue_wait = Histogram(
+            "pool_claim_queue_wait_seconds",
+            "Time a claim spent in the queue, by how it left (assigned, timed_out, cancelled)",
+            ["outcome"],
+            buckets=QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self.eta_error = Histogram(
+            "pool_claim_eta_error_seconds",
+            "Absolute difference between the ETA given at enqueue and the wait, at assignment",
+            buckets=QUEUE_BUCKETS,
+            registry=self.registry,
+        )
 
     def record_claim(self, outcome: str, seconds: float) -> None:
         self.claims.labels(outcome=outcome).inc()
@@ -48,6 +66,16 @@ class PoolMetrics:
 
     def record_create_failure(self) -> None:
         self.create_failures.inc()
+
+    def record_queue_exit(self, outcome: str, waited: float, eta: float | None) -> None:
+        self.queue_wait.labels(outcome=outcome).observe(waited)
+        if outcome == "assigned" and eta is not None:
+            self.eta_error.observe(abs(waited - eta))
+
+    def set_queue_depths(self, depths: dict[str, int]) -> None:
+        self.queue_depth.clear()
+        for template, depth in depths.items():
+            self.queue_depth.labels(template=template).set(depth)
 
     def set_instance_counts(self, counts: dict[str, int]) -> None:
         for status, count in counts.items():

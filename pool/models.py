@@ -4,9 +4,11 @@
 services is asked to create the instance (so in-flight creates count against the target), and
 becomes `starting` once services answered. Every status write is conditional on the status it read.
 
-`claims` records each claim (`pending → succeeded | failed`, DESIGN.md §3 step 2) and dedupes
-them: an `idempotency_key` unique per `caller`, and a partial unique index allowing one active
-claim (`pending`, or `succeeded` while its agent still holds the join) per `join_url`.
+`claims` records each claim (`pending → succeeded | failed`, DESIGN.md §3 step 2; a claim that
+waits for an instance starts `queued` and ends `pending`, `failed` on its deadline or `cancelled`,
+DESIGN.md §10) and dedupes them: an `idempotency_key` unique per `caller`, and a partial unique
+index allowing one active claim (`queued`, `pending`, or `succeeded` while its agent still holds
+the join) per `join_url`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -23,9 +38,11 @@ from shared.db import make_metadata
 
 # One list of statuses: the transition rules own it, the CHECK constraint and counts reuse it.
 STATUSES: tuple[str, ...] = status_rules.STATUSES
-CLAIM_STATUSES = ("pending", "succeeded", "failed")
+CLAIM_STATUSES = ("queued", "pending", "succeeded", "failed", "cancelled")
 # Which claim holds its joinUrl (the partial unique index); pool.claims.db's statements say the same.
-HOLDS_JOIN_URL = "join_url IS NOT NULL AND status IN ('pending', 'succeeded') AND join_released_at IS NULL"
+HOLDS_JOIN_URL = (
+    "join_url IS NOT NULL AND status IN ('queued', 'pending', 'succeeded') AND join_released_at IS NULL"
+)
 
 
 def _in_list(column: str, values: tuple[str, ...]) -> str:
@@ -67,6 +84,9 @@ class Instance(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the instance first became idle: with created_at (its create was requested), one sample
+    # of the refill time the claim queue's ETA is built from (pool.claims.eta).
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
@@ -82,6 +102,14 @@ class Claim(Base):
         # The tick's two scans: pending claims past the stale bound, and records past the retention.
         Index("ix_claims_pending_created_at", "created_at", postgresql_where=text("status = 'pending'")),
         Index("ix_claims_created_at", "created_at"),
+        # The queue, in the order it is served (pool.claims.queue_db).
+        Index(
+            "ix_claims_queue",
+            "template",
+            text("priority DESC"),
+            "queue_seq",
+            postgresql_where=text("status = 'queued'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -99,6 +127,20 @@ class Claim(Base):
     # Set once a succeeded claim's agent no longer holds its joinUrl (killed, dismissed, refused):
     # the outcome stays as recorded, and the joinUrl may be claimed again.
     join_released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The queue (DESIGN.md §10): one per template, served by priority (higher first), then in
+    # arrival order (queue_seq). A claim keeps its place when a failed provision puts it back.
+    template: Mapped[str] = mapped_column(Text, server_default="default")
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    queue_seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False))
+    # A queued claim's body, for whichever replica assigns it an instance to provision it.
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Provisions that failed after the queue assigned it: one puts it back in its place, two fail it.
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The ETA the caller was given at enqueue (the ETA-error metric compares it with the wait).
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

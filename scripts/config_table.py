@@ -94,7 +94,7 @@ MEANINGS: dict[str, str] = {
     "POOL_CLAIM_PROVISION_TIMEOUT_SECONDS": "Timeout of each call a claim makes to an instance: "
     "`/pool/provision`, and after a failed one `/convos/reset` and `/convos/status` (a claim tries at "
     "most 2 instances); it sets the stale bound (`POOL_CLAIM_STALE_MARGIN_SECONDS`).",
-    "POOL_CLAIM_WAIT_MAX_SECONDS": "Largest `?wait=` a claim may ask for (seconds to wait for an idle one).",
+    "POOL_CLAIM_WAIT_MAX_SECONDS": "Largest `?wait=` a claim may ask for (seconds in the claim queue).",
     "POOL_CLAIM_DUPLICATE_WAIT_SECONDS": "How long a duplicate of an in-flight claim waits for its answer.",
     # services
     "SERVICES_ENVIRONMENT": "`development`, `test` or `production`; production refuses placeholder secrets.",

@@ -84,7 +84,9 @@ async def check_pool(system: System, ledger: Ledger, *, claiming_bound: float) -
             claiming_bound,
         )
         found += [("stuck", f"{r['id']} {r['status']} for {r['age']:.0f}s") for r in rows]
-        for row in await conn.fetch("SELECT id, status, instance_id FROM claims WHERE status <> 'pending'"):
+        for row in await conn.fetch(
+            "SELECT id, status, instance_id FROM claims WHERE status NOT IN ('queued', 'pending')"
+        ):
             outcome = (row["status"], row["instance_id"])
             seen = ledger.outcomes.setdefault(row["id"], outcome)
             if seen != outcome:

@@ -12,6 +12,11 @@ transaction adds BEGIN and COMMIT, so the old reserve + mark-claimed cost 15 rou
 so nothing is held open between them, and a dropped connection is noticed by asyncpg itself (the
 pool replaces closed connections on acquire).
 
+No barging (DESIGN.md §10): every statement here that picks an idle instance for a claim that
+did not come through the queue picks only while no claim of its template is queued, in the same
+statement; an instance that becomes idle while claims wait goes to the queue's head
+(`pool.claims.queue_db.DISPATCH`). The idle claim still costs the same two statements.
+
 The reads and writes that decide what a duplicate or an abandoned claim means stay on the ORM
 session in `repository.py`: they share transactions with the rest of the app, and are not hot.
 """
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +34,15 @@ import asyncpg
 
 from pool.claims.schemas import ClaimCreate
 from shared.db import libpq_url
+
+# The one queue until templates land (DESIGN.md §11): every claim waits in it, whatever its body says.
+DEFAULT_TEMPLATE = "default"
+
+
+def no_barging(template_param: str) -> str:
+    """The condition under which a claim outside the queue may take an idle instance."""
+    queued = f"SELECT 1 FROM claims q WHERE q.status = 'queued' AND q.template = {template_param}"
+    return f" AND NOT EXISTS ({queued})"
 
 
 # In every statement that picks, $1 is the claim and $2 the instance ids it must not get (those
@@ -53,7 +69,7 @@ MARK_CLAIMING = "SET status = 'claiming', status_changed_at = now(), updated_at 
 # caller to `register`, which decides between waiting, deduplicating and 503. `picked` is
 # MATERIALIZED so the row the claim is attached to is the row that was locked, evaluated once.
 RESERVE = f"""
-WITH picked AS MATERIALIZED ({PICK_IDLE}), inserted AS (
+WITH picked AS MATERIALIZED ({_pick_idle(no_barging("$7"))}), inserted AS (
     INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, instance_id)
     SELECT $1, $6, $3, $4, $5, 'pending', picked.id FROM picked
     ON CONFLICT DO NOTHING
@@ -74,10 +90,12 @@ SELECT (SELECT id FROM picked) AS picked,
 # instance to, or records success on, a claim that a kill or the tick has ended meanwhile.
 LOCK_PENDING = "SELECT id FROM claims WHERE id = $1 AND status = 'pending' FOR UPDATE"
 
+
 # Give a pending claim an instance: pick, mark `claiming`, attach.
-TAKE = f"""
+def _take(condition: str) -> str:
+    return f"""
 WITH claim AS MATERIALIZED ({LOCK_PENDING}),
-picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)")}), taken AS (
+picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)" + condition)}), taken AS (
     UPDATE instances {MARK_CLAIMING}
      WHERE id = (SELECT id FROM picked) AND status = 'idle'
     RETURNING id, url, gateway_token_enc
@@ -87,6 +105,13 @@ picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)")}), take
 )
 SELECT id, url, gateway_token_enc FROM taken
 """
+
+
+# $3: the claim's template, whose queue must be empty.
+TAKE = _take(no_barging("$3"))
+# A claim the queue assigned whose first instance failed was served at its turn, ahead of everyone
+# still queued: its second instance is no barging.
+TAKE_AS_HEAD = _take("")
 
 # A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
 # either sees the first claim or becomes the first claim itself.
@@ -178,6 +203,13 @@ class ClaimsDb:
                     )
         return self._pool
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """One connection of this pool, for the queue's statements (`pool.claims.queue_db`)."""
+        pool = await self._get()
+        async with self._slots, pool.acquire() as connection:
+            yield connection
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
@@ -189,7 +221,7 @@ class ClaimsDb:
         """The instance reserved for this new claim, or None: no idle instance, or a duplicate."""
         pool = await self._get()
         async with self._slots:
-            row = await pool.fetchrow(RESERVE, claim_id, [], key, digest, join_url, caller)
+            row = await pool.fetchrow(RESERVE, claim_id, [], key, digest, join_url, caller, DEFAULT_TEMPLATE)
         assert row is not None  # the outer SELECT always yields one row
         instance = _picked(row)
         if instance is None and row["inserted"]:
@@ -213,19 +245,21 @@ class ClaimsDb:
                     )
                     if inserted is None:
                         return DUPLICATE
-                    picked = _picked(await connection.fetchrow(TAKE, claim_id, []))
+                    picked = _picked(await connection.fetchrow(TAKE, claim_id, [], DEFAULT_TEMPLATE))
                     if picked is None:
                         raise _Rollback
                     return picked
             except _Rollback:
                 return None
 
-    async def take(self, *, claim_id: str, exclude: list[str]) -> Picked | None:
+    async def take(self, *, claim_id: str, exclude: list[str], as_head: bool = False) -> Picked | None:
         """Another idle instance for a pending claim whose provision failed (not one in `exclude`);
-        None when none is idle or the claim has ended."""
+        None when none is idle (or, unless `as_head`, others are queued) or the claim has ended."""
         pool = await self._get()
         async with self._slots:
-            return _picked(await pool.fetchrow(TAKE, claim_id, exclude))
+            if as_head:
+                return _picked(await pool.fetchrow(TAKE_AS_HEAD, claim_id, exclude))
+            return _picked(await pool.fetchrow(TAKE, claim_id, exclude, DEFAULT_TEMPLATE))
 
     async def delete_pending(self, claim_id: str) -> None:
         pool = await self._get()

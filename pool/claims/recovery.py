@@ -6,9 +6,10 @@ after a failed provision; the tick runs it on every `claiming` instance no pendi
 (its claim ended: abandoned past the stale bound, or killed), since nothing else would ever move
 such an instance (the tick plans nothing on `claiming`).
 
-`upkeep` runs on the tick leader before each observation: end stale pending claims (recording a
-failure their retries replay), recover orphaned `claiming` instances, prune ended claim records
-past POOL_CLAIM_RETENTION_HOURS in bounded batches (each its own short transaction).
+`upkeep` runs on the tick leader before each observation: put stale pending claims that came
+from the queue back in it while their deadline has not passed, end the other stale pending claims
+(recording a failure their retries replay), recover orphaned `claiming` instances, prune ended
+claim records past POOL_CLAIM_RETENTION_HOURS in bounded batches (each its own short transaction).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ PRUNE_BATCHES_PER_TICK = 10
 
 @dataclass
 class Upkeep:
+    requeued: int = 0
     ended: int = 0
     recovered: dict[str, str] = field(default_factory=dict)
     pruned: int = 0
@@ -84,11 +86,15 @@ async def upkeep(
 ) -> Upkeep:
     done = Upkeep()
     async with sessionmaker() as session, session.begin():
-        ended = await repo.end_stale_claims(session, older_than_seconds=settings.claim_stale_seconds)
+        stale = settings.claim_stale_seconds
+        requeued = await repo.requeue_stale_claims(session, older_than_seconds=stale)
+        ended = await repo.end_stale_claims(session, older_than_seconds=stale)
         orphans = await repo.claiming_without_claim(session, limit=RECOVER_PER_TICK)
-    done.ended = len(ended)
-    for claim_id, instance_id in ended:
-        log.warning("tick.claim.abandoned", claim_id=claim_id, instance_id=instance_id)
+    done.requeued, done.ended = len(requeued), len(ended)
+    for claim_id, instance_id in requeued:
+        log.warning("tick.claim.requeued", claim_id=claim_id, instance_id=instance_id)
+    for claim_id, held in ended:
+        log.warning("tick.claim.abandoned", claim_id=claim_id, instance_id=held)
     slots = asyncio.Semaphore(RECOVER_CONCURRENCY)
 
     async def recover(orphan: repo.Claiming) -> None:

@@ -160,6 +160,31 @@ async def set_status_from(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+# Pending (provisioning) longer than any live claim can be; a queued claim's age counts from its
+# assignment. (created_at first, so the partial index on pending claims finds them.)
+_STALE = """status = 'pending' AND created_at < now() - make_interval(secs => :age)
+            AND coalesce(assigned_at, created_at) < now() - make_interval(secs => :age)"""
+
+
+async def requeue_stale_claims(session: AsyncSession, *, older_than_seconds: float) -> list[tuple[str, str]]:
+    """Stale pending claims that came from the queue and whose deadline has not passed go back to
+    their place in it (the replica provisioning them died): (claim, the instance it held)."""
+    rows = await session.execute(
+        text(
+            f"""
+            UPDATE claims c SET status = 'queued', instance_id = NULL, assigned_at = NULL, updated_at = now()
+              FROM (SELECT id, instance_id FROM claims
+                     WHERE {_STALE} AND queued_at IS NOT NULL AND deadline_at > now()
+                     FOR UPDATE) AS stale
+             WHERE c.id = stale.id
+            RETURNING c.id, stale.instance_id
+            """
+        ),
+        {"age": older_than_seconds},
+    )
+    return [(row[0], row[1]) for row in rows.all()]
+
+
 async def end_stale_claims(
     session: AsyncSession, *, older_than_seconds: float
 ) -> list[tuple[str, str | None]]:
@@ -171,9 +196,9 @@ async def end_stale_claims(
     )
     rows = await session.execute(
         text(
-            """
+            f"""
             UPDATE claims SET status = 'failed', response = CAST(:outcome AS jsonb), updated_at = now()
-             WHERE status = 'pending' AND created_at < now() - make_interval(secs => :age)
+             WHERE {_STALE}
             RETURNING id, instance_id
             """
         ),
@@ -200,6 +225,18 @@ async def claiming_without_claim(session: AsyncSession, *, limit: int) -> list[C
     return [Claiming(row[0], row[1], row[2]) for row in rows.all()]
 
 
+async def count_queued(session: AsyncSession) -> int:
+    """Claims waiting in the queue: demand the tick creates for (pool.tick.plan.replenish_count)."""
+    return int(await session.scalar(text("SELECT count(*) FROM claims WHERE status = 'queued'")) or 0)
+
+
+async def queue_depths(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        text("SELECT template, count(*) FROM claims WHERE status = 'queued' GROUP BY template")
+    )
+    return {str(row[0]): int(row[1]) for row in rows.all()}
+
+
 async def prune_claims(session: AsyncSession, *, older_than_hours: float, limit: int) -> int:
     """Delete up to `limit` ended claim records older than the retention. A succeeded claim whose
     agent still holds its joinUrl stays: it is what keeps a second agent out of that conversation."""
@@ -209,7 +246,7 @@ async def prune_claims(session: AsyncSession, *, older_than_hours: float, limit:
             DELETE FROM claims WHERE id IN (
                 SELECT c.id FROM claims c
                  WHERE c.created_at < now() - make_interval(secs => :hours * 3600)
-                   AND c.status <> 'pending'
+                   AND c.status NOT IN ('queued', 'pending')
                    AND (c.status = 'failed' OR c.join_url IS NULL OR c.join_released_at IS NOT NULL
                         OR NOT EXISTS (SELECT 1 FROM instances i
                                         WHERE i.id = c.instance_id AND i.status IN ({_HOLDS_JOIN_SQL})))

@@ -77,3 +77,39 @@ class PendingAcceptanceResult(_Camel):
     instance_id: str
     status: str
     changed: bool = Field(description="False when the instance was already in that state")
+
+
+ClaimStatus = Literal["queued", "pending", "succeeded", "failed", "cancelled"]
+
+
+class ClaimEnqueue(ClaimCreate):
+    """`POST /api/pool/claims`: the claim's body, and how it waits in the queue."""
+
+    priority: int = Field(
+        0, ge=-1000, le=1000, description="Higher is served first; equal ones in arrival order"
+    )
+    timeout_seconds: int | None = Field(
+        None, ge=1, description="Longest wait in the queue (default POOL_CLAIM_QUEUE_TIMEOUT_SECONDS)"
+    )
+
+    def claim_body(self) -> ClaimCreate:
+        """The claim itself, as `POST /api/pool/claim` would take it (what is hashed and provisioned)."""
+        return ClaimCreate.model_validate(self.model_dump(exclude={"priority", "timeout_seconds"}))
+
+
+class ClaimError(_Camel):
+    error: str
+    detail: str
+
+
+class ClaimTicket(_Camel):
+    """A claim as a resource: where it is in the queue, then its outcome."""
+
+    id: str
+    status: ClaimStatus
+    position: int | None = Field(None, description="1 = next to be served; only while queued")
+    eta_seconds: float | None = Field(
+        None, description="Expected seconds until an instance is assigned; null when not queued or unknown"
+    )
+    claim: Claim | None = Field(None, description="The claim's answer, once succeeded")
+    error: ClaimError | None = Field(None, description="Why it failed or was cancelled")

@@ -9,6 +9,9 @@ A claim record goes `pending → succeeded | failed`, each move conditional on `
 first outcome recorded (by the claim itself, a kill, or the tick ending it as stale) is the one
 every retry of its key, and every duplicate that waited on it, gets. Nothing here loops without
 a pause and a bound.
+
+With `?wait=N` a claim that finds no idle instance (or finds others already waiting: no barging)
+waits in the queue (`pool.claims.queue`) up to N seconds instead; `wait=0` answers 503 at once.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.auth import authenticate_instance
-from pool.claims import recovery
+from pool.claims import queue, recovery
 from pool.claims import repository as repo
 from pool.claims.db import Duplicate, Picked
 from pool.claims.schemas import Claim, ClaimCreate, PendingAcceptanceResult
@@ -38,7 +41,7 @@ from shared.logging import get_logger
 log = get_logger("pool.claims")
 
 POLL_SECONDS = 0.2
-EMPTY_RETRY_AFTER = 5
+EMPTY_RETRY_AFTER = queue.EMPTY_RETRY_AFTER
 # A duplicate whose first claim ended without holding the join any more claims afresh; if claims
 # on its key or joinUrl keep ending under it, it gives up after this many rounds (409).
 AFRESH_ROUNDS = 3
@@ -65,7 +68,7 @@ async def claim(
         raise BadRequest(f"wait must be between 0 and {settings.claim_wait_max_seconds} seconds")
     started = time.monotonic()
     try:
-        result, outcome = await _claim(pool, body, caller, idempotency_key, started + wait_seconds)
+        result, outcome = await _claim(pool, body, caller, idempotency_key, wait_seconds)
     except AppError as exc:
         pool["metrics"].record_claim(_failure_outcome(exc), time.monotonic() - started)
         raise
@@ -85,22 +88,20 @@ def _failure_outcome(exc: AppError) -> str:
 
 
 async def _claim(
-    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, deadline: float
+    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, wait_seconds: int
 ) -> tuple[Claim, str]:
     digest = request_hash(body)
     afresh = 0
     while True:
-        reserved = await _reserve(pool, body, caller, key, digest)
+        reserved = await _reserve(pool, body, caller, key, digest, wait_seconds)
         if isinstance(reserved, _Reserved) and reserved.instance is not None:
-            claimed = await _provision_with_fallback(pool, body, reserved.claim_id, reserved.instance)
+            claimed = await provision_with_fallback(pool, body, reserved.claim_id, reserved.instance)
             return claimed, "claimed"
+        if isinstance(reserved, queue.Queued):
+            return await queue.wait_for_answer(pool, reserved.claim_id, caller, wait_seconds), "queued"
         if isinstance(reserved, _Reserved):
-            # No idle instance: wait for one until the caller's deadline.
-            if time.monotonic() >= deadline:
-                log.info("claim.empty")
-                raise Unavailable("no idle instance available; retry later", retry_after=EMPTY_RETRY_AFTER)
-            await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-            continue
+            log.info("claim.empty")
+            raise Unavailable("no idle instance available; retry later", retry_after=EMPTY_RETRY_AFTER)
         if reserved is not None:
             first = await _first_answer(pool, reserved, caller, key, digest)
             if first is not None:
@@ -114,13 +115,14 @@ async def _claim(
 
 
 async def _reserve(
-    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, digest: str
-) -> _Reserved | repo.ExistingClaim | None:
-    """Register the claim (dedupe) and reserve an idle instance for it.
+    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, digest: str, wait_seconds: int
+) -> _Reserved | queue.Queued | repo.ExistingClaim | None:
+    """Register the claim (dedupe) and reserve an idle instance for it, or queue it.
 
-    The common case (an idle instance, no duplicate) is one statement; anything else takes the
-    transactional `register`, which tells a duplicate from an empty pool. None: a duplicate whose
-    first claim ended between our insert and our read.
+    The common case (an idle instance, nobody queued, no duplicate) is one statement; anything
+    else queues the claim (`wait_seconds` > 0) or takes the transactional `register`, which tells
+    a duplicate from an empty pool. None: a duplicate whose first claim ended between our insert
+    and our read.
     """
     claim_id = uuid.uuid4().hex
     db = pool["claims_db"]
@@ -129,11 +131,18 @@ async def _reserve(
     )
     if picked is not None:
         return _Reserved(claim_id=claim_id, instance=picked)
-    registered = await db.register(
-        claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url
-    )
-    if not isinstance(registered, Duplicate):
-        return _Reserved(claim_id=claim_id, instance=registered)
+    if wait_seconds > 0:
+        queued = await queue.enqueue(
+            pool, body, claim_id=claim_id, caller=caller, key=key, digest=digest, timeout_seconds=wait_seconds
+        )
+        if queued is not None:
+            return queued
+    else:
+        registered = await db.register(
+            claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url
+        )
+        if not isinstance(registered, Duplicate):
+            return _Reserved(claim_id=claim_id, instance=registered)
     async with pool["sessionmaker"]() as session:
         return await repo.find_existing(session, caller=caller, key=key, join_url=body.join_url)
 
@@ -148,36 +157,36 @@ async def _first_answer(
         raise Conflict("Idempotency-Key was already used for a different claim request")
     if not by_key and existing.caller != caller:
         if existing.status == "succeeded" and existing.instance_status not in HOLDS_JOIN:
-            await _let_join_go(pool, existing)
+            await let_join_go(pool, existing)
             return None
         raise Conflict("another caller's agent already holds this joinUrl")
     deadline = time.monotonic() + pool["settings"].claim_duplicate_wait_seconds
     current: repo.ExistingClaim | None = existing
-    while current is not None and current.status == "pending":
+    while current is not None and current.status in ("queued", "pending"):
         if time.monotonic() >= deadline:
             raise Conflict("an identical claim is still in progress; retry later")
         await asyncio.sleep(POLL_SECONDS)
         async with pool["sessionmaker"]() as session:
             current = await repo.get_claim(session, existing.id)
-    if current is None or current.response is None:
-        return None  # pruned meanwhile: nothing recorded to replay
+    if current is None or current.response is None or current.status == "cancelled":
+        return None  # pruned or cancelled meanwhile: nothing recorded to replay
     if current.status == "failed":
         log.info("claim.replayed_failure", claim_id=current.id)
-        raise UpstreamError(str(current.response.get("detail", "the claim failed")))
+        raise queue.outcome_error(current.response)
     if not by_key and current.instance_status not in HOLDS_JOIN:
-        await _let_join_go(pool, current)
+        await let_join_go(pool, current)
         return None
     log.info("claim.deduplicated", claim_id=current.id, instance_id=current.instance_id)
     return Claim.model_validate(current.response)
 
 
-async def _let_join_go(pool: PoolState, ended: repo.ExistingClaim) -> None:
+async def let_join_go(pool: PoolState, ended: repo.ExistingClaim) -> None:
     """The agent on that joinUrl is gone (killed, dead, refused): the join may happen again."""
     async with pool["sessionmaker"]() as session, session.begin():
         await repo.release_join(session, ended.id)
 
 
-async def _provision_with_fallback(pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked) -> Claim:
+async def provision_with_fallback(pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked) -> Claim:
     """Provision the reserved instance; if that fails, recover it and try one other idle instance.
     A claim ended meanwhile (kill, tick) takes no other instance and answers its recorded outcome."""
     tried = [first.id]
@@ -185,20 +194,20 @@ async def _provision_with_fallback(pool: PoolState, body: ClaimCreate, claim_id:
     error = "no instance tried"
     while instance is not None:
         try:
-            return await _provision(pool, body, claim_id, instance)
+            return await provision(pool, body, claim_id, instance)
         except UpstreamError as exc:
             error = exc.message
             log.warning("claim.provision_failed", instance_id=instance.id, error=exc.message)
-            await _recover(pool, claim_id, instance, exc.message)
+            await recover(pool, claim_id, instance, exc.message)
         if len(tried) >= CLAIM_MAX_INSTANCES:
             break
         instance = await pool["claims_db"].take(claim_id=claim_id, exclude=tried)
         if instance is not None:
             tried.append(instance.id)
-    raise await _fail(pool, claim_id, f"provisioning failed on {len(tried)} instance(s): {error}")
+    raise await fail(pool, claim_id, f"provisioning failed on {len(tried)} instance(s): {error}")
 
 
-async def _fail(pool: PoolState, claim_id: str, detail: str) -> UpstreamError:
+async def fail(pool: PoolState, claim_id: str, detail: str) -> UpstreamError:
     """Record this claim's failure, or, if it had ended already, the outcome recorded first."""
     if await pool["claims_db"].fail(claim_id=claim_id, outcome=repo.failure(detail)):
         return UpstreamError(detail)
@@ -218,7 +227,7 @@ def _token(pool: PoolState, instance: Picked) -> str:
         raise UpstreamError("instance gateway token cannot be decrypted") from exc
 
 
-async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance: Picked) -> Claim:
+async def provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance: Picked) -> Claim:
     token = _token(pool, instance)
     assert instance.url is not None
     request = ProvisionRequest(
@@ -256,9 +265,10 @@ async def _provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance
     return result
 
 
-async def _recover(pool: PoolState, claim_id: str, instance: Picked, reason: str) -> None:
-    """Factory-reset a failed instance: clean → idle again; otherwise dead, for the tick to destroy."""
-    await recovery.recover_instance(
+async def recover(pool: PoolState, claim_id: str, instance: Picked, reason: str) -> None:
+    """Factory-reset a failed instance: clean → idle again (then it goes to the queue's head, if
+    any); otherwise dead, for the tick to destroy."""
+    status = await recovery.recover_instance(
         pool["instances"],
         pool["box"],
         pool["sessionmaker"],
@@ -267,6 +277,8 @@ async def _recover(pool: PoolState, claim_id: str, instance: Picked, reason: str
         timeout=pool["settings"].claim_provision_timeout_seconds,
         claim_id=claim_id,
     )
+    if status == "idle":
+        pool["queue"].kick()
 
 
 async def settle_pending_acceptance(

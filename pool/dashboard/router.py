@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from pool.auth import DASHBOARD_CALLER
-from pool.claims import service as claims_service
-from pool.claims.schemas import ClaimCreate
+from pool.claims import queue as claims_queue
+from pool.claims import resources as claims_resources
+from pool.claims.schemas import ClaimEnqueue, ClaimTicket
 from pool.dashboard import service
 from pool.dashboard.session import (
     COOKIE,
@@ -50,7 +52,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-LAUNCH_WAIT_SECONDS = 10
+ClaimId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{32}$")]
 
 
 def sessions(request: Request) -> Sessions:
@@ -214,7 +216,7 @@ async def launch(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     try:
-        body = ClaimCreate.model_validate(
+        body = ClaimEnqueue.model_validate(
             {
                 "agentName": form.agent_name,
                 "instructions": form.instructions,
@@ -225,12 +227,26 @@ async def launch(
         # Name the fields and reasons only: pydantic's own text would echo the input back.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise BadRequest(problems) from exc
-    wait = min(LAUNCH_WAIT_SECONDS, pool["settings"].claim_wait_max_seconds)
-    claim = await claims_service.claim(
-        pool, body, caller=DASHBOARD_CALLER, idempotency_key=idempotency_key, wait_seconds=wait
+    ticket = await claims_resources.create_claim(
+        pool, body, caller=DASHBOARD_CALLER, idempotency_key=idempotency_key
     )
-    context = {"claim": claim, "qr": service.qr_data_uri(claim.invite_url)}
-    return render(request, "_launch_result.html", context)
+    return _launch_view(request, ticket)
+
+
+@protected.get("/claims/{claim_id}")
+async def launched_claim(request: Request, claim_id: ClaimId, pool: PoolDep) -> Response:
+    """The launch form follows its queued claim here: its place and ETA, then the invite."""
+    ticket = await claims_resources.get_claim(pool, claim_id, caller=DASHBOARD_CALLER)
+    return _launch_view(request, ticket)
+
+
+def _launch_view(request: Request, ticket: ClaimTicket) -> Response:
+    if ticket.claim is not None:
+        context = {"claim": ticket.claim, "qr": service.qr_data_uri(ticket.claim.invite_url)}
+        return render(request, "_launch_result.html", context)
+    if ticket.status in ("failed", "cancelled") and ticket.error is not None:
+        raise claims_queue.outcome_error(ticket.error.model_dump())
+    return render(request, "_launch_queued.html", {"ticket": ticket})
 
 
 def _done(message: str, **extra: Any) -> Response:

@@ -94,6 +94,7 @@ async def reconcile(pool: PoolDep) -> dict[str, object]:
 async def metrics(session: SessionDep, pool: PoolDep) -> Response:
     """Prometheus metrics."""
     pool["metrics"].set_instance_counts(await service.count_instances(session))
+    pool["metrics"].set_queue_depths(await service.queue_depths(session))
     return Response(pool["metrics"].render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

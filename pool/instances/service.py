@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.claims import repository as claims_repo
+from pool.claims.db import DEFAULT_TEMPLATE
 from pool.config import Settings
 from pool.deps import PoolState
 from pool.instances.schemas import Drained, Instance, LoopState, PoolStatus, Removed, Replenished
@@ -168,3 +169,8 @@ async def recheck(pool: PoolState, instance_id: str) -> dict[str, object]:
         "status": row.status if row is not None else None,
         "result": result,
     }
+
+
+async def queue_depths(session: AsyncSession) -> dict[str, int]:
+    """Claims waiting per template; the one default template is always reported."""
+    return {DEFAULT_TEMPLATE: 0, **await claims_repo.queue_depths(session)}

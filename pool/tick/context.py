@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,9 @@ class TickContext:
     create_slots: asyncio.Semaphore | None = None
     # Idle instance id → when the tick last asked its /convos/status (`pool.tick.runtimes`).
     runtime_checked: dict[str, float] = field(default_factory=dict)
+    # Called when an instance may have become idle (promoted, recovered): the claim queue's
+    # dispatcher hands it to the queue's head (`pool.claims.dispatcher`, wired in `pool.main`).
+    on_idle: Callable[[], None] = field(default=lambda: None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -44,8 +47,9 @@ class TickContext:
             stuck_timeout_seconds=s.stuck_timeout_seconds, death_threshold=s.failed_probes_for_death
         )
 
-    def target(self, *, may_create: bool = True) -> Target:
-        """What the plan aims at; `may_create` is False while failed creates back off."""
+    def target(self, *, may_create: bool = True, queued: int = 0) -> Target:
+        """What the plan aims at; `may_create` is False while failed creates back off, `queued`
+        claims waiting are demand on top of min_idle."""
         s = self.settings
         return Target(
             min_idle=s.min_idle,
@@ -58,6 +62,7 @@ class TickContext:
             create_lost_seconds=max(s.stuck_timeout_seconds, 2 * 3 * (s.services_timeout_seconds + 30)),
             create_resend_seconds=s.services_timeout_seconds,
             may_create=may_create,
+            queued=queued,
         )
 
     def slots(self) -> asyncio.Semaphore:

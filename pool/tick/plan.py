@@ -57,6 +57,8 @@ class Target:
     create_resend_seconds: float = 60.0
     # False while create failures are backing off.
     may_create: bool = True
+    # Claims waiting in the queue (DESIGN.md §10): each is demand an idle instance would meet.
+    queued: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,13 +159,14 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
 
 
 def replenish_count(counts: Counter[str] | dict[str, int], target: Target) -> int:
-    """The deficit: instances to create so that supply reaches min_idle within max_total. The one
-    formula, for this plan and for the reservation under the lock (`pool.tick.replenish`)."""
+    """The deficit: instances to create so that supply reaches min_idle plus the queued claims,
+    within max_total. The one formula, for this plan and for the reservation under the lock
+    (`pool.tick.replenish`)."""
     if not target.may_create:
         return 0
     supply = sum(counts.get(status, 0) for status in SUPPLY)
     room = target.max_total - sum(counts.values())
-    return max(0, min(target.min_idle - supply, room))
+    return max(0, min(target.min_idle + target.queued - supply, room))
 
 
 def settled(row: Row) -> bool:

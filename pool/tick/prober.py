@@ -74,6 +74,8 @@ async def probe_starting(ctx: TickContext) -> int:
         )
         rows = [(r[0], str(r[1]), r[2], float(r[3])) for r in found]
     changed = await bounded(rows, ctx.settings.probe_concurrency, lambda row: _probe_one(ctx, *row))
+    if any(changed):
+        ctx.on_idle()  # a promotion to idle goes to the queue's head first
     return followed + sum(changed)
 
 

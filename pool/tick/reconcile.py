@@ -23,6 +23,7 @@ from typing import Any, cast
 from sqlalchemy import delete, func, select, update
 
 from pool.claims import recovery as claims_recovery
+from pool.claims import repository as claims_repo
 from pool.models import Instance
 from pool.status import Status
 from pool.tick import observed_writes, replenish, runtimes, state
@@ -69,10 +70,13 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
+        queued = await claims_repo.count_queued(session)
         now = await state.db_now(session)  # rows' ages on the clock that stamped them
-    actions = plan(observed, ctx.target(may_create=may_create), now)
+    actions = plan(observed, ctx.target(may_create=may_create, queued=queued), now)
     result = TickResult(counts=count_statuses(rows), error=error)
     await _act_all(ctx, observed, actions, result)
+    # Promotions and recoveries may have made instances idle: the queue's head gets them first.
+    ctx.on_idle()
     seconds = time.monotonic() - started
     summary = result.summary(ctx.settings.min_idle)
     if batch is not None:
@@ -237,6 +241,12 @@ async def apply_update(ctx: TickContext, action: Update) -> bool:
                 last_probe_at=func.now(),
                 **({"status_changed_at": func.now()} if changed else {}),
                 **({"last_healthy_at": func.now()} if action.healthy else {}),
+                # First idle: its create-asked → idle time is a refill sample (pool.claims.eta).
+                **(
+                    {"ready_at": func.coalesce(Instance.ready_at, func.now())}
+                    if action.status == "idle"
+                    else {}
+                ),
             )
         )
         return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool import locks
+from pool.claims import repository as claims_repo
 from pool.models import Instance
 from pool.tick import state
 from pool.tick.context import TickContext
@@ -54,11 +55,12 @@ async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False)
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.replenish(ctx.fleet)})
         rows = await session.execute(select(Instance.status, func.count()).group_by(Instance.status))
         counts: Counter[str] = Counter({str(r[0]): int(r[1]) for r in rows})
+        queued = await claims_repo.count_queued(session)
         if count is None:
             may_create = await state.may_create(session, ctx.fleet)
-            wanted = replenish_count(counts, ctx.target(may_create=may_create))
+            wanted = replenish_count(counts, ctx.target(may_create=may_create, queued=queued))
         elif planned:
-            wanted = min(count, replenish_count(counts, ctx.target()))
+            wanted = min(count, replenish_count(counts, ctx.target(queued=queued)))
         else:
             wanted = max(0, min(count, settings.max_total - sum(counts.values())))
         ids = [new_instance_id() for _ in range(wanted)]

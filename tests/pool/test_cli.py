@@ -116,3 +116,23 @@ async def test_missing_key_exits_2() -> None:
     result = await poolctl("status", url="http://127.0.0.1:9", key=None)
     assert result.code == 2
     assert "no API key" in result.err
+
+
+async def test_claim_with_wait_shows_its_place_in_the_queue_then_the_invite(
+    pool_url: str, sessionmaker: async_sessionmaker[AsyncSession], fleet: FakeFleet
+) -> None:
+    running = asyncio.create_task(
+        poolctl("claim", "--name", "Queued Bot", "--instructions", "hi", "--wait", "20", url=pool_url)
+    )
+    await asyncio.sleep(2.0)
+    [instance_id] = await add_fleet_instances(sessionmaker, fleet, 1)
+    result = await asyncio.wait_for(running, 30)
+    assert result.code == 0, result.err
+    assert "queued: position 1, no estimate yet" in result.out
+    assert f"claimed instance {instance_id} (created)" in result.out
+
+
+async def test_claim_with_wait_that_times_out_in_the_queue_exits_4_with_the_reason(pool_url: str) -> None:
+    result = await poolctl("claim", "--name", "Late Bot", "--instructions", "hi", "--wait", "1", url=pool_url)
+    assert result.code == 4
+    assert "no instance became free within 1 s in the queue" in result.err

@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import asyncpg
+import pytest
 
 from alembic import command
 from shared.db import libpq_url
@@ -67,4 +68,58 @@ async def test_released_claims_become_succeeded_or_failed_and_back(databases: Da
         ("flying", "pending", False),
         ("live", "succeeded", True),
     ]
+    await databases.drop(url)
+
+
+QUEUE_BEFORE = "4c7d2a9e1b30"  # the last revision without the claim queue
+
+
+async def test_the_claim_queue_migration_keeps_claims_and_ends_queued_ones_on_the_way_back(
+    databases: DatabaseFactory,
+) -> None:
+    url = await databases.create("pool_queue_migration")
+    await upgrade_async("pool", url, QUEUE_BEFORE)
+    await _execute(
+        url,
+        "INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status) VALUES "
+        "('old1', 'c', 'k1', 'h', NULL, 'succeeded'), ('old2', 'c', 'k2', 'h', NULL, 'pending')",
+        "SELECT 1",
+    )
+
+    await upgrade_async("pool", url)
+
+    rows = await _execute(
+        url,
+        "INSERT INTO claims (id, caller, request_hash, join_url, status, queued_at, deadline_at) VALUES "
+        "('new1', 'c', 'h', 'https://j/q', 'queued', now(), now() + interval '1 minute'), "
+        "('new2', 'c', 'h', NULL, 'cancelled', now(), now())",
+        "SELECT id, status, template, priority, queue_seq FROM claims ORDER BY queue_seq",
+    )
+    assert [(r["id"], r["status"], r["template"], r["priority"]) for r in rows] == [
+        ("old1", "succeeded", "default", 0),
+        ("old2", "pending", "default", 0),
+        ("new1", "queued", "default", 0),
+        ("new2", "cancelled", "default", 0),
+    ]
+    # A queued claim holds its joinUrl like a pending one.
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(
+                "INSERT INTO claims (id, caller, request_hash, join_url, status) "
+                "VALUES ('dup', 'c', 'h', 'https://j/q', 'pending')"
+            )
+    finally:
+        await conn.close()
+
+    await asyncio.to_thread(command.downgrade, alembic_config("pool", url), QUEUE_BEFORE)
+
+    rows = await _execute(url, "SELECT id, status, response IS NOT NULL AS told FROM claims ORDER BY id")
+    assert [(r["id"], r["status"], r["told"]) for r in rows] == [
+        ("new1", "failed", True),
+        ("new2", "failed", True),
+        ("old1", "succeeded", False),
+        ("old2", "pending", False),
+    ]
+    await upgrade_async("pool", url)
     await databases.drop(url)

@@ -41,6 +41,7 @@ OPEN, OPERATOR, INSTANCE, TOOL, SESSION = "open", "operator", "instance", "tool"
 LOGIN = "login"
 SERVICES_KEY = "test-services-key"
 MISSING = "000000000000"  # a well-formed id no row has
+MISSING_CLAIM = "0" * 32
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,12 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("GET", "/metrics"): Sample(OPEN),
     ("GET", "/api/pool/info"): Sample(OPEN),
     ("POST", "/api/pool/claim"): Sample(OPERATOR, json={"agentName": "Ada", "instructions": "hi"}),
+    ("POST", "/api/pool/claims"): Sample(OPERATOR, json={"agentName": "Ada", "instructions": "hi"}),
+    ("GET", "/api/pool/claims/{claim_id}"): Sample(OPERATOR, f"/api/pool/claims/{MISSING_CLAIM}"),
+    ("GET", "/api/pool/claims/{claim_id}/events"): Sample(
+        OPERATOR, f"/api/pool/claims/{MISSING_CLAIM}/events"
+    ),
+    ("DELETE", "/api/pool/claims/{claim_id}"): Sample(OPERATOR, f"/api/pool/claims/{MISSING_CLAIM}"),
     ("POST", "/api/pool/pending-acceptance/complete"): Sample(INSTANCE, json={"instanceId": "{me}"}),
     ("POST", "/api/pool/pending-acceptance/fail"): Sample(INSTANCE, json={"instanceId": "{me}"}),
     ("GET", "/api/pool/counts"): Sample(OPERATOR),
@@ -84,6 +91,7 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("GET", "/dashboard/partials/summary"): Sample(SESSION),
     ("GET", "/dashboard/partials/agents"): Sample(SESSION),
     ("POST", "/dashboard/launch"): Sample(SESSION, json={"agentName": "Ada", "instructions": "hi"}),
+    ("GET", "/dashboard/claims/{claim_id}"): Sample(SESSION, f"/dashboard/claims/{MISSING_CLAIM}"),
     ("POST", "/dashboard/instances/{instance_id}/kill"): Sample(
         SESSION, f"/dashboard/instances/{MISSING}/kill"
     ),

@@ -139,6 +139,34 @@
     item.className = state;
   }
 
+  // While the launched claim waits in the queue, re-read it every second (bounded: the claim has
+  // its own deadline, after which the pool answers it failed). True once the invite is shown.
+  async function follow() {
+    const deadline = Date.now() + 2 * 3600 * 1000;
+    for (;;) {
+      const waiting = result.querySelector("[data-claim]");
+      if (!waiting) return true;
+      if (Date.now() > deadline) throw new Error("gave up following the claim");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      let response;
+      try {
+        response = await fetch(`/dashboard/claims/${encodeURIComponent(waiting.dataset.claim)}`,
+          { headers, cache: "no-store" });
+      } catch (_) {
+        continue; // the pool restarting: the queue is kept, try again
+      }
+      if (loggedOut(response)) return false;
+      if (!response.ok) {
+        step("claim", "failed");
+        launchError.textContent = await errorText(response);
+        launchError.hidden = false;
+        result.innerHTML = "";
+        return false;
+      }
+      result.innerHTML = await response.text();
+    }
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = document.getElementById("launch-button");
@@ -172,9 +200,11 @@
         launchError.hidden = false;
         return;
       }
+      result.innerHTML = await response.text();
+      // Queued: follow the claim (its place and ETA) until it has its invite or fails.
+      if (!(await follow())) return;
       step("claim", "done");
       step("invite", "active");
-      result.innerHTML = await response.text();
       step("invite", "done");
     } catch (_) {
       step("claim", "failed");

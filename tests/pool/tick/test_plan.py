@@ -202,6 +202,10 @@ def test_tainted_instance_is_destroyed_and_replaced() -> None:
         ({"claimed": 10}, TARGET, 0),
         ({"crashed": 4, "claimed": 4, "idle": 1}, TARGET, 1),
         ({}, Target(min_idle=3, max_total=10, may_create=False), 0),  # backing off
+        # Queued claims are demand on top of min_idle, in-flight creates already meet some of it.
+        ({"idle": 3}, Target(min_idle=3, max_total=10, queued=4), 4),
+        ({"idle": 3, "creating": 2}, Target(min_idle=3, max_total=10, queued=4), 2),
+        ({"claimed": 5, "idle": 3}, Target(min_idle=3, max_total=10, queued=4), 2),  # within max_total
     ],
 )
 def test_replenish_count(counts: dict[str, int], target: Target, expected: int) -> None:
