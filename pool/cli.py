@@ -177,8 +177,8 @@ def follow_claim(url: str, key: str, ticket: dict[str, Any], wait: int) -> dict[
     if ticket.get("status") == "succeeded":
         return ticket
     error = ticket.get("error") or {}
-    detail = str(error.get("detail") or f"the claim is {ticket.get('status')} after {wait} s")
-    fail(detail, EXIT_UNAVAILABLE if error.get("error") in (None, "Unavailable") else EXIT_REFUSED)
+    detail = str(error.get("error") or f"the claim is {ticket.get('status')} after {wait} s")
+    fail(detail, EXIT_UNAVAILABLE if error.get("kind") in (None, "Unavailable") else EXIT_REFUSED)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from typing import Any
 from pool.claims import queue_db
 from pool.claims.db import DEFAULT_TEMPLATE
 from pool.claims.eta import REFILL_SAMPLES, REFILL_WINDOW_SECONDS, Supply, eta_seconds
+from pool.claims.repository import recorded_kind
 from pool.claims.schemas import Claim, ClaimCreate
 from pool.deps import PoolState
 from shared.errors import AppError, Conflict, Unavailable, UpstreamError
@@ -92,9 +93,10 @@ async def enqueue(
 def outcome_error(response: dict[str, Any]) -> AppError:
     """The error a recorded failure replays as."""
     detail = str(response.get("detail", "the claim failed"))
-    if response.get("error") == "Unavailable":
+    kind = recorded_kind(response)
+    if kind == "Unavailable":
         return Unavailable(detail, retry_after=EMPTY_RETRY_AFTER)
-    if response.get("error") == "Cancelled":
+    if kind == "Cancelled":
         return Conflict(detail)
     return UpstreamError(detail)
 

@@ -21,6 +21,7 @@ import asyncpg
 
 from pool.claims.db import ClaimsDb, Picked
 from pool.claims.eta import Supply
+from shared.errors import error_body
 
 IN_QUEUE = "queued"
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
@@ -45,10 +46,12 @@ ON CONFLICT DO NOTHING
 RETURNING id
 """
 
-_TIMED_OUT = """jsonb_build_object(
-    'error', 'Unavailable',
-    'detail', 'no instance became free within ' || round(extract(epoch FROM deadline_at - queued_at))
-              || ' s in the queue; retry later')"""
+# The recorded outcome in the one error shape (shared.errors.error_body): a sentence, the kind, the detail.
+_WAITED = "round(extract(epoch FROM deadline_at - queued_at))"
+_TIMED_OUT = f"""jsonb_build_object(
+    'error', 'No instance became free within ' || {_WAITED} || ' s in the queue; retry later.',
+    'kind', 'Unavailable',
+    'detail', 'no instance became free within ' || {_WAITED} || ' s in the queue; retry later')"""
 
 EXPIRE_DUE = f"""
 UPDATE claims SET status = 'failed', response = {_TIMED_OUT}, idempotency_key = NULL, updated_at = now()
@@ -240,7 +243,7 @@ async def expire(db: ClaimsDb, claim_id: str) -> float | None:
 
 async def cancel(db: ClaimsDb, *, claim_id: str, caller: str) -> float | None:
     """Cancel the caller's queued claim; its wait in seconds, or None when it was not queued."""
-    outcome = json.dumps({"error": "Cancelled", "detail": "the claim was cancelled while queued"})
+    outcome = json.dumps(error_body("Cancelled", "the claim was cancelled while queued"))
     waited = await _fetchval(db, CANCEL, claim_id, caller, outcome)
     return None if waited is None else float(waited)
 

@@ -25,6 +25,11 @@ KILLED = "the claim ended: its instance was removed while it was being provision
 _HOLDS_JOIN_SQL = ", ".join(f"'{status}'" for status in sorted(HOLDS_JOIN))
 
 
+def recorded_kind(response: dict[str, Any]) -> str:
+    """The kind of a recorded failure; records from before `kind` carried it in `error`."""
+    return str(response.get("kind", response.get("error", "UpstreamError")))
+
+
 def failure(detail: str) -> dict[str, Any]:
     """A failed claim's recorded outcome: the 502 body every retry of it gets (its `detail` is
     what a replay reads; records from before the readable `error` carried the class there)."""

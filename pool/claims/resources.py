@@ -21,7 +21,7 @@ from pool.claims.eta import eta_seconds
 from pool.claims.schemas import Claim, ClaimCreate, ClaimEnqueue, ClaimError, ClaimTicket
 from pool.deps import PoolState
 from pool.status import HOLDS_JOIN
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import BadRequest, Conflict, NotFound, as_sentence
 from shared.logging import get_logger
 
 log = get_logger("pool.claims.queue")
@@ -175,7 +175,11 @@ async def _ticket(pool: PoolState, found: queue_db.Record) -> ClaimTicket:
         eta_seconds=eta,
         claim=Claim.model_validate(response) if found.status == "succeeded" and response else None,
         error=(
-            ClaimError(error=str(response.get("error")), detail=str(response.get("detail", "")))
+            ClaimError(
+                error=as_sentence(str(response.get("detail", "the claim failed"))),
+                kind=repo.recorded_kind(response),
+                detail=str(response.get("detail", "")),
+            )
             if found.status in ("failed", "cancelled") and response
             else None
         ),

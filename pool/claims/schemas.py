@@ -98,7 +98,10 @@ class ClaimEnqueue(ClaimCreate):
 
 
 class ClaimError(_Camel):
+    """A claim's recorded failure in the one error shape: a sentence, its kind, the detail."""
+
     error: str
+    kind: str
     detail: str
 
 

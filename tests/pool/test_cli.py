@@ -135,4 +135,4 @@ async def test_claim_with_wait_shows_its_place_in_the_queue_then_the_invite(
 async def test_claim_with_wait_that_times_out_in_the_queue_exits_4_with_the_reason(pool_url: str) -> None:
     result = await poolctl("claim", "--name", "Late Bot", "--instructions", "hi", "--wait", "1", url=pool_url)
     assert result.code == 4
-    assert "no instance became free within 1 s in the queue" in result.err
+    assert "No instance became free within 1 s in the queue; retry later." in result.err

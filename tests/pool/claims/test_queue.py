@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.config import Settings
+from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
 from tests.pool.claims.queue_support import BODY, claim_rows, enqueue, pool_http, queue_held, until
 from tests.pool.factories import add_fleet_instances
@@ -88,7 +89,7 @@ async def test_a_cancelled_claim_never_gets_an_instance(
         "position": None,
         "etaSeconds": None,
         "claim": None,
-        "error": {"error": "Cancelled", "detail": "the claim was cancelled while queued"},
+        "error": error_body("Cancelled", "the claim was cancelled while queued"),
     }
     assert again.json() == cancelled.json()
     assert served["claim"]["instanceId"] == instance_id
@@ -115,10 +116,9 @@ async def test_a_queued_claim_past_its_timeout_fails_with_the_reason_and_frees_i
         too_long = await http.post("/api/pool/claims", json={**BODY, "timeoutSeconds": 3601})
 
     assert same["id"] == first["id"]  # a retry of the key while queued is the same claim
-    assert failed["error"] == {
-        "error": "Unavailable",
-        "detail": "no instance became free within 1 s in the queue; retry later",
-    }
+    assert failed["error"] == error_body(
+        "Unavailable", "no instance became free within 1 s in the queue; retry later"
+    )
     assert retried["id"] != first["id"] and retried["status"] == "queued"
     assert too_long.status_code == 400
     assert (await claim_rows(sessionmaker))[first["id"]].instance_id is None
@@ -145,10 +145,9 @@ async def test_claim_with_wait_is_served_through_the_queue_or_answers_503_with_t
     # wait=0 with an empty pool queues nothing; the timed-out claim recorded why it failed.
     assert sorted(row.status for row in rows.values()) == ["failed", "succeeded"]
     [failed] = [row for row in rows.values() if row.status == "failed"]
-    assert failed.response == {
-        "error": "Unavailable",
-        "detail": "no instance became free within 1 s in the queue; retry later",
-    }
+    assert failed.response == error_body(
+        "Unavailable", "no instance became free within 1 s in the queue; retry later"
+    )
 
 
 async def test_an_arrival_while_others_are_queued_queues_even_if_an_instance_just_became_idle(

@@ -39,7 +39,7 @@ async def test_a_claim_whose_provisions_keep_failing_goes_back_once_then_fails(
         failed = await until(http, ticket["id"], "failed")
     # Dispatched, failed, reset clean and back in its place; dispatched again, failed again.
     assert fleet.agents[bad].provisions == 2
-    assert failed["error"]["error"] == "UpstreamError"
+    assert failed["error"]["kind"] == "UpstreamError"
     assert failed["error"]["detail"].startswith("provisioning failed on 1 instance(s)")
     assert (await claim_rows(sessionmaker))[ticket["id"]].attempts == 1
 
