@@ -126,6 +126,8 @@ class Claim(Base):
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Set once a succeeded claim's agent no longer holds its joinUrl (killed, dismissed, refused):
     # the outcome stays as recorded, and the joinUrl may be claimed again.
+    # Where the claim came from, as its caller says ("landing" for the original's landing site).
+    source: Mapped[str | None] = mapped_column(Text)
     join_released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The queue (DESIGN.md §10): one per template, served by priority (higher first), then in
     # arrival order (queue_seq). A claim keeps its place when a failed provision puts it back.

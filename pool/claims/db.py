@@ -70,8 +70,8 @@ MARK_CLAIMING = "SET status = 'claiming', status_changed_at = now(), updated_at 
 # MATERIALIZED so the row the claim is attached to is the row that was locked, evaluated once.
 RESERVE = f"""
 WITH picked AS MATERIALIZED ({_pick_idle(no_barging("$7"))}), inserted AS (
-    INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, instance_id)
-    SELECT $1, $6, $3, $4, $5, 'pending', picked.id FROM picked
+    INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, instance_id, source)
+    SELECT $1, $6, $3, $4, $5, 'pending', picked.id, $8 FROM picked
     ON CONFLICT DO NOTHING
     RETURNING instance_id
 ), taken AS (
@@ -116,8 +116,8 @@ TAKE_AS_HEAD = _take("")
 # A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
 # either sees the first claim or becomes the first claim itself.
 INSERT_CLAIM = """
-INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status)
-VALUES ($1, $5, $2, $3, $4, 'pending')
+INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, source)
+VALUES ($1, $5, $2, $3, $4, 'pending', $6)
 ON CONFLICT DO NOTHING
 RETURNING id
 """
@@ -216,12 +216,21 @@ class ClaimsDb:
             self._pool = None
 
     async def reserve(
-        self, *, claim_id: str, caller: str, key: str | None, digest: str, join_url: str | None
+        self,
+        *,
+        claim_id: str,
+        caller: str,
+        key: str | None,
+        digest: str,
+        join_url: str | None,
+        source: str | None = None,
     ) -> Picked | None:
         """The instance reserved for this new claim, or None: no idle instance, or a duplicate."""
         pool = await self._get()
         async with self._slots:
-            row = await pool.fetchrow(RESERVE, claim_id, [], key, digest, join_url, caller, DEFAULT_TEMPLATE)
+            row = await pool.fetchrow(
+                RESERVE, claim_id, [], key, digest, join_url, caller, DEFAULT_TEMPLATE, source
+            )
         assert row is not None  # the outer SELECT always yields one row
         instance = _picked(row)
         if instance is None and row["inserted"]:
@@ -231,7 +240,14 @@ class ClaimsDb:
         return instance
 
     async def register(
-        self, *, claim_id: str, caller: str, key: str | None, digest: str, join_url: str | None
+        self,
+        *,
+        claim_id: str,
+        caller: str,
+        key: str | None,
+        digest: str,
+        join_url: str | None,
+        source: str | None = None,
     ) -> Picked | Duplicate | None:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
         and given an instance in one transaction; DUPLICATE when the key or the joinUrl already
@@ -241,7 +257,7 @@ class ClaimsDb:
             try:
                 async with connection.transaction():
                     inserted = await connection.fetchval(
-                        INSERT_CLAIM, claim_id, key, digest, join_url, caller
+                        INSERT_CLAIM, claim_id, key, digest, join_url, caller, source
                     )
                     if inserted is None:
                         return DUPLICATE

@@ -40,8 +40,9 @@ SELECT (SELECT count(*) FROM claims WHERE status = 'queued' AND template = $1 AN
 
 ENQUEUE = """
 INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, template, priority,
-                    request, deadline_at, queued_at, eta_seconds)
-VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8::jsonb, now() + make_interval(secs => $9), now(), $10)
+                    request, deadline_at, queued_at, eta_seconds, source)
+VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8::jsonb, now() + make_interval(secs => $9), now(), $10,
+        $8::jsonb->>'source')
 ON CONFLICT DO NOTHING
 RETURNING id
 """

@@ -44,7 +44,12 @@ async def create_claim(
     for _ in range(service.AFRESH_ROUNDS + 1):
         claim_id = uuid.uuid4().hex
         picked = await pool["claims_db"].reserve(
-            claim_id=claim_id, caller=caller, key=idempotency_key, digest=digest, join_url=claim.join_url
+            claim_id=claim_id,
+            caller=caller,
+            key=idempotency_key,
+            digest=digest,
+            join_url=claim.join_url,
+            source=claim.source,
         )
         if picked is not None:
             started = time.monotonic()

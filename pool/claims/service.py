@@ -127,7 +127,7 @@ async def _reserve(
     claim_id = uuid.uuid4().hex
     db = pool["claims_db"]
     picked = await db.reserve(
-        claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url
+        claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url, source=body.source
     )
     if picked is not None:
         return _Reserved(claim_id=claim_id, instance=picked)
@@ -139,7 +139,12 @@ async def _reserve(
             return queued
     else:
         registered = await db.register(
-            claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url
+            claim_id=claim_id,
+            caller=caller,
+            key=key,
+            digest=digest,
+            join_url=body.join_url,
+            source=body.source,
         )
         if not isinstance(registered, Duplicate):
             return _Reserved(claim_id=claim_id, instance=registered)

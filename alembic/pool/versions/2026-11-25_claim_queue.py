@@ -45,6 +45,8 @@ def upgrade() -> None:
     op.add_column("claims", sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("claims", sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("claims", sa.Column("eta_seconds", sa.Float(), nullable=True))
+    # Where the claim came from (the original's landing server says "landing"): recorded, never acted on.
+    op.add_column("claims", sa.Column("source", sa.Text(), nullable=True))
     op.create_index(
         "ix_claims_queue",
         "claims",
@@ -75,6 +77,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_claims_queue", table_name="claims")
     for column in (
+        "source",
         "eta_seconds",
         "assigned_at",
         "queued_at",

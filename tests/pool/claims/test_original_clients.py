@@ -8,9 +8,10 @@ user as the message, reads `joined`, and polls `GET /api/pool/counts` and `GET /
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pool.models import Instance
+from pool.models import Claim, Instance
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import AUTH
 from tests.pool.factories import add_fleet_instances
@@ -46,11 +47,24 @@ async def test_the_landing_join_is_claimed_with_the_original_defaults(
     assert response.json()["agentName"] == "Assistant"
     async with sessionmaker() as session:
         row = await session.get_one(Instance, instance_id)
+        [claim] = (await session.scalars(select(Claim))).all()
     assert (row.agent_name, row.instructions, row.join_url) == (
         "Assistant",
         "You are a helpful AI assistant.",
         JOIN,
     )
+    assert (claim.source, claim.instance_id) == ("landing", instance_id)
+
+
+async def test_a_queued_landing_claim_records_its_source(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    answer = await client.post("/api/pool/claims", json={**LANDING_CLAIM, "timeoutSeconds": 60}, headers=AUTH)
+
+    assert answer.status_code == 202, answer.text
+    async with sessionmaker() as session:
+        [claim] = (await session.scalars(select(Claim))).all()
+    assert (claim.status, claim.source) == ("queued", "landing")
 
 
 async def test_an_empty_pool_tells_the_user_a_sentence(client: httpx.AsyncClient) -> None:
