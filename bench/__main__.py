@@ -65,6 +65,9 @@ async def run(names: list[str], quick: bool, admin_url: str, log_dir: Path) -> d
                 admin_url, warmup.QUICK if quick else warmup.WarmupConfig(), log_dir
             )
         results[name]["seconds"] = round(time.perf_counter() - started, 1)
+        # Benchmarks run one at a time: each section says which code it measured.
+        here = machine()
+        results[name]["measured"] = {"commit": here["commit"], "date": here["date"]}
         print(f"bench: {name} done in {results[name]['seconds']} s", flush=True)
     return results
 

@@ -327,8 +327,8 @@ def write(results: dict[str, Any], markdown: Path, images: Path) -> None:
         "",
         f"Machine: {machine.get('cpus', '?')} CPUs ({machine.get('cpu', '?')}), "
         f"{machine.get('memory_gb', '?')} GB, "
-        f"{machine.get('kernel', '?')}, Python {machine.get('python', '?')}. Commit "
-        f"{machine.get('commit', '?')}, {machine.get('date', '?')}.",
+        f"{machine.get('kernel', '?')}, Python {machine.get('python', '?')}. Each section names the commit "
+        "it measured.",
         "",
     ]
     for name, section in (
@@ -342,7 +342,12 @@ def write(results: dict[str, Any], markdown: Path, images: Path) -> None:
             {"claims": claims_plot, "reconcile": reconcile_plot, "warmup": warmup_plot, "queue": queue_plot}[
                 name
             ](results[name], image)
-            lines += section(results[name], str(rel / f"{name}.png"))
+            body = section(results[name], str(rel / f"{name}.png"))
+            measured = results[name].get("measured")
+            if measured:
+                # Under the section's heading: which code these figures are of.
+                body[1:1] = ["", f"Measured at commit {measured['commit']}, {measured['date']}."]
+            lines += body
     if FINDINGS.exists():
         lines += [FINDINGS.read_text().rstrip(), ""]
     markdown.write_text("\n".join(lines))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import claims, reconcile, report, warmup
+from bench import claims, queue, reconcile, report, warmup
 
 
 async def test_benchmarks_run_at_tiny_size_and_render(postgres_admin_url: str, tmp_path: Path) -> None:
@@ -29,6 +29,11 @@ async def test_benchmarks_run_at_tiny_size_and_render(postgres_admin_url: str, t
             warmup.WarmupConfig(target=2, scale=0.02, tokens=2, one_at_a_time=False),
             tmp_path / "logs",
         ),
+        "queue": await queue.run(
+            postgres_admin_url,
+            queue.QueueConfig(min_idle=1, max_total=6, waves=1, claims_per_wave=3),
+            tmp_path / "logs",
+        ),
     }
 
     rows = results["claims"]["rows"]
@@ -46,13 +51,18 @@ async def test_benchmarks_run_at_tiny_size_and_render(postgres_admin_url: str, t
     (refill,) = results["warmup"]["rows"]
     assert refill["reached"] and refill["railway_calls"]["ProjectCreate"] == 2
 
+    # Three claims against one idle instance: at least two wait in the queue, and all are served.
+    assert results["queue"]["claims"] == 3 and results["queue"]["not_served"] == 0
+    assert results["queue"]["queued"] >= 2
+
     results["machine"] = {"cpus": 2}
     report.write(results, tmp_path / "BENCHMARKS.md", tmp_path / "img")
     text = (tmp_path / "BENCHMARKS.md").read_text()
-    for heading in ("## Claim", "## Reconcile at scale", "## Warm-up"):
+    for heading in ("## Claim", "## Reconcile at scale", "## Warm-up", "## Claim queue"):
         assert heading in text
     assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [
         "claims.png",
+        "queue.png",
         "reconcile.png",
         "warmup.png",
     ]
