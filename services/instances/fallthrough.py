@@ -70,7 +70,8 @@ async def create_placed(
             why.setdefault(line.split(":", 1)[0], line)
         if entry is None:
             reasons = [why[name] for name in platforms.names() if name in why]
-            raise NoPlatform(f"no platform could take it: {'; '.join(reasons) or 'none configured'}")
+            # Each platform in priority order with why it did not take the create.
+            raise NoPlatform("; ".join(reasons) or "no platform is configured")
         made.platform, made.ref = entry.name, None
         try:
             ref = await entry.platform.create(spec, on_progress)
@@ -89,14 +90,19 @@ async def create_placed(
                 error=error,
                 at_capacity=isinstance(exc, AtCapacity),
             )
-            await _remove_try(sessionmaker, entry, instance_id, attempt, made)
+            await _remove_try(sessionmaker, entry, instance_id, attempt, made, why[entry.name])
             continue
         await placement.record_success(sessionmaker, name=entry.name)
         return entry, ref
 
 
 async def _remove_try(
-    sessionmaker: Sessionmaker, entry: PlatformEntry, instance_id: str, attempt: int, made: MadeSoFar
+    sessionmaker: Sessionmaker,
+    entry: PlatformEntry,
+    instance_id: str,
+    attempt: int,
+    made: MadeSoFar,
+    failure: str,
 ) -> None:
     async with sessionmaker.begin() as session:
         row = await session.get(InstanceInfra, instance_id)
@@ -106,9 +112,8 @@ async def _remove_try(
         try:
             await entry.platform.destroy(refs[0])
         except Exception as exc:
-            raise LeftBehind(
-                f"{entry.name} failed and what it made could not be removed ({describe(exc)})"
-            ) from exc
+            # The create's rollback tries again and says what is left (`create._fail`).
+            raise LeftBehind(failure) from exc
     made.ref = None
     async with sessionmaker.begin() as session:
         row = await session.get(InstanceInfra, instance_id, with_for_update=True)
