@@ -81,5 +81,5 @@ async def reconcile(pool: PoolDep) -> dict[str, object]:
 @metrics_router.get("/metrics", response_class=Response)
 async def metrics(session: SessionDep, pool: PoolDep) -> Response:
     """Prometheus metrics."""
-    pool["metrics"].set_instance_counts(await service.count_instances(session))
-    return Response(pool["metrics"].render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    body = await service.refresh_metrics(session, pool["metrics"])
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
