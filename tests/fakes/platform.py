@@ -8,8 +8,8 @@ from typing import Any
 
 from services.platforms.base import (
     FleetSnapshot,
-    Platform,
     InstanceSpec,
+    Platform,
     PlatformOrphanRef,
     PlatformRef,
     PlatformState,

@@ -143,7 +143,8 @@ async def test_a_platform_error_during_create_removes_the_partial_resources_and_
 
     assert (failed["phase"], failed["error"]) == (
         "failed",
-        f"platform create failed for instance {IID}: memory: volumeCreate answered 429: creating volumes too quickly",
+        f"platform create failed for instance {IID}: memory: "
+        "volumeCreate answered 429: creating volumes too quickly",
     )
     # The service the platform made before failing, and the tool, are gone again; the row stays
     # `failed` (nothing recorded on it) until a destroy, so the pool can read why.

@@ -331,7 +331,9 @@ async def test_a_platform_failure_during_destroy_keeps_the_row_for_a_retry(
         retried = await api.delete(f"/destroy/{IID}", headers=AUTH)
 
     assert failed.status_code == 502
-    assert failed.json()["detail"] == f"platform destroy of instance {IID} on memory: serviceDelete answered 503"
+    assert (
+        failed.json()["detail"] == f"platform destroy of instance {IID} on memory: serviceDelete answered 503"
+    )
     assert [(r.state, r.last_error) for r in infra] == [("destroying", failed.json()["detail"])]
     assert [r.status for r in ledger] == ["destroyed"]
     assert retried.json()["destroyed"] is True
