@@ -59,7 +59,7 @@ async def create_placed(
     """The platform the create landed on and its ref; raises NoPlatform when none would take it."""
     why: dict[str, str] = {}
     while True:
-        entry, passed = await placement.place(
+        entry, passed, placed_at = await placement.place(
             sessionmaker,
             platforms=platforms,
             instance_id=instance_id,
@@ -92,7 +92,7 @@ async def create_placed(
             )
             await _remove_try(sessionmaker, entry, instance_id, attempt, made, why[entry.name])
             continue
-        await placement.record_success(sessionmaker, name=entry.name)
+        await placement.record_success(sessionmaker, name=entry.name, placed_at=placed_at)
         return entry, ref
 
 

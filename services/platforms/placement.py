@@ -9,7 +9,9 @@ The choice is made and recorded on the row in one transaction under one advisory
 A platform that fails creates `SERVICES_PLACEMENT_BACKOFF_AFTER` times in a row is skipped for
 `SERVICES_PLACEMENT_BACKOFF_SECONDS`, doubling with each further failure up to
 `SERVICES_PLACEMENT_BACKOFF_MAX_SECONDS`; an "at capacity" answer pauses it at once. When the pause
-ends the next create tries it again; one success clears the record. The record is in the
+ends the next create tries it again; a success clears the record, unless a failure came after
+that create began (a create that succeeds while a later one is refused as "at capacity" says
+nothing about room now). The record is in the
 database (`platform_health`, the database's clock), so every replica skips the same platforms.
 """
 
@@ -129,19 +131,21 @@ async def place(
     instance_id: str,
     attempt: int,
     skip: frozenset[str] = frozenset(),
-) -> tuple[PlatformEntry | None, list[str]]:
+) -> tuple[PlatformEntry | None, list[str], datetime]:
     """Choose the create's platform and record it on the row, as one step under the placement
-    lock. Raises Conflict when the create is no longer this attempt's (destroyed, taken again)."""
+    lock; also when (the database's clock). Raises Conflict when the create is no longer this
+    attempt's (destroyed, taken again)."""
     async with sessionmaker.begin() as session:
         await session.execute(select(func.pg_advisory_xact_lock(locks.PLACEMENT_KEY)))
         row = await session.get(InstanceInfra, instance_id, with_for_update=True)
         if row is None or row.state != "creating" or row.create_attempts != attempt:
             raise Conflict(f"instance {instance_id} was destroyed while it was being created")
         used, _ = await _in_use(session, but=instance_id)
-        chosen, passed = choose(platforms, used, await _health(session), await _now(session), skip)
+        now = await _now(session)
+        chosen, passed = choose(platforms, used, await _health(session), now, skip)
         if chosen is not None:
             row.platform, row.provider = chosen.name, chosen.provider
-        return chosen, passed
+        return chosen, passed, now
 
 
 async def record_failure(
@@ -182,14 +186,15 @@ async def record_failure(
         await session.execute(statement)
 
 
-async def record_success(sessionmaker: Sessionmaker, *, name: str) -> None:
-    """A create succeeded: the platform's failures and pause are over."""
+async def record_success(sessionmaker: Sessionmaker, *, name: str, placed_at: datetime) -> None:
+    """A create placed at `placed_at` succeeded: the failures before it and their pause are over."""
+    older = or_(PlatformHealth.last_failure_at.is_(None), PlatformHealth.last_failure_at < placed_at)
     statement = insert(PlatformHealth).values(name=name, last_success_at=func.now())
     statement = statement.on_conflict_do_update(
         index_elements=[PlatformHealth.name],
         set_={
-            "consecutive_failures": 0,
-            "backoff_until": None,
+            "consecutive_failures": case((older, 0), else_=PlatformHealth.consecutive_failures),
+            "backoff_until": case((older, None), else_=PlatformHealth.backoff_until),
             "last_success_at": func.now(),
             "updated_at": func.now(),
         },
