@@ -10,7 +10,7 @@ PLACEHOLDER_SECRETS = {"", "changeme", "dev-services-key", "dev-encryption-key"}
 
 class PlatformConfig(BaseModel):
     """One platform of `SERVICES_PLATFORMS` (DESIGN.md §9). `settings` override the provider's own
-    (Railway's `RAILWAY_*` fields by name, e.g. `{"mode": "per-instance"}`; local's `local_*`)."""
+    settings by field name (each provider checks its own; docs/operating.md lists them)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -21,7 +21,7 @@ from shared.schemas import DeployState
 
 
 class AtCapacity(TransientError):
-    """The platform holds all it can (e.g. Railway's services per project): placement tries the
+    """The platform holds all it can (e.g. a project's most services): placement tries the
     next platform and pauses this one at once, as after repeated failures."""
 
 

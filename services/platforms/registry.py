@@ -28,7 +28,7 @@ from shared.errors import UpstreamError
 class BuildContext:
     config: PlatformConfig
     # Client-side budgets shared by platforms of one provider that spend the same account's limits
-    # (two Railway platforms on the same tokens share one rate limiter); keyed by each provider.
+    # (two platforms of one provider on the same account share one rate limiter); keyed by each provider.
     shared: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -115,7 +115,7 @@ def build_platforms(settings: Settings, http_client: httpx.AsyncClient) -> Platf
             raise ValueError(f"platform {config.name!r}: provider {config.provider!r} takes no settings")
         else:
             platform = builder(settings, http_client)
-        # What a platform's orphan listing covers (a local data directory, a Railway project or
+        # What a platform's orphan listing covers (a local data directory, a remote project or
         # account): two platforms covering the same would take each other's instances for orphans.
         territory = getattr(platform, "territory", None)
         if territory is not None:
