@@ -131,6 +131,8 @@ class PlatformOrphan(WireAnswer):
     ref: str
     name: str
     created_at: datetime | None = None
+    # The platform that listed it (null from a services older than placement).
+    platform: str | None = None
 
 
 class StatusBatch(WireAnswer):

@@ -78,6 +78,7 @@ async def _observe_platforms(
     for row in rows:
         if row.platform is not None:
             mine.setdefault(row.platform, []).append(row)
+    # A platform with no rows is not asked (every call is budgeted): the sweep lists it for orphans.
     names = [entry.name for entry in platforms if everything or entry.name in mine]
     answers = await asyncio.gather(
         *(
@@ -147,7 +148,7 @@ async def observe_fleet(
         await _record(sessionmaker, rows, deploy)
     # Orphans only mean something when the whole fleet was asked about.
     orphans = (
-        [o for snapshot in snapshots.values() if snapshot for o in snapshot.orphans]
+        [(name, o) for name, snapshot in snapshots.items() if snapshot for o in snapshot.orphans]
         if body.instance_ids is None
         else []
     )
@@ -177,7 +178,10 @@ async def observe_fleet(
             for row in everything
         },
         unprobed=run.unprobed,
-        orphans=[PlatformOrphan(ref=o.ref, name=o.name, created_at=o.created_at) for o in orphans],
+        orphans=[
+            PlatformOrphan(ref=o.ref, name=o.name, created_at=o.created_at, platform=name)
+            for name, o in orphans
+        ],
         platform_ok=not errors,
         platform_error="; ".join(f"{name}: {error}" for name, error in sorted(errors.items())) or None,
     )
