@@ -14,118 +14,31 @@ each deploy (and real local runtime processes in the mixed setup).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
-from pool.main import create_app as create_pool_app
-from services.config import Settings as ServicesSettings
-from services.main import create_app as create_services_app
-from tests.pool.tick.conftest import SERVICES_KEY, pool_settings
+from tests.pool.e2e.placement_system import (
+    RAILWAY_ENV,
+    SERVICES_AUTH,
+    TOKEN,
+    System,
+    destroy_all,
+    idle,
+    placed,
+    platforms_seen,
+    railway_pair,
+    until,
+)
 from tests.support import free_port, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 # Long enough to outlast the warm-up and one refill; the test then waits it out.
 BACKOFF = 10.0
-
-TOKEN = "rw-placement-token"
-KEY = "test-pool-key"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-SERVICES_AUTH = {"Authorization": f"Bearer {SERVICES_KEY}"}
-RAILWAY_ENV = {
-    "RAILWAY_API_TOKEN": TOKEN,
-    "RAILWAY_PUBLIC_SCHEME": "http",
-    "RAILWAY_PROJECT_CREATE_COOLDOWN_SECONDS": "0",
-    "RAILWAY_VOLUME_CREATE_COOLDOWN_SECONDS": "0",
-    "RAILWAY_REQUESTS_PER_SECOND": "1000",
-    "RAILWAY_MAX_ATTEMPTS": "3",
-    "RAILWAY_BACKOFF_SECONDS": "0.01",
-    "RAILWAY_MAX_RETRY_AFTER_SECONDS": "0.05",
-}
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
-        await asyncio.sleep(0.2)
-
-
-def railway_pair(project_id: str, *, shared_capacity: int | None) -> list[dict[str, Any]]:
-    """The canonical example of docs/operating.md: a shared project, then project per instance."""
-    return [
-        {
-            "name": "railway-shared",
-            "provider": "railway",
-            "settings": {"mode": "shared", "project_id": project_id},
-            "priority": 1,
-            "capacity": shared_capacity,
-        },
-        {
-            "name": "railway-projects",
-            "provider": "railway",
-            "settings": {"mode": "per-instance"},
-            "priority": 2,
-            "capacity": None,
-        },
-    ]
-
-
-@dataclass
-class System:
-    fake: FakeRailway
-    project_id: str
-    services_db_url: str
-    pool_db_url: str
-    port: int = 0
-
-    def services_settings(self, platforms: list[dict[str, Any]], **values: Any) -> ServicesSettings:
-        return ServicesSettings(
-            environment="test",
-            database_url=self.services_db_url,
-            api_key=SERVICES_KEY,
-            encryption_key="test-encryption-key",
-            platforms=platforms,
-            probe_timeout_seconds=1.0,
-            local_stop_grace_seconds=3.0,
-            sweep_interval_seconds=0,
-            **values,
-        )
-
-    def services(self, settings: ServicesSettings) -> contextlib.AbstractAsyncContextManager[str]:
-        """Services on the same port every time, so a restart with new settings keeps the pool's URL."""
-        return serve(create_services_app(settings), port=self.port)
-
-    @contextlib.asynccontextmanager
-    async def pool(self, **values: Any) -> AsyncIterator[httpx.AsyncClient]:
-        settings = pool_settings(
-            self.pool_db_url, f"http://127.0.0.1:{self.port}", api_key=KEY, tick_enabled=True, **values
-        )
-        async with (
-            serve(create_pool_app(settings)) as url,
-            httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as client,
-        ):
-            yield client
-
-    def shared_services(self) -> list[str]:
-        return sorted(s.name for s in self.fake.store.live_services(self.project_id))
-
-    def instance_projects(self) -> list[str]:
-        return sorted(
-            p.name for p in self.fake.store.projects.values() if not p.deleted_at and p.id != self.project_id
-        )
 
 
 @pytest.fixture
@@ -143,34 +56,6 @@ async def system(
         yield System(fake, project.id, services_db_url, pool_db_url, free_port())
 
 
-async def placed(port: int) -> dict[str, str]:
-    """Each instance's platform, as services records it ("" while not placed yet)."""
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=SERVICES_AUTH) as services:
-        page = (await services.get("/instances")).json()
-    return {i["instanceId"]: i["platform"] or "" for i in page["instances"]}
-
-
-async def counts(pool: httpx.AsyncClient) -> dict[str, int]:
-    return dict((await pool.get("/api/pool/counts")).json())
-
-
-async def platforms_seen(pool: httpx.AsyncClient, **in_use: int) -> dict[str, dict[str, Any]] | None:
-    """The platforms in the pool's status once its tick recorded the given use (else None)."""
-    body = (await pool.get("/api/pool/status")).json()
-    views = {p["name"]: p for p in body["platforms"]}
-    return views if {name: views.get(name, {}).get("inUse") for name in in_use} == in_use else None
-
-
-async def destroy_all(port: int) -> None:
-    """Everything services still has, once the pool (which would refill) is stopped."""
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", headers=SERVICES_AUTH, timeout=60
-    ) as services:
-        for instance_id in await placed(port):
-            destroyed = await services.delete(f"/destroy/{instance_id}")
-            assert destroyed.status_code == 200, destroyed.text
-
-
 async def test_instance_n_plus_one_overflows_from_the_shared_project_to_project_per_instance(
     system: System,
 ) -> None:
@@ -185,7 +70,7 @@ async def test_instance_n_plus_one_overflows_from_the_shared_project_to_project_
 
 async def _overflow(system: System, pool: httpx.AsyncClient) -> None:
     fake = system.fake
-    await until(lambda: _idle(pool, 3))
+    await until(lambda: idle(pool, 3))
     where = await placed(system.port)
     assert sorted(where.values()) == ["railway-projects", "railway-shared", "railway-shared"]
     assert len(system.shared_services()) == 2 and len(system.instance_projects()) == 1
@@ -214,7 +99,7 @@ async def _overflow(system: System, pool: httpx.AsyncClient) -> None:
     # A claim's refill is instance 4: the shared project is still full, so a project of its own.
     claimed = await pool.post("/api/pool/claim", json={"agentName": "Ada", "instructions": "hi"})
     assert claimed.status_code == 200, claimed.text
-    await until(lambda: _idle(pool, 3))
+    await until(lambda: idle(pool, 3))
     assert sorted((await placed(system.port)).values()) == [
         "railway-projects",
         "railway-projects",
@@ -233,7 +118,7 @@ async def test_capacity_zero_drains_the_shared_project_while_its_instances_live_
     drained = system.services_settings(railway_pair(system.project_id, shared_capacity=0))
     async with system.pool(min_idle=2, max_total=2) as pool:
         async with system.services(first):
-            await until(lambda: _idle(pool, 2))
+            await until(lambda: idle(pool, 2))
             before = await placed(system.port)
             assert sorted(before.values()) == ["railway-shared", "railway-shared"]
         async with system.services(drained):
@@ -246,7 +131,7 @@ async def test_capacity_zero_drains_the_shared_project_while_its_instances_live_
             # One destroyed goes from the shared project; its replacement goes to a project of its own.
             gone = sorted(before)[0]
             assert (await pool.delete(f"/api/pool/instances/{gone}")).status_code == 200
-            await until(lambda: _idle(pool, 2))
+            await until(lambda: idle(pool, 2))
             after = await placed(system.port)
             assert gone not in after and len(system.shared_services()) == 1
             assert sorted(after.values()) == ["railway-projects", "railway-shared"]
@@ -274,7 +159,7 @@ async def test_a_platform_at_capacity_is_skipped_while_it_backs_off_then_tried_a
 
 async def _skipped_then_retried(system: System, pool: httpx.AsyncClient) -> None:
     fake = system.fake
-    await until(lambda: _idle(pool, 2))
+    await until(lambda: idle(pool, 2))
     where = await placed(system.port)
     assert sorted(where.values()) == ["railway-projects", "railway-shared"]
     # The failed try left nothing in the shared project.
@@ -292,7 +177,7 @@ async def _skipped_then_retried(system: System, pool: httpx.AsyncClient) -> None
         asked = fake.calls["ServiceCreate"]
         moved = next(i for i, p in where.items() if p == "railway-projects")
         assert (await pool.delete(f"/api/pool/instances/{moved}")).status_code == 200
-        await until(lambda: _idle(pool, 2))
+        await until(lambda: idle(pool, 2))
         where = await placed(system.port)
         assert sorted(where.values()) == ["railway-projects", "railway-shared"]
         assert fake.calls["ServiceCreate"] == asked + 1  # the new project's service only
@@ -304,7 +189,7 @@ async def _skipped_then_retried(system: System, pool: httpx.AsyncClient) -> None
         await until(over, timeout=BACKOFF + 5)
         moved = next(i for i, p in where.items() if p == "railway-projects")
         assert (await pool.delete(f"/api/pool/instances/{moved}")).status_code == 200
-        await until(lambda: _idle(pool, 2))
+        await until(lambda: idle(pool, 2))
         assert sorted((await placed(system.port)).values()) == ["railway-shared", "railway-shared"]
         shared = {p["name"]: p for p in (await s.get("/platforms")).json()["platforms"]}["railway-shared"]
         assert (shared["consecutiveFailures"], shared["backoffUntil"]) == (0, None)
@@ -335,7 +220,7 @@ async def test_mixed_local_and_railway_create_idle_claim_destroy(system: System,
 
 
 async def _mixed(system: System, pool: httpx.AsyncClient, data_dir: Path) -> None:
-    await until(lambda: _idle(pool, 2))
+    await until(lambda: idle(pool, 2))
     assert sorted((await placed(system.port)).values()) == ["local", "railway"]
     assert [p.name for p in data_dir.iterdir()] and len(system.shared_services()) == 1
 
@@ -346,14 +231,10 @@ async def _mixed(system: System, pool: httpx.AsyncClient, data_dir: Path) -> Non
         assert answer.json()["status"] == "created"
         claimed.append(answer.json()["instanceId"])
     # The refill: local is full (one claimed instance lives there), so Railway.
-    await until(lambda: _idle(pool, 1))
+    await until(lambda: idle(pool, 1))
     assert sorted((await placed(system.port)).values()) == ["local", "railway", "railway"]
     # Both claimed agents, one on each platform, destroyed through the pool.
     for instance_id in claimed:
         killed = await pool.delete(f"/api/pool/instances/{instance_id}")
         assert killed.status_code == 200, killed.text
     assert not set(claimed) & set(await placed(system.port))
-
-
-async def _idle(pool: httpx.AsyncClient, n: int) -> bool:
-    return (await counts(pool))["idle"] >= n
