@@ -66,7 +66,8 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     await _release_abandoned_claims(ctx)
     rows, tokens = await _read_rows(ctx)
     batch, error = await _observe(ctx)
-    platforms = await _platforms(ctx)
+    # Services unreachable: not asked again (its retries would only lengthen a failed tick).
+    platforms = await _platforms(ctx) if batch is not None else None
     observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)

@@ -57,22 +57,26 @@ async def create_placed(
     made: MadeSoFar,
 ) -> tuple[PlatformEntry, PlatformRef]:
     """The platform the create landed on and its ref; raises NoPlatform when none would take it."""
+    # Why each platform did not take it: the ones tried (each at most once), and the latest reason
+    # of those passed over (full, draining, backing off), which are looked at again each round.
     why: dict[str, str] = {}
+    tried: set[str] = set()
     while True:
         entry, passed, placed_at = await placement.place(
             sessionmaker,
             platforms=platforms,
             instance_id=instance_id,
             attempt=attempt,
-            skip=frozenset(why),
+            skip=frozenset(tried),
         )
         for line in passed:
-            why.setdefault(line.split(":", 1)[0], line)
+            why[line.split(":", 1)[0]] = line
         if entry is None:
             reasons = [why[name] for name in platforms.names() if name in why]
             # Each platform in priority order with why it did not take the create.
             raise NoPlatform("; ".join(reasons) or "no platform is configured")
         made.platform, made.ref = entry.name, None
+        tried.add(entry.name)
         try:
             ref = await entry.platform.create(spec, on_progress)
         except Conflict:
