@@ -113,11 +113,30 @@ async def seed_databases(
         # then reads the mode from its settings.
         ref = {"project_id": project_id, "environment_id": environment_id, "service_id": service_id}
         infra.append(
-            (instance_id, f"agent-{instance_id}", "railway", "active", json.dumps(ref), url, "running")
+            (
+                instance_id,
+                f"agent-{instance_id}",
+                "railway",
+                "railway",
+                "active",
+                json.dumps(ref),
+                url,
+                "running",
+            )
         )
         token = box.encrypt(token_for(DEFAULT_SEED, instance_id))
         instances.append((instance_id, f"agent-{instance_id}", url, "idle", token, "running"))
-    services_columns = ["instance_id", "name", "provider", "state", "platform_ref", "url", "deploy_status"]
+    # The one platform of settings without SERVICES_PLATFORMS is named after its provider.
+    services_columns = [
+        "instance_id",
+        "name",
+        "platform",
+        "provider",
+        "state",
+        "platform_ref",
+        "url",
+        "deploy_status",
+    ]
     for url, table, records, columns in (
         (services_url, "instance_infra", infra, services_columns),
         (

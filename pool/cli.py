@@ -117,6 +117,22 @@ def loop_table(loop: dict[str, Any]) -> Table:
     return table
 
 
+def platforms_table(platforms: list[dict[str, Any]]) -> Table:
+    table = Table(title="Platforms")
+    for column in ("platform", "provider", "priority", "in use", "creating", "capacity", "health"):
+        table.add_column(column)
+    for p in platforms:
+        health = str(p.get("health", ""))
+        if p.get("backoffUntil"):
+            health += f" until {p['backoffUntil']}"
+        if p.get("lastError") and p.get("health") != "ok":
+            health += f" ({p['lastError']})"
+        capacity = "no cap" if p.get("capacity") is None else str(p["capacity"])
+        row = (p.get("name"), p.get("provider"), p.get("priority"), p.get("inUse"), p.get("creating"))
+        table.add_row(*(str(v) for v in row), capacity, health)
+    return table
+
+
 def _agents_of(body: Any) -> list[dict[str, Any]]:
     if isinstance(body, list):
         return body
@@ -138,6 +154,9 @@ def status(url: UrlOpt = DEFAULT_URL, key: KeyOpt = "") -> None:
     loop = body.get("loop")
     if isinstance(loop, dict):
         console.print(loop_table(loop))
+    platforms = body.get("platforms")
+    if isinstance(platforms, list) and platforms:
+        console.print(platforms_table(platforms))
     agents = _agents_of(body)
     if agents:
         console.print(agents_table(agents))

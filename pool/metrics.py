@@ -1,13 +1,18 @@
 """Prometheus metrics, one registry per app instance (two apps in one test process never collide).
 
 The tick records through `observe_tick`, `record_platform_call` and `record_create_failure`.
-`instances` and `claim_queue_depth` are filled from the database at scrape time, so they are right
-on every replica; the queue's wait and ETA error are observed by the replica that moved the claim.
+`instances`, `claim_queue_depth` and the per-platform gauges are filled from the database at scrape
+time, so they are right on every replica (the platforms as the tick last read them from services); the
+queue's wait and ETA error are observed by the replica that moved the claim.
 """
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from shared.schemas import PlatformView
 
 CLAIM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TICK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -53,6 +58,24 @@ class PoolMetrics:
             buckets=QUEUE_BUCKETS,
             registry=self.registry,
         )
+        self.platform_in_use = Gauge(
+            "pool_platform_in_use",
+            "Live instances services placed on each platform (creates in flight included)",
+            ["platform"],
+            registry=self.registry,
+        )
+        self.platform_capacity = Gauge(
+            "pool_platform_capacity",
+            "Each platform's capacity (+Inf: no cap, 0: draining)",
+            ["platform"],
+            registry=self.registry,
+        )
+        self.platform_backing_off = Gauge(
+            "pool_platform_backing_off",
+            "1 while placement skips the platform after repeated failures",
+            ["platform"],
+            registry=self.registry,
+        )
 
     def record_claim(self, outcome: str, seconds: float) -> None:
         self.claims.labels(outcome=outcome).inc()
@@ -80,6 +103,16 @@ class PoolMetrics:
     def set_instance_counts(self, counts: dict[str, int]) -> None:
         for status, count in counts.items():
             self.instances.labels(status=status).set(count)
+
+    def set_platforms(self, views: list[PlatformView]) -> None:
+        # A platform no longer configured stops being reported rather than keeping its last value.
+        for gauge in (self.platform_in_use, self.platform_capacity, self.platform_backing_off):
+            gauge.clear()
+        for view in views:
+            self.platform_in_use.labels(platform=view.name).set(view.in_use)
+            capacity = math.inf if view.capacity is None else view.capacity
+            self.platform_capacity.labels(platform=view.name).set(capacity)
+            self.platform_backing_off.labels(platform=view.name).set(int(view.health == "backing off"))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -164,6 +164,10 @@ class TickState(Base):
     consecutive_create_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     backoff_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_create_error: Mapped[str | None] = mapped_column(Text)
+    # Services' platforms as the tick last read them (`GET /platforms`: shared.schemas.PlatformView
+    # each), and when services observed them; null until a tick read them.
+    platforms: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    platforms_observed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

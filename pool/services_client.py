@@ -19,6 +19,7 @@ from shared.schemas import (
     InstanceAccepted,
     InstanceCreate,
     InstanceDestroyed,
+    PlatformList,
     StatusBatch,
     StatusBatchRequest,
 )
@@ -96,6 +97,10 @@ class ServicesClient(ApiClient):
 
     async def destroy_instance(self, instance_id: str) -> InstanceDestroyed:
         return await self._call("destroy_instance", "DELETE", f"/destroy/{instance_id}", InstanceDestroyed)
+
+    async def platforms(self) -> PlatformList:
+        """Each platform as services' placement sees it (priority, capacity, use, health)."""
+        return await self._call("platforms", "GET", "/platforms", PlatformList)
 
     async def status_batch(self, body: StatusBatchRequest | None = None, *, timeout: float) -> StatusBatch:
         """One attempt, never retried: each attempt is a whole observation in services (every

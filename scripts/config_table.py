@@ -51,7 +51,11 @@ SECTIONS = (
     Section("Pool (`python -m pool`, image `pool`)", PoolSettings),
     Section("Services (`python -m services`, image `services`)", ServicesSettings),
     Section("Services: the sweep's view of the pool", SweepSettings),
-    Section("Railway provider (services, with `SERVICES_PLATFORM=railway`)", RailwaySettings),
+    Section(
+        "Railway provider (services, on a `railway` platform; a platform's `settings` in "
+        '`SERVICES_PLATFORMS` override these by field name, e.g. `{"mode": "per-instance"}`)',
+        RailwaySettings,
+    ),
     Section("OpenRouter tool (services; offered when the key is set)", OpenRouterSettings),
     Section("AgentMail tool (services; offered when the key is set)", AgentMailSettings),
     Section("Telnyx tool (services; offered when the key is set)", TelnyxSettings),
@@ -108,7 +112,8 @@ MEANINGS: dict[str, str] = {
     "SERVICES_ENCRYPTION_KEY": "Passphrase encrypting tool secrets and instance tokens at rest. Changing "
     "it makes them unreadable (see docs/operating.md, secrets).",
     "SERVICES_LOG_LEVEL": "Level of the structured log lines.",
-    "SERVICES_PLATFORM": "Where instances run: `local` (runtime processes on this host) or `railway`.",
+    "SERVICES_PLATFORM": "Where instances run when `SERVICES_PLATFORMS` is unset: `local` (runtime "
+    "processes on this host) or `railway`.",
     "SERVICES_RUNTIME_IMAGE": "Image deployed for each instance on Railway (unless `RAILWAY_DEFAULT_IMAGE` "
     "is set); the local provider runs `python -m runtime` instead.",
     "SERVICES_DEFAULT_TOOLS": "Tools for a create request that names none, as JSON.",

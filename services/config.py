@@ -1,11 +1,27 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "dev-services-key", "dev-encryption-key"}
+
+
+class PlatformConfig(BaseModel):
+    """One platform of `SERVICES_PLATFORMS` (DESIGN.md §9). `settings` override the provider's own
+    settings by field name (each provider checks its own; docs/operating.md lists them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Recorded on every instance placed there (`instance_infra.platform`): renaming one strands them.
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    provider: str
+    settings: dict[str, Any] = {}
+    # Lower goes first; equal priorities keep the order of the list.
+    priority: int = 0
+    # Live instances it may hold (creates in flight count); null: no cap; 0: drained.
+    capacity: int | None = Field(None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -34,6 +50,24 @@ class Settings(BaseSettings):
 
     # A name in services.platforms.registry.PLATFORMS; checked at start-up.
     platform: str = "local"
+    platforms: list[PlatformConfig] = Field(
+        [],
+        description="The platforms creates are placed on, as JSON (DESIGN.md §9): a list of `{name, "
+        "provider, settings, priority, capacity}`, lower priority first, `capacity` null for no cap and 0 "
+        "to drain. Unset: one platform named after `SERVICES_PLATFORM`, with no cap.",
+    )
+    placement_backoff_after: int = Field(
+        3, ge=1, description="Consecutive failed creates on a platform before placement skips it for a while."
+    )
+    placement_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="First pause of a failing platform; it doubles with each further failure, up to "
+        '`SERVICES_PLACEMENT_BACKOFF_MAX_SECONDS`. An "at capacity" answer starts it at once.',
+    )
+    placement_backoff_max_seconds: float = Field(
+        600.0, gt=0, description="Longest pause of a failing platform."
+    )
     # Image a container platform deploys for each instance; the local provider runs `python -m runtime`.
     runtime_image: str = "ghcr.io/warmpool/runtime:latest"
     # Tools every new instance gets unless the create request names its own.
@@ -97,6 +131,22 @@ class Settings(BaseSettings):
                 "orphan or finishes a stuck ledger row); the default is 600"
             )
         return value
+
+    @field_validator("platforms")
+    @classmethod
+    def _unique_platform_names(cls, value: list[PlatformConfig]) -> list[PlatformConfig]:
+        names = [platform.name for platform in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"SERVICES_PLATFORMS names each platform once; repeated: {', '.join(twice)}")
+        return value
+
+    @property
+    def platform_configs(self) -> list[PlatformConfig]:
+        """The platforms in placement order. Without `SERVICES_PLATFORMS`, today's single platform,
+        named after its provider so the rows recorded before placement existed map onto it."""
+        listed = self.platforms or [PlatformConfig(name=self.platform, provider=self.platform)]
+        return sorted(listed, key=lambda platform: platform.priority)
 
     @model_validator(mode="after")
     def _reject_placeholders_in_production(self) -> Settings:

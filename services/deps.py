@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.config import Settings
 from services.instances.worker import CreateWorkers
-from services.platforms.base import Platform
+from services.platforms.registry import Platforms
 from services.tools.base import ToolProvider
 from shared.auth import SecretBox
 
@@ -20,7 +20,7 @@ class State(TypedDict):
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     http_client: httpx.AsyncClient
-    platform: Platform
+    platforms: Platforms
     tools: dict[str, ToolProvider]
     box: SecretBox
     create_workers: CreateWorkers
@@ -41,9 +41,9 @@ def get_http_client(request: Request) -> httpx.AsyncClient:
     return client
 
 
-def get_platform(request: Request) -> Platform:
-    platform: Platform = request.state.platform
-    return platform
+def get_platforms(request: Request) -> Platforms:
+    platforms: Platforms = request.state.platforms
+    return platforms
 
 
 def get_tools(request: Request) -> dict[str, ToolProvider]:
@@ -66,7 +66,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # take the sessionmaker rather than the request's session.
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
-PlatformDep = Annotated[Platform, Depends(get_platform)]
+PlatformsDep = Annotated[Platforms, Depends(get_platforms)]
 ToolsDep = Annotated[dict[str, ToolProvider], Depends(get_tools)]
 BoxDep = Annotated[SecretBox, Depends(get_box)]
 CreateWorkersDep = Annotated[CreateWorkers, Depends(get_create_workers)]

@@ -38,6 +38,9 @@ SWEEP_KEY = 0x5EE9_0001
 INSTANCE_NAMESPACE = 0x5EE9_0002
 # (namespace, hashtext(kind:instance id)): one pooled assignment per instance and kind at a time.
 POOLED_NAMESPACE = 0x5EE9_0003
+# Transaction-level: one placement at a time, so counting a platform's rows and recording the
+# choice on the row are one step across workers and replicas (services.platforms.placement).
+PLACEMENT_KEY = 0x5EE9_0004
 # Transaction-level: Telnyx search + order serialised fleet-wide (services.tools.telnyx).
 TELNYX_ORDER_KEY = 0x7E1A_0D3E
 

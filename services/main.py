@@ -15,7 +15,8 @@ from services.deps import State
 from services.instances.router import router as instances_router
 from services.instances.worker import CreateWorkers
 from services.ledger.router import router as ledger_router
-from services.platforms.registry import build_platform
+from services.platforms.registry import build_platforms
+from services.platforms.router import router as platforms_router
 from services.pooled.router import router as pooled_router
 from services.status.router import router as status_router
 from services.sweep.loop import sweep_forever
@@ -75,19 +76,19 @@ def create_app(settings: Settings) -> FastAPI:
             timeout=settings.probe_timeout_seconds,
             limits=httpx.Limits(max_connections=max(100, settings.probe_concurrency * 2)),
         )
-        platform = build_platform(settings, http_client)
+        platforms = build_platforms(settings, http_client)
         sessionmaker = make_sessionmaker(engine)
         box = SecretBox(settings.encryption_key)
         # Tools share the app's database pool and HTTP client: they open none of their own.
         tools = build_tools(ToolContext(settings, http_client, sessionmaker, box))
         # Make the creates the route accepts (and finish what a crash left), without a request.
-        workers = CreateWorkers(sessionmaker, platform=platform, tools=tools, box=box, settings=settings)
+        workers = CreateWorkers(sessionmaker, platforms=platforms, tools=tools, box=box, settings=settings)
         workers.start()
         sweeper = None
         if settings.sweep_interval_seconds > 0:
             sweeper = asyncio.create_task(
                 sweep_forever(
-                    sessionmaker, tools=tools, platform=platform, settings=settings, http=http_client
+                    sessionmaker, tools=tools, platforms=platforms, settings=settings, http=http_client
                 )
             )
         try:
@@ -96,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
                 engine=engine,
                 sessionmaker=sessionmaker,
                 http_client=http_client,
-                platform=platform,
+                platforms=platforms,
                 tools=tools,
                 box=box,
                 create_workers=workers,
@@ -107,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
-            await platform.aclose()
+            await platforms.aclose()
             await http_client.aclose()
             await engine.dispose()
 
@@ -124,4 +125,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(sweep_router)
     app.include_router(pooled_router)
+    app.include_router(platforms_router)
     return app

@@ -28,6 +28,8 @@ class InstanceInfra(Base):
             unique=True,
             postgresql_where=text("services_token_hash IS NOT NULL"),
         ),
+        # Placement counts each platform's live rows under its lock.
+        Index("ix_instance_infra_platform", "platform", postgresql_where=text("platform IS NOT NULL")),
         # The create workers' queue (services/instances/worker.py).
         Index(
             "ix_instance_infra_create_queue",
@@ -38,7 +40,11 @@ class InstanceInfra(Base):
 
     instance_id: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    provider: Mapped[str] = mapped_column(Text)
+    # The platform (a SERVICES_PLATFORMS name) placement put it on, and that platform's provider:
+    # null until a create worker places it (services/platforms/placement.py). Every later
+    # operation goes to this platform.
+    platform: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(Text)
     # queued → creating → active → destroying; failed: a create that failed (rolled back, or not
     # wholly: `last_error` says) and waits for a destroy. A crash leaves creating (taken again
     # by a worker once its lease runs out) or destroying (destroy or the sweep finishes it).
@@ -63,6 +69,23 @@ class InstanceInfra(Base):
     # Each take by a worker counts; it is also the attempt's token of ownership.
     create_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class PlatformHealth(Base):
+    """Each platform's record of failed creates, shared by every replica (placement's backoff)."""
+
+    __tablename__ = "platform_health"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Placement skips the platform until then (the database's clock).
+    backoff_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -119,6 +119,10 @@ class InstanceObservation(WireAnswer):
     error: str | None = None
     # A CreatePhase (read as text); null from a services older than the asynchronous create.
     phase: str | None = None
+    # The platform it lives on (null: not placed yet), and whether that platform answered this
+    # observation (null from a services older than placement: then `StatusBatch.platform_ok` says).
+    platform: str | None = None
+    platform_ok: bool | None = None
 
 
 class PlatformOrphan(WireAnswer):
@@ -127,6 +131,8 @@ class PlatformOrphan(WireAnswer):
     ref: str
     name: str
     created_at: datetime | None = None
+    # The platform that listed it (null from a services older than placement).
+    platform: str | None = None
 
 
 class StatusBatch(WireAnswer):
@@ -138,6 +144,31 @@ class StatusBatch(WireAnswer):
     orphans: list[PlatformOrphan] = Field(default_factory=list)
     platform_ok: bool = True
     platform_error: str | None = None
+
+
+PlatformHealthWord = Literal["ok", "full", "backing off", "draining"]
+
+
+class PlatformView(WireAnswer):
+    """One platform as placement sees it (services `GET /platforms`)."""
+
+    name: str
+    provider: str
+    priority: int
+    capacity: int | None
+    # Live instances placed there (creates in flight count), and of those the creates in flight.
+    in_use: int
+    creating: int
+    # A PlatformHealthWord, read as text so a word added later does not blind an older pool.
+    health: str
+    backoff_until: datetime | None = None
+    consecutive_failures: int = 0
+    last_error: str | None = None
+
+
+class PlatformList(WireAnswer):
+    observed_at: datetime
+    platforms: list[PlatformView]
 
 
 class ConfigureRequest(WireModel):

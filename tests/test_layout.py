@@ -105,13 +105,14 @@ def test_devtools_image_check_catches_a_copy(tmp_path: Path) -> None:
 
 PLATFORMS_DIR = ROOT / "services" / "platforms"
 # The contract and the registry; every other entry of services/platforms/ is a provider.
-NOT_PROVIDERS = {"__init__", "base", "registry", "__pycache__"}
+# Modules of services/platforms/ that are no provider: the contract, the registry, placement, its route.
+NOT_PROVIDERS = {"__init__", "base", "registry", "placement", "router", "__pycache__"}
 REGISTRY = PLATFORMS_DIR / "registry.py"
 RAILWAY_DIR = PLATFORMS_DIR / "railway"
 # Where a provider's own words may be named outside its folder: only the registry's line mapping
 # the name `railway` to the provider module.
 RAILWAY_ALLOWED = {
-    (REGISTRY, '"railway": _on_use("services.platforms.railway.provider", "build_railway_platform"),'),
+    (REGISTRY, '"railway": _OnUse("services.platforms.railway.provider", "build_railway_platform"),'),
 }
 RAILWAY_CONCEPTS = re.compile(r"railway|project_?id|service_?id|environment_?id", re.IGNORECASE)
 # Railway's DeploymentStatus words (upper case: "success" or "failed" in prose is fine).

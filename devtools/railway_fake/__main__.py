@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=None, help="requests per second before 429")
     parser.add_argument("--deploy-seconds", type=float, default=1.0, help="QUEUED→SUCCESS duration")
     parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--services-per-project", type=int, default=100, help="serviceCreate refused past it")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="instant", help="devtools/faults.py")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies the profile's durations")
     parser.add_argument("--seed", type=int, default=0)
@@ -33,6 +34,7 @@ def main() -> None:
             volume_create_interval=args.volume_interval,
             requests_per_second=args.rps,
             error_rate=args.error_rate,
+            services_per_project=args.services_per_project,
             faults=faults,
         ),
         DeploySettings(queued_seconds=step, building_seconds=step, deploying_seconds=step, faults=faults),

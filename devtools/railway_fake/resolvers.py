@@ -139,8 +139,12 @@ def m_service_create(ctx: Context, args: dict[str, Any]) -> Any:
     name = spec.get("name") or f"service-{new_id()[:8]}"
     if not SERVICE_NAME.match(name):
         raise fail("Invalid service name")
-    if any(s.name == name for s in fake.store.live_services(project.id)):
+    live = fake.store.live_services(project.id)
+    if any(s.name == name for s in live):
         raise fail(f"Service {name} already exists in this project")
+    if len(live) >= fake.settings.services_per_project:
+        limit = fake.settings.services_per_project
+        raise fail(f"Project has reached the maximum number of services ({limit})")
     if spec.get("environmentId"):
         environment_ids = [_environment(ctx, spec["environmentId"]).id]
     else:

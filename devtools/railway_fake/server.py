@@ -3,9 +3,11 @@ published schema. Transport behaviour follows specs/railway.md §3-4: a document
 parse or validate gets HTTP 400; resolver errors are HTTP 200 with `errors[]` and `data: null`;
 going over the configured rate gets HTTP 429 with `Retry-After` and the body `{"data": null}`.
 
-Fault knobs: `error_rate` (random HTTP-200 errors), `fail_next(n, status=429 | message=...)` for
-bursts, `latency_seconds` (every answer) and `operation_latency_seconds` (one operation's),
-per-token project/volume creation intervals, and planned deploy outcomes (`deploys.plan("hang")`).
+Limits: `services_per_project` (default 100) refuses a `serviceCreate` in a full project with an
+`errors[]` entry (HTTP 200), as Railway does. Fault knobs: `error_rate` (random HTTP-200
+errors), `fail_next(n, status=429 | message=...)` for bursts, `latency_seconds` (every answer)
+and `operation_latency_seconds` (one operation's), per-token project/volume creation intervals,
+and planned deploy outcomes (`deploys.plan("hang")`).
 `faults` (devtools/faults.py) adds a latency and fault profile: `realistic` delays queries and
 mutations (`projectCreate` the slowest), answers some calls 502/503, holds some answers past the
 client's timeout (a mutation is then carried out and its answer lost), opens 429 bursts, and sets
@@ -78,6 +80,8 @@ class FakeSettings:
     latency_seconds: float = 0.0
     # Extra delay before answering one operation (by operationName), e.g. a slow mutation.
     operation_latency_seconds: dict[str, float] = field(default_factory=dict)
+    # Live services one project may hold; `serviceCreate` past it fails as Railway's does (~100).
+    services_per_project: int = 100
     seed: int = 0
     faults: Faults = field(default_factory=Faults)
 

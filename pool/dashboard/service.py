@@ -15,6 +15,7 @@ from pool.config import Settings
 from pool.instances import service as instances_service
 from pool.instances.schemas import LoopState
 from pool.status import IN_FLIGHT, STATUSES
+from shared.schemas import PlatformView
 
 # The filter groups of the agents list; "pending" is a claim waiting for its invite to be accepted.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -33,6 +34,8 @@ class Summary:
     counts: dict[str, int]
     target: int
     loop: LoopState
+    # Services' platforms as the tick last read them (empty until it has).
+    platforms: tuple[PlatformView, ...] = ()
 
     @property
     def backing_off(self) -> bool:
@@ -78,10 +81,12 @@ def human_duration(delta: timedelta) -> str:
 
 
 async def get_summary(session: AsyncSession, settings: Settings) -> Summary:
+    platforms, _ = await instances_service.platform_views(session)
     return Summary(
         counts=await instances_service.count_instances(session),
         target=settings.min_idle,
         loop=await instances_service.loop_state(session, settings),
+        platforms=tuple(platforms),
     )
 
 

@@ -93,9 +93,8 @@ async def reconcile(pool: PoolDep) -> dict[str, object]:
 @metrics_router.get("/metrics", response_class=Response)
 async def metrics(session: SessionDep, pool: PoolDep) -> Response:
     """Prometheus metrics."""
-    pool["metrics"].set_instance_counts(await service.count_instances(session))
-    pool["metrics"].set_queue_depths(await service.queue_depths(session))
-    return Response(pool["metrics"].render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    body = await service.refresh_metrics(session, pool["metrics"])
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @public_router.get("/info", response_model=PoolInfo)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from shared.schemas import PlatformView
 from shared.validation import InputModel
 
 
@@ -71,6 +72,9 @@ class PoolStatus(_Camel):
     max_total: int
     instances: list[Instance]
     loop: LoopState
+    # Services' platforms as the tick last read them (DESIGN.md §9), and when services saw them.
+    platforms: list[PlatformView] = []
+    platforms_observed_at: datetime | None = None
 
 
 class CountBody(_Camel, InputModel):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,11 +21,13 @@ from pool.claims.db import DEFAULT_TEMPLATE
 from pool.config import Settings
 from pool.deps import PoolState
 from pool.instances.schemas import Drained, Instance, LoopState, PoolStatus, Removed, Replenished
+from pool.metrics import PoolMetrics
 from pool.models import Instance as InstanceRow
 from pool.models import TickState
 from pool.status import BOUND, STATUSES
 from shared.errors import Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
+from shared.schemas import PlatformView
 
 log = get_logger("pool.instances")
 
@@ -79,14 +82,39 @@ async def loop_state(session: AsyncSession, settings: Settings) -> LoopState:
     return state
 
 
+async def platform_views(session: AsyncSession) -> tuple[list[PlatformView], datetime | None]:
+    """Services' platforms as the tick last recorded them; a view it cannot read is left out."""
+    row = await session.get(TickState, FLEET)
+    if row is None or not row.platforms:
+        return [], None
+    views = []
+    for item in row.platforms:
+        try:
+            views.append(PlatformView.model_validate(item))
+        except ValidationError:
+            log.warning("pool.platform_view_unreadable")
+    return views, row.platforms_observed_at
+
+
 async def pool_status(session: AsyncSession, settings: Settings) -> PoolStatus:
+    platforms, observed_at = await platform_views(session)
     return PoolStatus(
         counts=await count_instances(session),
         target=settings.min_idle,
         max_total=settings.max_total,
         instances=[Instance.model_validate(row) for row in await list_instances(session)],
         loop=await loop_state(session, settings),
+        platforms=platforms,
+        platforms_observed_at=observed_at,
     )
+
+
+async def refresh_metrics(session: AsyncSession, metrics: PoolMetrics) -> bytes:
+    """The gauges read from the database at scrape time (right on every replica), then all of them."""
+    metrics.set_instance_counts(await count_instances(session))
+    metrics.set_platforms((await platform_views(session))[0])
+    metrics.set_queue_depths(await queue_depths(session))
+    return metrics.render()
 
 
 async def _mark_dead(pool: PoolState, instance_id: str, *, only_from: str | None, reason: str) -> None:

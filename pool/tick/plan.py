@@ -218,7 +218,9 @@ def observation_for(
         health_known=row.id not in unseen.unprobed,
         runtime_asked=row.id not in unseen.not_asked,
         # `seen.error` is services' note of its last failed operation, not of this observation.
-        failed=not batch.platform_ok,
+        # Its own platform's answer when services says (several platforms: one failing holds
+        # only its instances), else the whole batch's.
+        failed=not (batch.platform_ok if seen.platform_ok is None else seen.platform_ok),
         **common,  # type: ignore[arg-type]
     )
 

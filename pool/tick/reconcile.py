@@ -44,7 +44,7 @@ from pool.tick.plan import (
     seen_healthy,
 )
 from shared.logging import get_logger
-from shared.schemas import StatusBatch, StatusBatchRequest
+from shared.schemas import PlatformList, StatusBatch, StatusBatchRequest
 
 log = get_logger("pool.tick")
 
@@ -67,6 +67,8 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     await _release_abandoned_claims(ctx)
     rows, tokens = await _read_rows(ctx)
     batch, error = await _observe(ctx)
+    # Services unreachable: not asked again (its retries would only lengthen a failed tick).
+    platforms = await _platforms(ctx) if batch is not None else None
     observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
@@ -99,6 +101,7 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
             duration_ms=round(seconds * 1000),
             summary=summary,
             error=error,
+            platforms=platforms,
         )
     if ctx.metrics is not None:
         ctx.metrics.observe_tick(seconds)
@@ -148,6 +151,16 @@ async def _observe(ctx: TickContext, ids: list[str] | None = None) -> tuple[Stat
     if not batch.platform_ok:
         return batch, f"platform error: {batch.platform_error or 'unknown'}"[:300]
     return batch, None
+
+
+async def _platforms(ctx: TickContext) -> PlatformList | None:
+    """Services' platforms for the status API, the dashboard and the metrics; read each tick (two
+    queries in services, no platform call). A failure keeps the last view."""
+    try:
+        return await ctx.services.platforms()
+    except Exception as exc:  # noqa: BLE001 - informative only: the tick goes on without it
+        log.warning("tick.platforms_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        return None
 
 
 async def _observed(

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.models import TickState
+from shared.schemas import PlatformList
 
 # One fleet per pool database today; the name keys its tick_state row and its locks.
 FLEET = "default"
@@ -49,8 +50,17 @@ async def record_tick(
     duration_ms: int,
     summary: dict[str, Any],
     error: str | None,
+    platforms: PlatformList | None = None,
 ) -> None:
+    """`platforms`: services' latest view of its platforms; None keeps the one recorded before
+    (services did not answer, or is older than placement)."""
     await ensure(session, fleet)
+    seen: dict[str, Any] = {}
+    if platforms is not None:
+        seen = {
+            "platforms": [view.model_dump(mode="json", by_alias=True) for view in platforms.platforms],
+            "platforms_observed_at": platforms.observed_at,
+        }
     await session.execute(
         update(TickState)
         .where(TickState.fleet == fleet)
@@ -67,6 +77,7 @@ async def record_tick(
             last_tick_duration_ms=duration_ms,
             last_summary=summary,
             last_error=error,
+            **seen,
         )
     )
 

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.config import Settings
+from services.instances.fallthrough import MadeSoFar, create_placed
 from services.instances.service import (
     Sessionmaker,
     apply_ref,
@@ -35,7 +36,8 @@ from services.instances.service import (
 )
 from services.ledger import service as ledger_service
 from services.models import InstanceInfra
-from services.platforms.base import InstanceSpec, Platform, PlatformRef
+from services.platforms.base import InstanceSpec, PlatformRef
+from services.platforms.registry import Platforms
 from services.tools.base import ToolProvider
 from services.tools.registry import get_tool
 from shared.auth import SecretBox, hash_token, mint_token
@@ -78,7 +80,6 @@ async def _accepted(
 async def accept_create(
     sessionmaker: Sessionmaker,
     *,
-    platform: Platform,
     tools: dict[str, ToolProvider],
     box: SecretBox,
     settings: Settings,
@@ -106,7 +107,7 @@ async def accept_create(
                     InstanceInfra(
                         instance_id=instance_id,
                         name=body.name,
-                        provider=platform.name,
+                        # Its platform is chosen when a worker reaches the platform step.
                         state="queued",
                         runtime_image=settings.runtime_image,
                         gateway_token_hash=hash_token(token),
@@ -130,7 +131,7 @@ def _owned(row: InstanceInfra | None, attempt: int) -> bool:
 async def run_create(
     sessionmaker: Sessionmaker,
     *,
-    platform: Platform,
+    platforms: Platforms,
     tools: dict[str, ToolProvider],
     box: SecretBox,
     settings: Settings,
@@ -144,20 +145,21 @@ async def run_create(
         if not _owned(row, attempt) or row is None:
             return
         name, tool_ids, leftover = row.name, list(row.create_tools or []), ref_of(row)
+        leftover_on = row.platform
         request = json.loads(box.decrypt(row.create_secret)) if row.create_secret else None
     if request is None:
-        await _fail(sessionmaker, platform, tools, instance_id, attempt, [], "its request was lost")
+        await _fail(sessionmaker, platforms, tools, instance_id, attempt, [], "its request was lost")
         return
     if attempt > settings.create_max_attempts:
         reason = f"gave up after {attempt - 1} attempts whose workers stopped mid-way"
-        await _fail(sessionmaker, platform, tools, instance_id, attempt, [leftover], reason)
+        await _fail(sessionmaker, platforms, tools, instance_id, attempt, [(leftover_on, leftover)], reason)
         return
     log.info("instance.create.started", instance_id=instance_id, attempt=attempt)
 
-    last_ref: list[PlatformRef] = []
+    made = MadeSoFar()
 
     async def on_progress(ref: PlatformRef) -> None:
-        last_ref[:] = [ref]
+        made.ref = ref
         async with sessionmaker.begin() as session:
             row = await session.get(InstanceInfra, instance_id, with_for_update=True)
             if not _owned(row, attempt) or row is None:
@@ -169,7 +171,7 @@ async def run_create(
         if has_platform_resources(leftover):
             # A worker died mid-way: what it made at the platform cannot be finished, only removed.
             step = "removal of a stopped attempt's platform resources"
-            await platform.destroy(leftover)
+            await platforms.get(leftover_on, instance_id=instance_id).platform.destroy(leftover)
             await on_progress(PlatformRef(provider=leftover.provider, data={}, url=None))
         services_token = mint_token("svc_it")
         async with sessionmaker.begin() as session:
@@ -199,11 +201,20 @@ async def run_create(
             INSTANCE_SERVICES_TOKEN=services_token,
         )
         spec = InstanceSpec(instance_id=instance_id, name=name, env=env, image=settings.runtime_image)
-        ref = await platform.create(spec, on_progress)
+        entry, ref = await create_placed(
+            sessionmaker,
+            platforms=platforms,
+            settings=settings,
+            instance_id=instance_id,
+            attempt=attempt,
+            spec=spec,
+            on_progress=on_progress,
+            made=made,
+        )
     except Exception as exc:
         reason = f"{step} failed for instance {instance_id}: {describe(exc)}"
         log.warning("instance.create.failed", instance_id=instance_id, error=reason)
-        await _fail(sessionmaker, platform, tools, instance_id, attempt, last_ref, reason)
+        await _fail(sessionmaker, platforms, tools, instance_id, attempt, made.pairs(), reason)
         return
 
     async with sessionmaker.begin() as session:
@@ -217,9 +228,9 @@ async def run_create(
             _done(row)
     if not kept:
         reason = f"instance {instance_id} was destroyed while it was being created"
-        await _fail(sessionmaker, platform, tools, instance_id, attempt, [ref], reason)
+        await _fail(sessionmaker, platforms, tools, instance_id, attempt, [(entry.name, ref)], reason)
         return
-    log.info("instance.created", instance_id=instance_id, url=ref.url)
+    log.info("instance.created", instance_id=instance_id, platform=entry.name, url=ref.url)
 
 
 def _done(row: InstanceInfra) -> None:
@@ -231,11 +242,11 @@ def _done(row: InstanceInfra) -> None:
 
 async def _fail(
     sessionmaker: Sessionmaker,
-    platform: Platform,
+    platforms: Platforms,
     tools: dict[str, ToolProvider],
     instance_id: str,
     attempt: int,
-    made: list[PlatformRef],
+    made: list[tuple[str | None, PlatformRef]],
     reason: str,
 ) -> None:
     """Roll back, then leave the row `failed` with `reason` (the pool reads it, then destroys the
@@ -252,12 +263,13 @@ async def _fail(
         async with sessionmaker.begin() as session:
             row = await session.get(InstanceInfra, instance_id)
             recorded = ref_of(row) if row is not None else None
+            recorded_on = row.platform if row is not None else None
         if recorded is not None and has_platform_resources(recorded):
-            made = [recorded]
-    for ref in made[:1]:
+            made = [(recorded_on, recorded)]
+    for on, ref in made[:1]:
         if has_platform_resources(ref):
             try:
-                await platform.destroy(ref)
+                await platforms.get(on, instance_id=instance_id).platform.destroy(ref)
             except Exception as exc:
                 problems.append(f"platform destroy: {describe(exc)}")
     if problems:

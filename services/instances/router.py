@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from services.auth import OperatorAuth
-from services.deps import BoxDep, CreateWorkersDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.deps import BoxDep, CreateWorkersDep, PlatformsDep, SessionmakerDep, SettingsDep, ToolsDep
 from services.instances import create as create_service
 from services.instances import service as instances_service
 from services.instances.schemas import Instance, InstancePage
@@ -46,7 +46,6 @@ async def create(
     body: InstanceCreate,
     response: Response,
     sessionmaker: SessionmakerDep,
-    platform: PlatformDep,
     tools: ToolsDep,
     box: BoxDep,
     settings: SettingsDep,
@@ -55,7 +54,7 @@ async def create(
     """Accept a create (202, phase `queued`): services' workers make it; `/status/batch` reports its
     phase. A repeat answers the current phase, never a second create."""
     accepted, new = await create_service.accept_create(
-        sessionmaker, platform=platform, tools=tools, box=box, settings=settings, body=body
+        sessionmaker, tools=tools, box=box, settings=settings, body=body
     )
     if new:
         workers.wake()
@@ -66,21 +65,21 @@ async def create(
 
 @router.delete("/destroy/{instance_id}", response_model=InstanceDestroyed)
 async def destroy(
-    instance_id: InstanceIdPath, sessionmaker: SessionmakerDep, platform: PlatformDep, tools: ToolsDep
+    instance_id: InstanceIdPath, sessionmaker: SessionmakerDep, platforms: PlatformsDep, tools: ToolsDep
 ) -> InstanceDestroyed:
     """Tear down an instance: its tools, its platform resources, then its rows. Idempotent."""
     return await instances_service.destroy_instance(
-        sessionmaker, platform=platform, tools=tools, instance_id=instance_id
+        sessionmaker, platforms=platforms, tools=tools, instance_id=instance_id
     )
 
 
 @router.post("/configure/{instance_id}", response_model=OperationResult)
 async def configure(
-    instance_id: InstanceIdPath, body: ConfigureRequest, session: SessionDep, platform: PlatformDep
+    instance_id: InstanceIdPath, body: ConfigureRequest, session: SessionDep, platforms: PlatformsDep
 ) -> OperationResult:
     """Upsert env vars of an instance (no redeploy unless asked)."""
     return await instances_service.configure_instance(
-        session, platform=platform, instance_id=instance_id, body=body
+        session, platforms=platforms, instance_id=instance_id, body=body
     )
 
 
@@ -88,10 +87,10 @@ async def configure(
 async def redeploy(
     instance_id: InstanceIdPath,
     session: SessionDep,
-    platform: PlatformDep,
+    platforms: PlatformsDep,
     body: RedeployRequest | None = None,
 ) -> OperationResult:
     """Redeploy an instance, or roll it to a new image."""
     return await instances_service.redeploy_instance(
-        session, platform=platform, instance_id=instance_id, body=body or RedeployRequest()
+        session, platforms=platforms, instance_id=instance_id, body=body or RedeployRequest()
     )

@@ -16,7 +16,9 @@ from shared.schemas import WireModel
 class Instance(WireModel):
     instance_id: str
     name: str
-    provider: str
+    # The SERVICES_PLATFORMS name it was placed on and that platform's provider (null: not yet placed).
+    platform: str | None
+    provider: str | None
     # creating → active → destroying (failed: a rollback that could not finish)
     state: str
     url: str | None

@@ -21,7 +21,8 @@ from services.instances.schemas import Instance, InstancePage
 from services.ledger import service as ledger_service
 from services.ledger.schemas import LedgerEntry
 from services.models import InstanceInfra, InstanceService
-from services.platforms.base import Platform, PlatformRef
+from services.platforms.base import PlatformRef
+from services.platforms.registry import Platforms
 from services.tools.base import ToolProvider
 from shared.errors import AppError, BadRequest, Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
@@ -48,7 +49,7 @@ def instance_lock(instance_id: str) -> ColumnElement[Any]:
 
 
 def ref_of(row: InstanceInfra) -> PlatformRef:
-    return PlatformRef(provider=row.provider, data=dict(row.platform_ref or {}), url=row.url)
+    return PlatformRef(provider=row.provider or "", data=dict(row.platform_ref or {}), url=row.url)
 
 
 def has_platform_resources(ref: PlatformRef) -> bool:
@@ -78,16 +79,16 @@ async def call_platform(what: str, call: Awaitable[T]) -> T:
 
 
 async def destroy_instance(
-    sessionmaker: Sessionmaker, *, platform: Platform, tools: dict[str, ToolProvider], instance_id: str
+    sessionmaker: Sessionmaker, *, platforms: Platforms, tools: dict[str, ToolProvider], instance_id: str
 ) -> InstanceDestroyed:
     """Under the instance's lock, so no tool provision runs between its ledger row and its
     resource (it finishes first, then its resource is revoked here; a later one sees `destroying`)."""
     async with locks.hold_instance(sessionmaker, instance_id) as held:
-        return await _destroy_held(held, platform=platform, tools=tools, instance_id=instance_id)
+        return await _destroy_held(held, platforms=platforms, tools=tools, instance_id=instance_id)
 
 
 async def _destroy_held(
-    sessionmaker: Sessionmaker, *, platform: Platform, tools: dict[str, ToolProvider], instance_id: str
+    sessionmaker: Sessionmaker, *, platforms: Platforms, tools: dict[str, ToolProvider], instance_id: str
 ) -> InstanceDestroyed:
     """Tools first, then the platform, then the rows. Each step is safe to repeat after a failure."""
     async with sessionmaker.begin() as session:
@@ -97,11 +98,12 @@ async def _destroy_held(
         # A create still queued or creating is cancelled by this mark (create.run_create).
         row.state = "destroying"
         row.create_secret = None
-        ref = ref_of(row)
+        ref, on = ref_of(row), row.platform
     await ledger_service.destroy_rows(sessionmaker, tools=tools, instance_id=instance_id)
     if has_platform_resources(ref):
         try:
-            await call_platform(f"platform destroy of instance {instance_id}", platform.destroy(ref))
+            platform = platforms.get(on, instance_id=instance_id).platform
+            await call_platform(f"platform destroy of instance {instance_id} on {on}", platform.destroy(ref))
         except UpstreamError as exc:
             await _note_error(sessionmaker, instance_id, exc.message)
             raise
@@ -131,13 +133,14 @@ async def _active_row(session: AsyncSession, instance_id: str) -> InstanceInfra:
 
 
 async def configure_instance(
-    session: AsyncSession, *, platform: Platform, instance_id: str, body: ConfigureRequest
+    session: AsyncSession, *, platforms: Platforms, instance_id: str, body: ConfigureRequest
 ) -> OperationResult:
     reserved = sorted(RESERVED_ENV & set(body.variables))
     if reserved:
         raise BadRequest(f"variables {', '.join(reserved)} are set by services and cannot be configured")
     row = await _active_row(session, instance_id)
     ref = ref_of(row)
+    platform = platforms.get(row.platform, instance_id=instance_id).platform
     await call_platform(
         f"platform configure of instance {instance_id}",
         platform.configure(ref, dict(body.variables), redeploy=body.redeploy),
@@ -149,10 +152,11 @@ async def configure_instance(
 
 
 async def redeploy_instance(
-    session: AsyncSession, *, platform: Platform, instance_id: str, body: RedeployRequest
+    session: AsyncSession, *, platforms: Platforms, instance_id: str, body: RedeployRequest
 ) -> OperationResult:
     row = await _active_row(session, instance_id)
     ref = ref_of(row)
+    platform = platforms.get(row.platform, instance_id=instance_id).platform
     status = await call_platform(
         f"platform redeploy of instance {instance_id}", platform.redeploy(ref, image=body.image)
     )
@@ -167,6 +171,7 @@ def _instance(row: InstanceInfra, tools: list[LedgerEntry]) -> Instance:
     return Instance(
         instance_id=row.instance_id,
         name=row.name,
+        platform=row.platform,
         provider=row.provider,
         state=row.state,
         url=row.url,

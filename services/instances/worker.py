@@ -28,7 +28,7 @@ from services.config import Settings
 from services.instances.create import run_create
 from services.instances.service import Sessionmaker
 from services.models import InstanceInfra
-from services.platforms.base import Platform
+from services.platforms.registry import Platforms
 from services.tools.base import ToolProvider
 from shared.auth import SecretBox
 from shared.logging import get_logger
@@ -110,13 +110,13 @@ class CreateWorkers:
         self,
         sessionmaker: Sessionmaker,
         *,
-        platform: Platform,
+        platforms: Platforms,
         tools: dict[str, ToolProvider],
         box: SecretBox,
         settings: Settings,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._platform = platform
+        self._platforms = platforms
         self._tools = tools
         self._box = box
         self._settings = settings
@@ -161,7 +161,7 @@ class CreateWorkers:
                 async with held(self._sessionmaker, instance_id, attempt, settings.create_lease_seconds):
                     await run_create(
                         self._sessionmaker,
-                        platform=self._platform,
+                        platforms=self._platforms,
                         tools=self._tools,
                         box=self._box,
                         settings=settings,

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from services.auth import OperatorAuth, ToolCallerDep
-from services.deps import BoxDep, PlatformDep, SessionmakerDep, ToolsDep
+from services.deps import BoxDep, PlatformsDep, SessionmakerDep, ToolsDep
 from services.ledger import service as ledger_service
 from services.ledger.schemas import KeyDisable, KeyLimit, KeyState
 from shared.db import SessionDep
@@ -57,11 +57,12 @@ async def destroy(
 
 
 @router.get("/registry", response_model=Registry, dependencies=[OperatorAuth])
-async def registry(tools: ToolsDep, platform: PlatformDep) -> Registry:
+async def registry(tools: ToolsDep, platforms: PlatformsDep) -> Registry:
     """The configured tools and how each is provisioned (never secrets)."""
     return Registry(
         tools=[RegistryTool(id=name, mode=t.mode, env_key=t.env_key) for name, t in sorted(tools.items())],
-        platform=platform.name,
+        # The first platform's provider: what a fleet of one platform always answered.
+        platform=platforms.entries[0].provider,
     )
 
 

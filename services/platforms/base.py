@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from shared.errors import TransientError
 from shared.schemas import DeployState
+
+
+class AtCapacity(TransientError):
+    """The platform holds all it can (e.g. a project's most services): placement tries the
+    next platform and pauses this one at once, as after repeated failures."""
 
 
 @dataclass

@@ -1,12 +1,15 @@
-"""One observation of the fleet for the pool's tick: deploy status from the platform in one
-`status_many` call, plus a `/pool/health` probe per instance (`services.status.probes`).
+"""One observation of the fleet for the pool's tick: deploy status from each platform in one
+`status_many` call about its own rows (every platform at once, each at its O(pages) cost), plus a
+`/pool/health` probe per instance (`services.status.probes`).
 
 The whole batch has a deadline (`SERVICES_STATUS_DEADLINE_SECONDS`; the pool's timeout for this
 call must be longer): the platform observation may use all of it, the probes use what is left.
 A slow fleet yields partial health: instances not probed in time are listed in `unprobed`, which
 the pool treats as no observation, never as a failure. A platform failure (or the platform still
-answering at the deadline) is reported (`platformOk: false`, deploy statuses null, so the pool
-changes nothing on that basis), never turned into a 5xx.
+answering at the deadline) is reported, never turned into a 5xx: `platformOk: false` with each
+failing platform named in `platformError`, and on each instance of a failing platform
+`platformOk: false` and a null deploy status, so the pool changes nothing about those instances
+while it still acts on what the other platforms reported.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from services.instances import service as instances_service
 from services.instances.create import phase_of
 from services.models import InstanceInfra
 from services.platforms.base import FleetSnapshot, Platform
+from services.platforms.registry import Platforms
 from services.status.probes import ProbeRun, concurrency_for, probe_fleet
 from shared.logging import get_logger
 from shared.schemas import (
@@ -42,7 +46,7 @@ NOT_PROBED = frozenset({"failed", "crashed", "removed", "sleeping"})
 
 
 async def _observe_platform(
-    platform: Platform, rows: list[InstanceInfra], deadline: float
+    name: str, platform: Platform, rows: list[InstanceInfra], deadline: float
 ) -> tuple[FleetSnapshot | None, str | None]:
     if not rows:
         # Asked only about creates not yet made (the pool's prober following their phase):
@@ -57,18 +61,44 @@ async def _observe_platform(
         async with asyncio.timeout_at(deadline):
             return await platform.status_many(refs), None
     except TimeoutError:
-        log.warning("status.platform.deadline", instances=len(refs))
+        log.warning("status.platform.deadline", platform=name, instances=len(refs))
         return None, "the platform did not answer before the status batch deadline"
     except Exception as exc:
         error = instances_service.describe(exc)[:500]
-        log.warning("status.platform.failed", error=error)
+        log.warning("status.platform.failed", platform=name, error=error)
         return None, error
+
+
+async def _observe_platforms(
+    platforms: Platforms, rows: list[InstanceInfra], *, everything: bool, deadline: float
+) -> tuple[dict[str, FleetSnapshot | None], dict[str, str]]:
+    """Each platform about its own rows, all at once. Asked about the whole fleet, every platform
+    lists (its orphans); asked about some ids, only the platforms those live on."""
+    mine: dict[str, list[InstanceInfra]] = {}
+    for row in rows:
+        if row.platform is not None:
+            mine.setdefault(row.platform, []).append(row)
+    # A platform with no rows is not asked (every call is budgeted): the sweep lists it for orphans.
+    names = [entry.name for entry in platforms if everything or entry.name in mine]
+    answers = await asyncio.gather(
+        *(
+            _observe_platform(n, platforms.entries_by_name[n].platform, mine.get(n, []), deadline)
+            for n in names
+        )
+    )
+    snapshots = {name: snapshot for name, (snapshot, _) in zip(names, answers, strict=True)}
+    errors = {name: error for name, (_, error) in zip(names, answers, strict=True) if error is not None}
+    for name in sorted(set(mine) - set(names)):
+        # Recorded on a platform no longer configured: nothing can observe it.
+        snapshots[name] = None
+        errors[name] = "not in SERVICES_PLATFORMS"
+    return snapshots, errors
 
 
 async def observe_fleet(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
-    platform: Platform,
+    platforms: Platforms,
     settings: Settings,
     body: StatusBatchRequest,
 ) -> StatusBatch:
@@ -91,13 +121,17 @@ async def observe_fleet(
     try:
         # Every recorded platform resource is named, so a create's half-made one is no orphan
         # (orphans are listed only when the whole fleet is asked about).
-        snapshot, platform_error = await _observe_platform(
-            platform, everything if body.instance_ids is None else rows, deadline
+        snapshots, errors = await _observe_platforms(
+            platforms,
+            everything if body.instance_ids is None else rows,
+            everything=body.instance_ids is None,
+            deadline=deadline,
         )
     except BaseException:
         early.cancel()
         raise
-    states = snapshot.states if snapshot else {}
+    answered = {name for name, snapshot in snapshots.items() if snapshot is not None}
+    states = {i: s for snapshot in snapshots.values() if snapshot for i, s in snapshot.states.items()}
     deploy = {
         row.instance_id: (s.deploy_status if (s := states.get(row.instance_id)) else None) for row in rows
     }
@@ -110,17 +144,21 @@ async def observe_fleet(
     late = await _probe(settings, {i: u for i, u in targets.items() if early_urls.get(i) != u}, deadline)
     run = _merge(await early, late, targets, early_urls)
     probes = run.probes
-    if snapshot is not None:
+    if answered:
         await _record(sessionmaker, rows, deploy)
     # Orphans only mean something when the whole fleet was asked about.
-    orphans = snapshot.orphans if snapshot and body.instance_ids is None else []
+    orphans = (
+        [(name, o) for name, snapshot in snapshots.items() if snapshot for o in snapshot.orphans]
+        if body.instance_ids is None
+        else []
+    )
     log.info(
         "status.batch",
         instances=len(everything),
         probed=len(probes),
         unprobed=len(run.unprobed),
         concurrency=run.concurrency,
-        platform_ok=snapshot is not None,
+        platforms_failed=",".join(sorted(errors)) or None,
         ms=round((time.perf_counter() - started) * 1000),
     )
     return StatusBatch(
@@ -134,13 +172,18 @@ async def observe_fleet(
                 created_at=row.created_at,
                 error=row.last_error,
                 phase=phase_of(row),
+                platform=row.platform,
+                platform_ok=row.platform not in errors,
             )
             for row in everything
         },
         unprobed=run.unprobed,
-        orphans=[PlatformOrphan(ref=o.ref, name=o.name, created_at=o.created_at) for o in orphans],
-        platform_ok=snapshot is not None,
-        platform_error=platform_error,
+        orphans=[
+            PlatformOrphan(ref=o.ref, name=o.name, created_at=o.created_at, platform=name)
+            for name, o in orphans
+        ],
+        platform_ok=not errors,
+        platform_error="; ".join(f"{name}: {error}" for name, error in sorted(errors.items())) or None,
     )
 
 

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.config import Settings
-from services.platforms.base import Platform
+from services.platforms.registry import Platforms
 from services.sweep.service import sweep_once
 from services.tools.base import ToolProvider
 from shared.logging import get_logger
@@ -23,7 +23,7 @@ async def sweep_forever(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     tools: dict[str, ToolProvider],
-    platform: Platform,
+    platforms: Platforms,
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> None:
@@ -33,7 +33,7 @@ async def sweep_forever(
     while True:
         started = time.monotonic()
         try:
-            await sweep_once(sessionmaker, tools=tools, platform=platform, settings=settings, http=http)
+            await sweep_once(sessionmaker, tools=tools, platforms=platforms, settings=settings, http=http)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

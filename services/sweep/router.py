@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.auth import OperatorAuth
-from services.deps import HttpClientDep, PlatformDep, SessionmakerDep, SettingsDep, ToolsDep
+from services.deps import HttpClientDep, PlatformsDep, SessionmakerDep, SettingsDep, ToolsDep
 from services.sweep import service as sweep_service
 from services.sweep.schemas import SweepResult, SweptOrphan
 
@@ -14,13 +14,13 @@ router = APIRouter(tags=["sweep"], dependencies=[OperatorAuth])
 async def sweep(
     sessionmaker: SessionmakerDep,
     tools: ToolsDep,
-    platform: PlatformDep,
+    platforms: PlatformsDep,
     settings: SettingsDep,
     http: HttpClientDep,
 ) -> SweepResult:
     """Compare the ledger with provider inventories, the platform and the pool; remove orphans past grace."""
     report = await sweep_service.sweep_once(
-        sessionmaker, tools=tools, platform=platform, settings=settings, http=http
+        sessionmaker, tools=tools, platforms=platforms, settings=settings, http=http
     )
     return SweepResult(
         ran=report.ran,

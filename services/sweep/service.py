@@ -8,8 +8,8 @@ knows and that are older than the grace period. A resource younger than that may
 provision still in flight (made at the provider, row not yet updated), so it is only reported.
 Resources the ledger has but the provider lacks, and instances the pool does not know, are
 reported, never acted on: the pool owns lifecycles.
-Last, when given the platform, what it runs under our names with no `instance_infra` row is
-destroyed past the grace period (`services/sweep/platform.py`).
+Last, when given the platforms, what each runs under our names with no `instance_infra` row of
+that platform is destroyed past the grace period (`services/sweep/platform.py`).
 
 One sweep runs at a time across replicas: a session-level `pg_try_advisory_lock`; a replica that
 does not get it returns at once with `ran=false`. Every age is measured against the database's
@@ -32,8 +32,8 @@ from services import locks
 from services.config import Settings
 from services.ledger import service as ledger_service
 from services.models import InstanceInfra, InstanceService
-from services.platforms.base import Platform
-from services.sweep.platform import sweep_platform
+from services.platforms.registry import Platforms
+from services.sweep.platform import sweep_platforms
 from services.sweep.report import Orphan, SweepReport, reason
 from services.tools.base import InventoryItem, InventoryProvider, ToolProvider
 from shared.http import call_timeout
@@ -58,7 +58,7 @@ async def sweep_once(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     tools: dict[str, ToolProvider],
-    platform: Platform,
+    platforms: Platforms,
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> SweepReport:
@@ -73,7 +73,7 @@ async def sweep_once(
         tools=tools,
         grace_seconds=settings.sweep_grace_seconds,
         pool_instance_ids=pool_ids,
-        platform=platform,
+        platforms=platforms,
     )
 
 
@@ -83,7 +83,7 @@ async def run_sweep(
     tools: dict[str, ToolProvider],
     grace_seconds: float,
     pool_instance_ids: PoolIds | None = None,
-    platform: Platform | None = None,
+    platforms: Platforms | None = None,
 ) -> SweepReport:
     async with sessionmaker() as lock_session:
         if not await lock_session.scalar(select(func.pg_try_advisory_lock(locks.SWEEP_KEY))):
@@ -101,8 +101,10 @@ async def run_sweep(
                     )
             if pool_instance_ids is not None:
                 await _compare_with_pool(sessionmaker, pool_instance_ids, report)
-            if platform is not None:
-                await sweep_platform(sessionmaker, platform=platform, now=now, cutoff=cutoff, report=report)
+            if platforms is not None:
+                await sweep_platforms(
+                    sessionmaker, platforms=platforms, now=now, cutoff=cutoff, report=report
+                )
         finally:
             await lock_session.execute(select(func.pg_advisory_unlock(locks.SWEEP_KEY)))
     log.info("sweep.done", orphans=len(report.orphans), removed=report.removed(), errors=len(report.errors))

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from devtools.processes import runtime_leftovers
+from devtools.up import UpOptions, services_env, start_fake_railway
 from tests.support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -155,3 +156,25 @@ def test_up_recovers_after_being_killed(data_dir: Path) -> None:
         assert recovered.stop() == 0, recovered.output()
     assert survivors(tree) == []
     assert survivors(orphans) == []
+
+
+def test_up_hands_services_platforms_to_services_unchanged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    platforms = (
+        '[{"name": "local", "provider": "local", "capacity": 2}, {"name": "railway", "provider": "railway"}]'
+    )
+    monkeypatch.setenv("SERVICES_PLATFORMS", platforms)
+    opts = UpOptions(data_dir=str(tmp_path), min_idle=2, pool_port=8000, services_port=8001, host="127.0.0.1")
+    keys = {"services_api_key": "k", "services_encryption_key": "e"}
+    env = services_env(opts, tmp_path, keys, "postgresql://x/services")
+    assert env["SERVICES_PLATFORMS"] == platforms
+    # The fake Railway points the Railway settings at itself and leaves the list alone.
+    started: list[list[str]] = []
+
+    class Recorder:
+        def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+            started.append(args)
+
+    start_fake_railway(opts, Recorder(), env)  # type: ignore[arg-type]
+    assert env["SERVICES_PLATFORMS"] == platforms and env["RAILWAY_API_URL"].startswith("http://127.0.0.1:")

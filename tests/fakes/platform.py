@@ -9,11 +9,13 @@ from typing import Any
 from services.platforms.base import (
     FleetSnapshot,
     InstanceSpec,
+    Platform,
     PlatformOrphanRef,
     PlatformRef,
     PlatformState,
     ProgressCallback,
 )
+from services.platforms.registry import PlatformEntry, Platforms
 from shared.errors import TransientError
 from shared.schemas import DeployState
 
@@ -87,3 +89,8 @@ class MemoryPlatform:
 
     async def aclose(self) -> None:
         return None
+
+
+def single(platform: Platform, name: str | None = None, *, capacity: int | None = None) -> Platforms:
+    """One platform, named like its provider unless told (what settings without SERVICES_PLATFORMS build)."""
+    return Platforms([PlatformEntry(name or platform.name, platform.name, 0, capacity, platform)])

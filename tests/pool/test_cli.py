@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.config import Settings
 from pool.main import create_app
+from pool.models import TickState
 from tests.fakes.fleet import FakeFleet
 from tests.pool.conftest import API_KEY, FakeServices
 from tests.pool.factories import add_fleet_instances
@@ -56,6 +59,44 @@ async def test_status_shows_counts_by_status(
     idle_line = next(line for line in result.out.splitlines() if "│ idle " in line)
     assert idle_line.split("│")[2].strip() == "2"
     assert all(instance_id in result.out for instance_id in ids)
+
+
+async def test_status_shows_each_platform_the_tick_recorded(
+    pool_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    view = {"name": "railway-shared", "provider": "railway", "priority": 1, "capacity": 90, "inUse": 90}
+    draining = {"name": "old-local", "provider": "local", "priority": 3, "capacity": 0, "inUse": 2}
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            insert(TickState).values(
+                fleet="default",
+                platforms=[
+                    {
+                        **view,
+                        "creating": 1,
+                        "health": "backing off",
+                        "backoffUntil": "2026-11-30T12:00:30Z",
+                        "consecutiveFailures": 3,
+                        "lastError": "ServiceCreate: Problem processing request",
+                    },
+                    {**draining, "creating": 0, "health": "draining"},
+                ],
+                platforms_observed_at=func.now(),
+            )
+        )
+    result = await poolctl("status", url=pool_url)
+    assert result.code == 0, result.err
+    assert "Platforms" in result.out
+    shared = next(line for line in result.out.splitlines() if "railway-shared" in line)
+    assert [cell.strip() for cell in shared.split("│")[1:7]] == [
+        "railway-shared",
+        "railway",
+        "1",
+        "90",
+        "1",
+        "90",
+    ]
+    assert "backing off" in result.out and "draining" in result.out
 
 
 async def test_claim_prints_the_invite_url_and_a_qr_code(

@@ -123,3 +123,27 @@ async def test_the_claim_queue_migration_keeps_claims_and_ends_queued_ones_on_th
     ]
     await upgrade_async("pool", url)
     await databases.drop(url)
+
+
+async def test_the_platforms_view_columns_come_and_go_keeping_the_tick_state_row(
+    databases: DatabaseFactory,
+) -> None:
+    url = await databases.create("migrations_platforms")
+    await upgrade_async("pool", url)
+    view = [{"name": "railway-shared", "inUse": 3}]
+    rows = await _execute(
+        url,
+        f"INSERT INTO tick_state (fleet, platforms, platforms_observed_at) "
+        f"VALUES ('default', '{json.dumps(view)}'::jsonb, now())",
+        "SELECT fleet, platforms FROM tick_state",
+    )
+    assert [(r["fleet"], json.loads(str(r["platforms"]))) for r in rows] == [("default", view)]
+
+    await asyncio.to_thread(command.downgrade, alembic_config("pool", url), "7d3b9a1c5e20")
+    columns = await _execute(
+        url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'tick_state'"
+    )
+    assert not {"platforms", "platforms_observed_at"} & {str(c["column_name"]) for c in columns}
+    assert await _execute(url, "SELECT fleet FROM tick_state") == [{"fleet": "default"}]
+    await upgrade_async("pool", url)
+    await databases.drop(url)

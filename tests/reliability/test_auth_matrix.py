@@ -123,6 +123,7 @@ SERVICES_ROUTES: dict[tuple[str, str], Sample] = {
     ),
     ("GET", "/registry"): Sample(OPERATOR),
     ("POST", "/sweep"): Sample(OPERATOR),
+    ("GET", "/platforms"): Sample(OPERATOR),
     ("POST", "/pooled/{kind}"): Sample(
         OPERATOR, "/pooled/bankr", json={"label": "w", "value": "v-0123456789"}
     ),

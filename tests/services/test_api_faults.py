@@ -138,7 +138,8 @@ async def test_a_platform_error_during_create_removes_the_partial_resources_and_
 
     assert (failed["phase"], failed["error"]) == (
         "failed",
-        f"platform create failed for instance {IID}: volumeCreate answered 429: creating volumes too quickly",
+        f"platform create failed for instance {IID}: memory: "
+        "volumeCreate answered 429: creating volumes too quickly",
     )
     # The service the platform made before failing, and the tool, are gone again; the row stays
     # `failed` (nothing recorded on it) until a destroy, so the pool can read why.
@@ -164,7 +165,7 @@ async def test_a_failed_rollback_keeps_the_rows_so_destroy_can_finish(
 
     assert failed["phase"] == "failed"
     assert failed["error"] == (
-        f"platform create failed for instance {IID}: deploy failed; cleanup incomplete "
+        f"platform create failed for instance {IID}: memory: deploy failed; cleanup incomplete "
         f"(platform destroy: serviceDelete answered 503), DELETE /destroy/{IID} finishes it"
     )
     assert [(r.state, r.platform_ref["service_id"]) for r in infra] == [("failed", f"svc-{IID}")]

@@ -136,3 +136,45 @@ async def test_a_local_row_made_after_the_upgrade_gets_its_service_id_back_on_do
         {"data_dir": "/x/l1", "port": 5},
     )
     await databases.drop(url)
+
+
+async def test_rows_get_their_platform_from_their_provider_and_an_unplaced_create_survives_downgrade(
+    databases: DatabaseFactory,
+) -> None:
+    before_placement = "c4a9e2f17b36"
+    url = await databases.create("migrations_placement")
+    await upgrade_async("services", url, before_placement)
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        for instance_id, provider in ((RAILWAY, "railway"), (LOCAL, "local")):
+            await conn.execute(
+                "INSERT INTO instance_infra (instance_id, name, provider, state) "
+                "VALUES ($1::text, $1::text, $2, 'active')",
+                instance_id,
+                provider,
+            )
+        await asyncio.to_thread(command.upgrade, alembic_config("services", url), "head")
+        placed = await conn.fetch("SELECT instance_id, platform, provider FROM instance_infra")
+        assert {r["instance_id"]: (r["platform"], r["provider"]) for r in placed} == {
+            RAILWAY: ("railway", "railway"),
+            LOCAL: ("local", "local"),
+        }
+        # A create a worker has not placed yet records neither.
+        await conn.execute(
+            "INSERT INTO instance_infra (instance_id, name, state) VALUES ($1::text, $1::text, 'creating')",
+            BARE,
+        )
+        await conn.execute("INSERT INTO platform_health (name, consecutive_failures) VALUES ('railway', 2)")
+
+        await asyncio.to_thread(command.downgrade, alembic_config("services", url), before_placement)
+
+        kept = await conn.fetch("SELECT instance_id, provider FROM instance_infra")
+        assert {r["instance_id"]: r["provider"] for r in kept} == {
+            RAILWAY: "railway",
+            LOCAL: "local",
+            BARE: "",
+        }
+        assert await conn.fetchval("SELECT to_regclass('platform_health')") is None
+    finally:
+        await conn.close()
+    await databases.drop(url)

@@ -19,7 +19,7 @@ import signal
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import httpx
 import psutil
@@ -46,6 +46,9 @@ from shared.errors import NotFound, PermanentError
 from shared.ids import is_instance_id
 from shared.logging import get_logger
 from shared.schemas import DeployState
+
+if TYPE_CHECKING:
+    from services.platforms.registry import BuildContext
 
 log = get_logger("services.platforms.local")
 
@@ -74,6 +77,8 @@ class LocalPlatform:
 
     def __init__(self, settings: Settings) -> None:
         self._root = Path(settings.local_data_dir).resolve()
+        # Every directory under the root is this platform's (its orphan listing covers them all).
+        self.territory = ("local", str(self._root))
         self._extra_env = dict(settings.local_runtime_env)
         self._grace = settings.local_stop_grace_seconds
         # Popen handles of children we started, so their exit is reaped (no zombies).
@@ -271,5 +276,20 @@ class LocalPlatform:
         self._reap()
 
 
-def build_local_platform(settings: Settings, http_client: httpx.AsyncClient) -> LocalPlatform:
-    return LocalPlatform(settings)
+# What a local platform's `settings` in SERVICES_PLATFORMS may override.
+LOCAL_SETTINGS = ("local_data_dir", "local_runtime_env", "local_stop_grace_seconds")
+
+
+def build_local_platform(
+    settings: Settings, http_client: httpx.AsyncClient, context: BuildContext | None = None
+) -> LocalPlatform:
+    overrides = dict(context.config.settings) if context else {}
+    unknown = sorted(set(overrides) - set(LOCAL_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"platform {context.config.name if context else 'local'!r}: unknown local settings "
+            f"{', '.join(unknown)}; choose from {', '.join(LOCAL_SETTINGS)}"
+        )
+    # Validated like the environment's values (a grace that is not a number is refused here).
+    own = Settings.model_validate({**settings.model_dump(include=set(LOCAL_SETTINGS)), **overrides})
+    return LocalPlatform(own)

@@ -33,7 +33,7 @@ from services.platforms.railway.errors import (
     RailwayUnauthorized,
     error_from_graphql,
 )
-from services.platforms.railway.limits import CreateKind, RateLimiter, TokenPool
+from services.platforms.railway.limits import Budget, CreateKind, RateLimiter, TokenPool, shared_budget
 from services.platforms.railway.operations import operation
 from services.platforms.railway.settings import RailwaySettings
 from services.platforms.railway.transport import AppClientTransport, HttpStatus, Request, SchemaClient
@@ -74,20 +74,18 @@ def without_none(value: Any) -> Any:
 class RailwayClient:
     name = "railway"
 
-    def __init__(self, settings: RailwaySettings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: RailwaySettings, client: httpx.AsyncClient, *, budget: Budget | None = None
+    ) -> None:
         self.settings = settings
         for token in settings.tokens:
             register_secret(token)
         # gql's transport logs whole request bodies at DEBUG, and variables carry instance secrets.
         logging.getLogger("gql.transport.httpx").setLevel(logging.WARNING)
-        self.tokens = TokenPool(
-            settings.tokens,
-            {
-                "project": settings.project_create_cooldown_seconds,
-                "volume": settings.volume_create_cooldown_seconds,
-            },
-        )
-        self.limiter = RateLimiter(settings.requests_per_second, settings.requests_per_hour)
+        # Another platform on the same tokens may share the budget (limits.shared_budget).
+        budget = budget or shared_budget({}, settings)
+        self.tokens: TokenPool = budget.tokens
+        self.limiter: RateLimiter = budget.limiter
         self.retry = RetryPolicy(
             "railway",
             attempts=settings.max_attempts,

@@ -2,8 +2,11 @@
 
 TransientError
 ├── RailwayThrottled     "creating projects/volumes/environments too quickly" (per-token cooldown)
-└── RailwayRetryable     "Problem processing request", "Failed to create service domain", 5xx
-    └── RailwayRateLimited   HTTP 429 (carries its Retry-After)
+├── RailwayRetryable     "Problem processing request", "Failed to create service domain", 5xx
+│   └── RailwayRateLimited   HTTP 429 (carries its Retry-After)
+└── AtCapacity
+    └── RailwayAtCapacity    the project holds as many services as it may (~100): never retried,
+                             placement tries the next platform
 PermanentError
 ├── RailwayNotFound      "... not found" (destroy treats it as success)
 ├── RailwayUnauthorized  "Not Authorized", "Project token not found"
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from services.platforms.base import AtCapacity
 from shared.errors import PermanentError, TransientError
 
 ThrottleKind = Literal["project", "volume", "environment"]
@@ -47,6 +51,10 @@ class RailwayRateLimited(RailwayRetryable):
         self.retry_after = retry_after
 
 
+class RailwayAtCapacity(AtCapacity):
+    pass
+
+
 class RailwayNotFound(PermanentError):
     pass
 
@@ -62,6 +70,10 @@ class RailwayRejected(PermanentError):
 # Messages after which the same request may succeed; "Problem processing request" is Railway's
 # generic failure, which other clients retry too (specs/railway.md §3).
 _RETRYABLE = ("problem processing request", "failed to create service domain", "internal server error")
+# Railway's words for a project that holds all the services it may (about 100 per project,
+# specs/lessons-from-the-original.md). The exact text is unconfirmed: these fragments cover the
+# fake's "Project has reached the maximum number of services (100)" and likely variants.
+_AT_CAPACITY = ("maximum number of services", "service limit", "too many services")
 
 
 def error_from_graphql(operation: str, errors: list[dict[str, Any]]) -> Exception:
@@ -82,6 +94,8 @@ def _classify(operation: str, first: dict[str, Any]) -> Exception:
         elif "environment" in lower:
             kind = "environment"
         return RailwayThrottled(text, kind)
+    if any(fragment in lower for fragment in _AT_CAPACITY):
+        return RailwayAtCapacity(text)
     if "not authorized" in lower or "project token not found" in lower:
         return RailwayUnauthorized(text)
     if lower.endswith("not found"):

@@ -12,9 +12,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from aiolimiter import AsyncLimiter
+
+if TYPE_CHECKING:
+    from services.platforms.railway.settings import RailwaySettings
 
 CreateKind = Literal["project", "volume"]
 # How often a creation waiting for a busy token looks again.
@@ -104,3 +107,42 @@ class TokenPool:
             if token.value == value:
                 token.busy.discard(kind)
                 token.next_create[kind] = max(token.next_create[kind], self._clock() + self._cooldowns[kind])
+
+
+@dataclass
+class Budget:
+    """What the account's limits allow, as this process paces it: the request rate and the tokens
+    (with their creation cooldowns)."""
+
+    limiter: RateLimiter
+    tokens: TokenPool
+
+
+def shared_budget(shared: dict[Any, Any], settings: RailwaySettings) -> Budget:
+    """One budget per API and token set within an app: Railway counts requests per account and
+    cooldowns per token, so two platforms on the same tokens (a shared project and project per
+    instance) spend one budget. The first platform's rates set it; a later one asking for lower
+    rates on the same tokens is refused rather than silently given the higher ones."""
+    key = ("railway", settings.api_url, tuple(sorted(settings.tokens)))
+    wanted = (settings.requests_per_second, settings.requests_per_hour)
+    found = shared.get(key)
+    if found is not None:
+        budget, rates = found
+        if rates != wanted:
+            raise ValueError(
+                "two railway platforms on the same tokens share one rate budget, so they must state the "
+                f"same requests_per_second and requests_per_hour (got {rates} and {wanted})"
+            )
+        return cast(Budget, budget)
+    budget = Budget(
+        RateLimiter(settings.requests_per_second, settings.requests_per_hour),
+        TokenPool(
+            settings.tokens,
+            {
+                "project": settings.project_create_cooldown_seconds,
+                "volume": settings.volume_create_cooldown_seconds,
+            },
+        ),
+    )
+    shared[key] = (budget, wanted)
+    return budget

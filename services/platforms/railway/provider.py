@@ -13,7 +13,7 @@ settings, or one ProjectEnvironments lookup per process when not configured).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,12 +27,16 @@ from services.platforms.base import (
 )
 from services.platforms.railway.client import RailwayClient
 from services.platforms.railway.errors import RailwayNotFound
+from services.platforms.railway.limits import Budget, shared_budget
 from services.platforms.railway.ref import RailwayRef
 from services.platforms.railway.settings import RailwaySettings
 from services.platforms.railway.status import orphan_instance_id, per_instance_status, shared_status
 from shared.errors import PermanentError
 from shared.logging import get_logger
 from shared.schemas import DeployState
+
+if TYPE_CHECKING:
+    from services.platforms.registry import BuildContext
 
 log = get_logger("services.platforms.railway")
 
@@ -42,10 +46,20 @@ NAME_LIMIT = 32
 class RailwayPlatform:
     name = "railway"
 
-    def __init__(self, settings: RailwaySettings, http_client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: RailwaySettings, http_client: httpx.AsyncClient, *, budget: Budget | None = None
+    ) -> None:
         self.settings = settings
-        self.client = RailwayClient(settings, http_client)
+        self.client = RailwayClient(settings, http_client, budget=budget)
         self._environment_id = settings.environment_id or None
+        # What this platform's orphan listing covers: the shared environment's services, or
+        # every project of the workspace named with its prefix.
+        api = settings.api_url
+        self.territory = (
+            ("railway", api, "project", settings.project_id)
+            if settings.mode == "shared"
+            else ("railway", api, "workspace", settings.workspace_id, settings.service_name_prefix)
+        )
 
     @property
     def per_instance(self) -> bool:
@@ -232,9 +246,18 @@ async def _gone_is_false(call: Any) -> bool:
     return True
 
 
-def build_railway_platform(settings: Settings, http_client: httpx.AsyncClient) -> RailwayPlatform:
-    """Built by services' platform registry; Railway's own settings come from `RAILWAY_*`."""
-    railway = RailwaySettings()
+def build_railway_platform(
+    settings: Settings, http_client: httpx.AsyncClient, context: BuildContext | None = None
+) -> RailwayPlatform:
+    """Built by services' platform registry; Railway's own settings come from `RAILWAY_*`, and a
+    platform's `settings` in SERVICES_PLATFORMS override them by field name (`{"mode": ...}`)."""
+    overrides = dict(context.config.settings) if context else {}
+    unknown = sorted(set(overrides) - set(RailwaySettings.model_fields))
+    if unknown:
+        name = context.config.name if context else "railway"
+        raise ValueError(f"platform {name!r}: unknown railway settings {', '.join(unknown)}")
+    railway = RailwaySettings(**overrides)
     if "default_image" not in railway.model_fields_set:
         railway = railway.model_copy(update={"default_image": settings.runtime_image})
-    return RailwayPlatform(railway, http_client)
+    budget = shared_budget(context.shared, railway) if context else None
+    return RailwayPlatform(railway, http_client, budget=budget)

@@ -66,6 +66,17 @@ def test_platform_error_changes_no_status_but_still_refills_from_the_rows() -> N
     assert plan(observed, TARGET, NOW) == [Create(2)]
 
 
+def test_one_platform_failing_holds_only_its_own_instances() -> None:
+    # Several platforms: the batch failed as a whole, but each instance says whether its own
+    # platform answered. The failing platform's crashed report is no observation; the other's is.
+    failing = seen(1, "crashed").model_copy(update={"platform": "a", "platform_ok": False})
+    answering = seen(2, "crashed").model_copy(update={"platform": "b", "platform_ok": True})
+    rows = [row(1, "idle"), row(2, "idle"), row(3, "idle")]
+    actions = plan(Observed(rows, batch(failing, answering, seen(3), platform_ok=False)), TARGET, NOW)
+    assert [type(a).__name__ for a in actions if a != Create(1)] == ["Destroy"]
+    assert [a.instance_id for a in actions if isinstance(a, Destroy)] == [iid(2)]
+
+
 def test_warm_pool_at_target_plans_nothing() -> None:
     rows = [row(i, "idle") for i in range(3)]
     observed = Observed(rows, batch(*(seen(i) for i in range(3))), {iid(i): CLEAN for i in range(3)})

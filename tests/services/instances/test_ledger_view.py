@@ -41,6 +41,7 @@ async def test_one_instance_shows_platform_ids_and_every_ledger_entry_but_no_sec
     assert {key: value for key, value in body.items() if key not in (*stamps, "tools")} == {
         "instanceId": IID,
         "name": f"agent-{IID}",
+        "platform": "memory",
         "provider": "memory",
         "state": "active",
         "url": None,

@@ -26,7 +26,13 @@ async def add_instance(services_db_url: str, instance_id: str = A) -> None:
     engine = make_engine(services_db_url, pool_size=1)
     async with make_sessionmaker(engine).begin() as session:
         session.add(
-            InstanceInfra(instance_id=instance_id, name=instance_id, provider="memory", state="active")
+            InstanceInfra(
+                instance_id=instance_id,
+                name=instance_id,
+                provider="memory",
+                platform="memory",
+                state="active",
+            )
         )
     await engine.dispose()
 

@@ -116,11 +116,13 @@ async def test_a_platform_failure_is_reported_not_a_5xx_and_changes_nothing(
     batch = response.json()
     assert response.status_code == 200
     assert batch["platformOk"] is False
-    assert batch["platformError"] == "Railway answered 429: rate limited"
+    assert batch["platformError"] == "memory: Railway answered 429: rate limited"
     # An id services does not know is simply absent: the pool resolves its row by that.
     assert set(batch["instances"]) == {HEALTHY}
     observed = batch["instances"][HEALTHY]
     assert observed["deployStatus"] is None and observed["health"]["ok"] is True
+    # Each instance says which platform failed to answer for it, so the pool holds only those.
+    assert (observed["platform"], observed["platformOk"]) == ("memory", False)
     infra, _ = await db_rows()
     assert [r.deploy_status for r in infra] == ["deploying"]
 

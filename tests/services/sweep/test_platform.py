@@ -27,7 +27,7 @@ from services.platforms.railway.ref import RailwayRef
 from services.sweep.service import run_sweep
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import PermanentError
-from tests.fakes.platform import MemoryPlatform
+from tests.fakes.platform import MemoryPlatform, single
 from tests.services.conftest import AUTH, AppClient, create_and_wait
 from tests.services.platforms.railway.harness import FAST, TOKEN, Harness
 from tests.support import serve
@@ -65,7 +65,11 @@ def spec(instance_id: str) -> InstanceSpec:
 
 async def add_row(sessionmaker: Sessionmaker, instance_id: str, provider: str, **values: Any) -> None:
     async with sessionmaker.begin() as session:
-        session.add(InstanceInfra(instance_id=instance_id, name=instance_id, provider=provider, **values))
+        session.add(
+            InstanceInfra(
+                instance_id=instance_id, name=instance_id, provider=provider, platform=provider, **values
+            )
+        )
 
 
 def recorded_process(data_dir: Path, instance_id: str) -> psutil.Process | None:
@@ -89,17 +93,19 @@ async def test_a_local_runtime_without_a_row_is_kept_within_grace_and_destroyed_
     process = live_process(info)
     assert process is not None
 
-    young = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platform=platform)
+    young = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platforms=single(platform))
     assert actions(young) == [(ORPHAN, ORPHAN, "kept (younger than grace)")]
     assert process.is_running() and (data_dir / ORPHAN).is_dir()
 
-    old = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)
+    old = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platforms=single(platform))
     assert actions(old) == [(ORPHAN, ORPHAN, "removed")]
     assert old.errors == []
     # Gone: no live process with that pid, create time and command line (pid reuse cannot fool it).
     assert live_process(info) is None
     assert not (data_dir / ORPHAN).exists()
-    assert (await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)).orphans == []
+    assert (
+        await run_sweep(sessionmaker, tools={}, grace_seconds=0, platforms=single(platform))
+    ).orphans == []
 
 
 async def test_local_leftover_directories_are_removed_and_strangers_only_reported(
@@ -109,7 +115,7 @@ async def test_local_leftover_directories_are_removed_and_strangers_only_reporte
     (data_dir / "leftover0001" / "data").mkdir(parents=True)
     (data_dir / "notes").mkdir()
 
-    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platforms=single(platform))
 
     assert actions(report) == [
         ("leftover0001", "leftover0001", "removed"),
@@ -126,7 +132,7 @@ async def test_a_create_in_flight_is_never_an_orphan_even_past_grace(
     await add_row(sessionmaker, ORPHAN, "local", state="creating")
     await platform.create(spec(ORPHAN), no_progress)
 
-    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platforms=single(platform))
 
     assert actions(report) == [(ORPHAN, ORPHAN, "kept (a row records it)")]
     assert recorded_process(data_dir, ORPHAN) is not None
@@ -145,7 +151,7 @@ async def test_recorded_instances_are_not_orphans(
         platform_ref=ref.data,
     )
 
-    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platforms=single(platform))
 
     assert report.orphans == [] and report.errors == []
     assert (data_dir / "recorded0001").is_dir()
@@ -177,7 +183,7 @@ async def test_a_local_orphan_that_a_row_records_by_the_recheck_is_kept(
     ref = await platform.create(spec(ORPHAN), no_progress)
     record_after_listing(monkeypatch, platform, sessionmaker, ref)
 
-    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platform=platform)
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=0, platforms=single(platform))
 
     assert actions(report) == [(ORPHAN, ORPHAN, "kept (a row records it)")]
     assert recorded_process(data_dir, ORPHAN) is not None
@@ -243,7 +249,7 @@ async def test_railway_shared_mode_orphan_service_and_its_volume_are_destroyed_p
     for service_id in (foreign.id, lookalike.id):
         backdate_service(railway, service_id)
 
-    young = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platform=platform)
+    young = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platforms=single(platform))
     assert actions(young) == sorted(
         [
             (ref.service_id, ORPHAN, "kept (younger than grace)"),
@@ -253,7 +259,7 @@ async def test_railway_shared_mode_orphan_service_and_its_volume_are_destroyed_p
     assert not store.services[ref.service_id].deleted_at
 
     backdate_service(railway, ref.service_id)
-    old = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platform=platform)
+    old = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platforms=single(platform))
 
     assert (ref.service_id, ORPHAN, "removed") in actions(old)
     assert old.errors == []
@@ -280,7 +286,7 @@ async def test_railway_per_instance_orphan_project_is_destroyed_and_others_kept(
     for project in railway.fake.store.projects.values():
         project.created_at -= HOUR
 
-    report = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platform=platform)
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platforms=single(platform))
 
     orphan_project, kept_project = (RailwayRef.of(ref).project_id or "" for ref in (orphan_ref, kept_ref))
     assert actions(report) == [(orphan_project, ORPHAN, "removed")]
@@ -301,7 +307,7 @@ async def test_a_railway_orphan_that_a_row_records_by_the_recheck_is_kept(
         project.created_at -= HOUR
     record_after_listing(monkeypatch, platform, sessionmaker, ref)
 
-    report = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platform=platform)
+    report = await run_sweep(sessionmaker, tools={}, grace_seconds=GRACE, platforms=single(platform))
 
     listed = view.project_id if mode == "per-instance" else view.service_id
     assert actions(report) == [(listed, ORPHAN, "kept (a row records it)")]

@@ -43,7 +43,11 @@ async def sessionmaker(services_db_url: str) -> AsyncIterator[async_sessionmaker
     engine = make_engine(services_db_url, pool_size=5)
     try:
         async with make_sessionmaker(engine).begin() as session:
-            session.add(InstanceInfra(instance_id=IID, name="agent", provider="memory", state="active"))
+            session.add(
+                InstanceInfra(
+                    instance_id=IID, name="agent", provider="memory", platform="memory", state="active"
+                )
+            )
         yield make_sessionmaker(engine)
     finally:
         await engine.dispose()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.platforms.base import InstanceSpec, PlatformRef
+from services.platforms.base import AtCapacity, InstanceSpec, PlatformRef
 from services.platforms.railway.provider import RailwayPlatform
 from services.platforms.railway.ref import RailwayRef
 from tests.services.platforms.railway.harness import Harness, recorder
@@ -234,3 +234,18 @@ async def test_status_many_observes_a_fleet_mid_way_through_a_mode_change(railwa
         "EnvironmentStatusBatch": 1,
         "EnvironmentServiceInstances": 1,
     }
+
+
+async def test_a_full_shared_project_answers_at_capacity_and_the_create_leaves_nothing(
+    railway: Harness,
+) -> None:
+    railway.fake.settings.services_per_project = 1
+    platform = railway.platform("shared")
+    made, on_progress = recorder()
+    await platform.create(spec("full00000001"), on_progress)
+
+    with pytest.raises(AtCapacity, match="maximum number of services \\(1\\)"):
+        await platform.create(spec("full00000002"), on_progress)
+    # Refused, not retried (placement tries the next platform), and nothing of it is left.
+    assert railway.fake.calls["ServiceCreate"] == 2
+    assert railway.fake.store.leftovers()["services"] == ["agent-full00000001"]
