@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from pool.claims.db import ClaimsDb, Picked
-from pool.claims.eta import Supply
+from pool.claims.eta import Supply, next_platform
 from shared.errors import error_body
 
 IN_QUEUE = "queued"
@@ -32,10 +32,16 @@ SELECT (SELECT count(*) FROM claims WHERE status = 'queued' AND template = $1 AN
        (SELECT count(*) FROM instances WHERE status = 'idle') AS idle,
        (SELECT count(*) FROM instances) AS total,
        ARRAY(SELECT extract(epoch FROM now() - created_at)::float8 FROM instances
-              WHERE status IN ('creating', 'starting')) AS in_flight,
+              WHERE status IN ('creating', 'starting') ORDER BY id) AS in_flight,
+       ARRAY(SELECT platform FROM instances
+              WHERE status IN ('creating', 'starting') ORDER BY id) AS in_flight_platforms,
        ARRAY(SELECT extract(epoch FROM ready_at - created_at)::float8 FROM instances
               WHERE ready_at > now() - make_interval(secs => $3)
-              ORDER BY ready_at DESC LIMIT $4) AS samples
+              ORDER BY ready_at DESC, id LIMIT $4) AS samples,
+       ARRAY(SELECT platform FROM instances
+              WHERE ready_at > now() - make_interval(secs => $3)
+              ORDER BY ready_at DESC, id LIMIT $4) AS sample_platforms,
+       (SELECT platforms FROM tick_state ORDER BY fleet LIMIT 1) AS platforms
 """
 
 ENQUEUE = """
@@ -175,6 +181,9 @@ async def supply(
         refill_samples=tuple(row["samples"]),
         room=max(0, max_total - int(row["total"])),
         concurrency=concurrency,
+        in_flight_platforms=tuple(row["in_flight_platforms"]),
+        sample_platforms=tuple(row["sample_platforms"]),
+        next_platform=next_platform(json.loads(row["platforms"]) if row["platforms"] else []),
     )
 
 

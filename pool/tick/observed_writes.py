@@ -17,6 +17,10 @@ from sqlalchemy import text
 
 from pool.tick.context import TickContext
 from pool.tick.plan import Update
+from shared.logging import get_logger
+from shared.schemas import StatusBatch
+
+log = get_logger("pool.tick")
 
 CHUNK = 5000
 
@@ -34,6 +38,16 @@ _COUNTERS = text(
     ) AS v(id, read, failed_probes, deploy_status, healthy)
     WHERE i.id = v.id AND i.status = v.read
     RETURNING i.id
+    """
+)
+
+# Only rows whose platform differs: a settled fleet writes nothing here.
+_PLATFORMS = text(
+    """
+    UPDATE instances AS i
+    SET platform = v.platform
+    FROM unnest(CAST(:ids AS text[]), CAST(:platforms AS text[])) AS v(id, platform)
+    WHERE i.id = v.id AND i.platform IS DISTINCT FROM v.platform
     """
 )
 
@@ -71,3 +85,16 @@ async def stamp_seen(ctx: TickContext, seen: Sequence[tuple[str, str]]) -> None:
         params = {"ids": [i for i, _ in chunk], "reads": [r for _, r in chunk]}
         async with ctx.sessionmaker.begin() as session:
             await session.execute(_SEEN, params)
+
+
+async def record_platforms(ctx: TickContext, batch: StatusBatch) -> None:
+    """Each instance's platform as the batch reports it (the queue's ETA reads it)."""
+    placed = [(i, seen.platform) for i, seen in batch.instances.items() if seen.platform is not None]
+    try:
+        for start in range(0, len(placed), CHUNK):
+            chunk = placed[start : start + CHUNK]
+            params = {"ids": [i for i, _ in chunk], "platforms": [p for _, p in chunk]}
+            async with ctx.sessionmaker.begin() as session:
+                await session.execute(_PLATFORMS, params)
+    except Exception as exc:  # noqa: BLE001 - informative only: the next tick writes it again
+        log.warning("tick.platforms_record_failed", error=f"{type(exc).__name__}: {exc}"[:300])

@@ -196,6 +196,8 @@ async def _act_all(
             await _act(ctx, action, result)
     acted = {a.instance_id for a in actions if isinstance(a, Update | Destroy | Created | CreateFailed)}
     batch = observed.batch
+    if batch is not None:
+        await observed_writes.record_platforms(ctx, batch)
     if batch is None or not batch.platform_ok:
         return
     seen = [(row.id, row.status) for row in seen_healthy(observed.rows, batch) if row.id not in acted]

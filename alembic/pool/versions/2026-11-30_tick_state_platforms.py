@@ -1,8 +1,9 @@
-"""tick_state platforms: the latest view of services' platforms, recorded by the tick
+"""tick_state platforms: the latest view of services' platforms, recorded by the tick; instances.platform
 
 Services places instances on several platforms (DESIGN.md §9); the tick reads `GET /platforms`
 and keeps the answer here, so the status API, the dashboard and `poolctl status` show it from
-the pool's database without calling services per request. No data moves.
+the pool's database without calling services per request. Each instance's platform, as the status
+batch reports it, lets the queue's ETA use that platform's refill time. No data moves.
 
 Revision ID: 9e3b5d7f1a24
 Revises: 7d3b9a1c5e20
@@ -25,8 +26,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("tick_state", sa.Column("platforms", postgresql.JSONB(), nullable=True))
     op.add_column("tick_state", sa.Column("platforms_observed_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("instances", sa.Column("platform", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("instances", "platform")
     op.drop_column("tick_state", "platforms_observed_at")
     op.drop_column("tick_state", "platforms")
