@@ -8,6 +8,9 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from pool.callbacks.router import callbacks as callbacks_router
+from pool.callbacks.router import operator as events_router
+from pool.callbacks.router import proxy as proxy_router
 from pool.claims.db import ClaimsDb
 from pool.claims.router import router as claims_router
 from pool.config import Settings
@@ -91,6 +94,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(public_router)
     app.include_router(dashboard_router)
+    app.include_router(callbacks_router)
+    app.include_router(proxy_router)
+    app.include_router(events_router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

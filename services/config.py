@@ -39,6 +39,22 @@ class Settings(BaseSettings):
     # Tools every new instance gets unless the create request names its own.
     default_tools: list[str] = []
 
+    # The scoped proxy (services/proxy/).
+    proxy_credits_increment: float = Field(
+        20.0, gt=0, description="USD an instance's credits top-up adds to its OpenRouter key's limit."
+    )
+    proxy_credits_cap: float = Field(
+        100.0,
+        gt=0,
+        description="Highest limit (USD) a credits top-up reaches; a top-up at the cap answers 409.",
+    )
+    proxy_attachment_max_bytes: int = Field(
+        5_000_000,
+        ge=0,
+        description="Largest mail attachment the proxy inlines (base64) into a message it reads; larger "
+        "ones come back with `inline_error`.",
+    )
+
     probe_concurrency: int = 40
     probe_concurrency_max: int = Field(
         400,

@@ -17,6 +17,7 @@ from services.instances.worker import CreateWorkers
 from services.ledger.router import router as ledger_router
 from services.platforms.registry import build_platform
 from services.pooled.router import router as pooled_router
+from services.proxy.router import router as proxy_router
 from services.status.router import router as status_router
 from services.sweep.loop import sweep_forever
 from services.sweep.router import router as sweep_router
@@ -124,4 +125,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(sweep_router)
     app.include_router(pooled_router)
+    app.include_router(proxy_router)
     return app
