@@ -48,6 +48,24 @@ class Settings(BaseSettings):
         gt=0,
         description="Highest limit (USD) a credits top-up reaches; a top-up at the cap answers 409.",
     )
+    agentmail_webhook_secret: str = Field(
+        "",
+        description="The AgentMail (Svix) endpoint secret, `whsec_...`, that signs "
+        "`POST /webhooks/agentmail`; empty refuses every delivery (503).",
+    )
+    telnyx_webhook_public_key: str = Field(
+        "",
+        description="The Telnyx account's Ed25519 public key (base64, from the portal) that signs "
+        "`POST /webhooks/telnyx`; empty refuses every delivery (503).",
+    )
+    webhook_tolerance_seconds: float = Field(
+        300.0, gt=0, description="A webhook whose signed timestamp is further off than this is refused."
+    )
+    notify_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Timeout of the delivery of an inbound mail/SMS to the runtime's `/convos/notify`.",
+    )
     proxy_attachment_max_bytes: int = Field(
         5_000_000,
         ge=0,

@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.config import Settings
 from services.deps import State
+from services.inbound.router import router as inbound_router
+from services.inbound.service import InboundCounters
 from services.instances.router import router as instances_router
 from services.instances.worker import CreateWorkers
 from services.ledger.router import router as ledger_router
@@ -67,6 +69,7 @@ class RequestLogMiddleware:
 def create_app(settings: Settings) -> FastAPI:
     register_secret(settings.api_key)
     register_secret(settings.encryption_key)
+    register_secret(settings.agentmail_webhook_secret)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -126,4 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sweep_router)
     app.include_router(pooled_router)
     app.include_router(proxy_router)
+    app.include_router(inbound_router)
+    # What the vendors' webhooks delivered and refused, in this process (GET /webhooks/counts).
+    app.state.inbound_counters = InboundCounters()
     return app

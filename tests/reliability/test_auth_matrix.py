@@ -39,6 +39,9 @@ from tests.services.conftest import running as running_services
 OPEN, OPERATOR, INSTANCE, TOOL, SESSION = "open", "operator", "instance", "tool", "session"
 # The production images' proxy credential: `Bearer <instanceId>:<gatewayToken>`.
 PROXY = "proxy"
+# A vendor's webhook: authenticated by the vendor's signature over the body (a bearer token is worth
+# nothing there). Wrong credentials are checked here; the right signatures in tests/pool/callbacks.
+SIGNED = "signed"
 # The login form: open to all, but no bearer token (operator key included) gets a session from it.
 LOGIN = "login"
 SERVICES_KEY = "test-services-key"
@@ -154,6 +157,9 @@ SERVICES_ROUTES: dict[tuple[str, str], Sample] = {
         OPERATOR, "/tools/openrouter/{me}/top-up", json={"limit": 5}
     ),
     ("DELETE", "/pooled/{resource_id}"): Sample(OPERATOR, "/pooled/999999"),
+    ("POST", "/webhooks/agentmail"): Sample(SIGNED, json={"type": "event", "event_type": "message.received"}),
+    ("POST", "/webhooks/telnyx"): Sample(SIGNED, json={"data": {"event_type": "message.received"}}),
+    ("GET", "/webhooks/counts"): Sample(OPERATOR),
     # The proxy the pool forwards to (issue 16): operator only; an unknown instance is a 404.
     **{
         (method, f"/proxy/{{instance_id}}{rest}"): Sample(
@@ -279,7 +285,7 @@ async def check_matrix(
             elif case == "another instance's token" and sample.who == TOOL:
                 if response.status_code != forbidden_code:
                     problems.append(f"{method} {path} [{case}] {response.status_code}, not {forbidden_code}")
-        if sample.who in (OPEN, LOGIN):
+        if sample.who in (OPEN, LOGIN, SIGNED):
             continue
         right = caller.session_headers if sample.who == SESSION else caller.right[sample.who]
         response = await call(client, method, path, sample, caller, right)
@@ -347,6 +353,8 @@ async def services_client(services_db_url: str, tmp_path: Any) -> AsyncIterator[
         local_data_dir=str(tmp_path / "instances"),
         platform="memory",
         sweep_interval_seconds=0,
+        agentmail_webhook_secret="whsec_" + "A" * 44,
+        telnyx_webhook_public_key="A" * 43 + "=",
     )
     async with running_services(create_services_app(settings)) as client:
         yield client

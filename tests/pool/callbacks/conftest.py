@@ -4,6 +4,7 @@ provider) and services over real HTTP, services' vendor plugins on the vendor fa
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
 from pool.main import create_app as create_pool_app
@@ -21,10 +24,13 @@ from shared.auth import SecretBox
 from shared.db import make_engine, make_sessionmaker
 from tests.fakes.tools import Vendors, vendor_fakes
 from tests.pool.tick.conftest import SERVICES_KEY, pool_settings
-from tests.support import serve
+from tests.support import free_port, serve
 
 KEY = "test-pool-key"
 OPERATOR = {"Authorization": f"Bearer {KEY}"}
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"agentmail-webhook-test-secret-32b").decode()
 
 
 @dataclass
@@ -33,6 +39,8 @@ class Fleet:
     services_url: str
     vendors: Vendors
     tokens: dict[str, str]  # instance id → its gateway token
+    data_dir: Path
+    telnyx_key: Ed25519PrivateKey
 
     def proxy_auth(self, instance_id: str, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {instance_id}:{token or self.tokens[instance_id]}"}
@@ -45,8 +53,14 @@ class Fleet:
 async def fleet(
     monkeypatch: pytest.MonkeyPatch, pool_db_url: str, services_db_url: str, tmp_path: Path
 ) -> AsyncIterator[Fleet]:
+    telnyx_key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(telnyx_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    pool_port = free_port()
     with vendor_fakes(monkeypatch, pooled=False) as vendors:
         services_settings = ServicesSettings(
+            pool_url=f"http://127.0.0.1:{pool_port}",
+            agentmail_webhook_secret=WEBHOOK_SECRET,
+            telnyx_webhook_public_key=public,
             environment="test",
             database_url=services_db_url,
             api_key=SERVICES_KEY,
@@ -70,11 +84,11 @@ async def fleet(
                 proxy_send_window_seconds=600.0,
             )
             async with (
-                serve(create_pool_app(settings)) as pool_url,
+                serve(create_pool_app(settings), port=pool_port) as pool_url,
                 httpx.AsyncClient(base_url=pool_url, timeout=60) as pool,
             ):
                 tokens = await _idle_tokens(pool, pool_db_url, settings.encryption_key)
-                yield Fleet(pool, services_url, vendors, tokens)
+                yield Fleet(pool, services_url, vendors, tokens, tmp_path / "instances", telnyx_key)
 
 
 async def _idle_tokens(pool: httpx.AsyncClient, pool_db_url: str, key: str) -> dict[str, str]:
