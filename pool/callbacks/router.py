@@ -21,8 +21,17 @@ from pool.models import Instance
 from shared.auth import bearer_token
 from shared.db import SessionDep
 
-callbacks = APIRouter(prefix="/api/pool", tags=["instance callbacks"])
-proxy = APIRouter(prefix="/api/proxy", tags=["service proxy"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not this instance's own credentials"},
+    403: {"description": "A sender that is not the instance's own, or a message that is not its own"},
+    404: {"description": "No inbox/number/key for this instance (or no such offer)"},
+    409: {"description": "Credits already at the cap"},
+    429: {"description": "Send limit reached (Retry-After says when)"},
+    502: {"description": "The vendor or services failed"},
+    503: {"description": "The vendor is not configured, or services is unavailable"},
+}
+callbacks = APIRouter(prefix="/api/pool", tags=["instance callbacks"], responses=ERRORS)
+proxy = APIRouter(prefix="/api/proxy", tags=["service proxy"], responses=ERRORS)
 operator = APIRouter(prefix="/api/pool", tags=["instances"], dependencies=[OperatorAuth])
 
 InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]

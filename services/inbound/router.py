@@ -16,7 +16,13 @@ from services.inbound.signatures import BadSignature, verify_svix, verify_telnyx
 from shared.errors import AppError, BadRequest, Unauthorized, Unavailable
 from shared.logging import get_logger
 
-router = APIRouter(prefix="/webhooks", tags=["inbound"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Bad or missing vendor signature (counted)"},
+    404: {"description": "No instance owns the recipient (counted)"},
+    502: {"description": "The owning runtime refused or could not be reached (the vendor retries)"},
+    503: {"description": "Webhooks of this vendor are not configured, or the owner cannot be notified yet"},
+}
+router = APIRouter(prefix="/webhooks", tags=["inbound"], responses=ERRORS)
 log = get_logger("services.inbound")
 
 

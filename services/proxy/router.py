@@ -15,7 +15,16 @@ from services.proxy import mail, service, sms
 from services.proxy.resources import owned
 from services.proxy.schemas import EmailLabels, EmailSend, SmsSend
 
-router = APIRouter(prefix="/proxy/{instance_id}", tags=["proxy"], dependencies=[OperatorAuth])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "A sender that is not the instance's own, or a message that is not its own"},
+    404: {"description": "Unknown instance, or it has no inbox/number/key"},
+    409: {"description": "Credits already at the cap"},
+    502: {"description": "The vendor failed or could not be reached"},
+    503: {"description": "The vendor is not configured on this deployment"},
+}
+router = APIRouter(
+    prefix="/proxy/{instance_id}", tags=["proxy"], dependencies=[OperatorAuth], responses=ERRORS
+)
 
 InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
 MessageIdPath = Annotated[str, Path(pattern=r"^[^\x00-\x1f\x7f/]{1,300}$")]
