@@ -145,6 +145,23 @@ class Settings(BaseSettings):
         "the tick deletes them; a record whose agent still holds its joinUrl is kept.",
     )
 
+    # The service proxy and the instance callbacks (pool/callbacks/).
+    proxy_send_limit: int = Field(
+        30,
+        ge=1,
+        description="Mails plus SMS one instance may send through the proxy per "
+        "`POOL_PROXY_SEND_WINDOW_SECONDS`; past it a send answers 429 with `Retry-After`. Counted in the "
+        "pool database (the instance event log), so the limit holds across replicas.",
+    )
+    proxy_send_window_seconds: float = Field(
+        3600.0, gt=0, description="The window of `POOL_PROXY_SEND_LIMIT`, in seconds."
+    )
+    instance_events_retention_hours: float = Field(
+        168.0,
+        gt=0,
+        description="Instance event log entries are kept this long, then the tick leader deletes them.",
+    )
+
     @property
     def claim_stale_seconds(self) -> float:
         """A claim `pending` this long lost its claimant (its pool died mid-provision); the tick

@@ -10,6 +10,9 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from pool import locks
+from pool.callbacks.router import callbacks as callbacks_router
+from pool.callbacks.router import operator as events_router
+from pool.callbacks.router import proxy as proxy_router
 from pool.claims.assign import provision_assigned
 from pool.claims.db import ClaimsDb
 from pool.claims.dispatcher import Dispatcher
@@ -103,6 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(public_router)
     app.include_router(dashboard_router)
+    app.include_router(callbacks_router)
+    app.include_router(proxy_router)
+    app.include_router(events_router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

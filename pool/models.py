@@ -185,3 +185,24 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class InstanceEvent(Base):
+    """What happened to or through one instance, newest last: proxied calls (issue 16) and, later, its
+    lifecycle. `summary` names what was done (a route, a status, counts), never a message body or a
+    secret. No foreign key: the log of a destroyed instance outlives its row until retention prunes it."""
+
+    __tablename__ = "instance_events"
+    __table_args__ = (
+        Index("ix_instance_events_instance_at", "instance_id", "at"),
+        Index("ix_instance_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(12))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # A dotted name: `proxy.email.send`, `callback.self_destruct`, ...
+    kind: Mapped[str] = mapped_column(Text)
+    # Who caused it: `instance` (its own token), `operator`, `pool`.
+    actor: Mapped[str] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -95,6 +95,21 @@ class ServicesClient(ApiClient):
             idempotent=True,
         )
 
+    async def forward(
+        self, method: str, url: str, *, json: Any = None, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """One proxied call (pool/callbacks), its answer whatever its status: the instance reads the
+        vendor's answer or services' own refusal. Never retried: a send must not go out twice."""
+        try:
+            response = await self._client.request(
+                method, url, json=json, params=params, timeout=call_timeout(self._timeout)
+            )
+        except httpx.TransportError as exc:
+            self._note("proxy", "unreachable")
+            raise TransientError(f"{self.name} unreachable: {type(exc).__name__}") from exc
+        self._note("proxy", "ok" if response.status_code < 500 else "error")
+        return response
+
     async def destroy_instance(self, instance_id: str) -> InstanceDestroyed:
         return await self._call("destroy_instance", "DELETE", f"/destroy/{instance_id}", InstanceDestroyed)
 

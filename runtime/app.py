@@ -13,7 +13,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime.config import Settings
 from runtime.errors import RuntimeAppError, Unauthorized
-from runtime.schemas import ConvosStatus, Health, ProvisionRequest, ProvisionResult, ResetResult
+from runtime.schemas import (
+    ConvosStatus,
+    Health,
+    Notice,
+    Noticed,
+    ProvisionRequest,
+    ProvisionResult,
+    ResetResult,
+)
 from runtime.service import Agent
 from runtime.state import BindingStore
 
@@ -66,6 +74,18 @@ async def reset(agent: AgentDep) -> ResetResult:
     """Forget the conversation, returning the instance to a clean state."""
     await agent.reset()
     return ResetResult()
+
+
+@private.post("/convos/notify", response_model=Noticed)
+async def notify(body: Notice, agent: AgentDep) -> Noticed:
+    """An inbound mail or SMS for this agent (services delivers it with this instance's own token)."""
+    return Noticed(received=agent.notice(body.model_dump(by_alias=True)))
+
+
+@private.get("/convos/notifications")
+async def notifications(agent: AgentDep) -> list[dict[str, Any]]:
+    """The inbound notices received since start (newest last, bounded): what the agent would act on."""
+    return list(agent.notices)
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:

@@ -43,3 +43,16 @@ class Health(_Camel):
     ready: Literal[True] = True
     version: str
     runtime: str = "warmpool-runtime"
+
+
+class Notice(BaseModel):
+    """An inbound mail or SMS for this agent, as services delivers it (`POST /convos/notify`)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["email", "sms"]
+    event_id: str | None = Field(None, alias="eventId", max_length=500)
+
+
+class Noticed(BaseModel):
+    ok: Literal[True] = True
+    received: int

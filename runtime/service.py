@@ -3,6 +3,8 @@ import hashlib
 import logging
 import secrets
 import time
+from collections import deque
+from typing import Any
 
 from runtime.config import Settings
 from runtime.errors import Conflict, NotReady, ProvisionFailed
@@ -21,6 +23,16 @@ class Agent:
         self._started = time.monotonic()
         # Held across a whole provision, delay included, so two concurrent provisions cannot both bind.
         self._lock = asyncio.Lock()
+        # Inbound mail/SMS notices (POST /convos/notify); a stand-in agent only keeps the latest ones.
+        self.notices: deque[dict[str, Any]] = deque(maxlen=100)
+
+    def notice(self, notice: dict[str, Any]) -> int:
+        """Keep a notice once (a redelivered event id is not kept twice); how many are kept."""
+        event_id = notice.get("eventId")
+        if event_id is None or all(kept.get("eventId") != event_id for kept in self.notices):
+            self.notices.append(notice)
+            log.info("runtime.notice kind=%s", notice.get("kind"))
+        return len(self.notices)
 
     def ready(self) -> bool:
         if self.settings.runtime_never_ready:

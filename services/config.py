@@ -73,6 +73,40 @@ class Settings(BaseSettings):
     # Tools every new instance gets unless the create request names its own.
     default_tools: list[str] = []
 
+    # The scoped proxy (services/proxy/).
+    proxy_credits_increment: float = Field(
+        20.0, gt=0, description="USD an instance's credits top-up adds to its OpenRouter key's limit."
+    )
+    proxy_credits_cap: float = Field(
+        100.0,
+        gt=0,
+        description="Highest limit (USD) a credits top-up reaches; a top-up at the cap answers 409.",
+    )
+    agentmail_webhook_secret: str = Field(
+        "",
+        description="The AgentMail (Svix) endpoint secret, `whsec_...`, that signs "
+        "`POST /webhooks/agentmail`; empty refuses every delivery (503).",
+    )
+    telnyx_webhook_public_key: str = Field(
+        "",
+        description="The Telnyx account's Ed25519 public key (base64, from the portal) that signs "
+        "`POST /webhooks/telnyx`; empty refuses every delivery (503).",
+    )
+    webhook_tolerance_seconds: float = Field(
+        300.0, gt=0, description="A webhook whose signed timestamp is further off than this is refused."
+    )
+    notify_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Timeout of the delivery of an inbound mail/SMS to the runtime's `/convos/notify`.",
+    )
+    proxy_attachment_max_bytes: int = Field(
+        5_000_000,
+        ge=0,
+        description="Largest mail attachment the proxy inlines (base64) into a message it reads; larger "
+        "ones come back with `inline_error`.",
+    )
+
     probe_concurrency: int = 40
     probe_concurrency_max: int = Field(
         400,

@@ -12,12 +12,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.config import Settings
 from services.deps import State
+from services.inbound.router import router as inbound_router
+from services.inbound.service import InboundCounters
 from services.instances.router import router as instances_router
 from services.instances.worker import CreateWorkers
 from services.ledger.router import router as ledger_router
 from services.platforms.registry import build_platforms
 from services.platforms.router import router as platforms_router
 from services.pooled.router import router as pooled_router
+from services.proxy.router import router as proxy_router
 from services.status.router import router as status_router
 from services.sweep.loop import sweep_forever
 from services.sweep.router import router as sweep_router
@@ -67,6 +70,7 @@ class RequestLogMiddleware:
 def create_app(settings: Settings) -> FastAPI:
     register_secret(settings.api_key)
     register_secret(settings.encryption_key)
+    register_secret(settings.agentmail_webhook_secret)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -126,4 +130,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sweep_router)
     app.include_router(pooled_router)
     app.include_router(platforms_router)
+    app.include_router(proxy_router)
+    app.include_router(inbound_router)
+    # What the vendors' webhooks delivered and refused, in this process (GET /webhooks/counts).
+    app.state.inbound_counters = InboundCounters()
     return app

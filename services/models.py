@@ -59,6 +59,8 @@ class InstanceInfra(Base):
     # Only hashes: services compares tokens, it never needs to read them back.
     gateway_token_hash: Mapped[str | None] = mapped_column(Text)
     services_token_hash: Mapped[str | None] = mapped_column(Text)
+    # Encrypted: inbound mail/SMS is delivered to the runtime's /convos/notify with it (services/inbound).
+    gateway_token_enc: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
     # What the create's workers need of the request until the create ends (then cleared):
     # the tools asked for (null: the default tools) and, encrypted, the gateway token and env.
@@ -159,3 +161,14 @@ class PooledResource(Base):
     instance_id: Mapped[str | None] = mapped_column(String(12))
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class InboundDelivery(Base):
+    """A vendor webhook delivery already handed to its instance (svix-id / Telnyx event id): a retried
+    delivery is answered without a second notification. Pruned after a day (services/inbound)."""
+
+    __tablename__ = "inbound_deliveries"
+    __table_args__ = (Index("ix_inbound_deliveries_at", "at"),)
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -6,7 +6,8 @@
 Used by tests/soak (short in `make test`, long in `make soak`) and `python -m devtools.soak`.
 """
 
-from devtools.soak.chaos import Report, Soak
+from devtools.soak.chaos import Soak
+from devtools.soak.report import Report
 from devtools.soak.system import SoakConfig, running_system
 
 __all__ = ["Report", "Soak", "SoakConfig", "running_system"]

@@ -19,13 +19,13 @@ import contextlib
 import random
 import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from devtools.soak.agents import Agents
 from devtools.soak.invariants import Answer, Ledger, check_answers, check_leaks, check_pool
+from devtools.soak.report import Report
 from devtools.soak.system import SERVICES_KEY, System
 
 FAULTS = (
@@ -54,41 +54,6 @@ HOSTILE: list[tuple[str, Any]] = [
 ]  # fmt: skip
 
 
-@dataclass
-class Report:
-    mode: str
-    seed: int
-    seconds: float
-    operations: Counter[str] = field(default_factory=Counter)
-    answers: Counter[str] = field(default_factory=Counter)
-    faults: Counter[str] = field(default_factory=Counter)
-    injected: dict[str, dict[str, int]] = field(default_factory=dict)
-    violations: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, str] = field(default_factory=dict)
-    converge_seconds: float | None = None
-    restarts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, found: list[tuple[str, str]]) -> None:
-        for kind, detail in found:
-            self.violations[kind] += 1
-            self.examples.setdefault(kind, detail)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "seed": self.seed,
-            "seconds": round(self.seconds, 1),
-            "operations": dict(self.operations),
-            "answers": dict(sorted(self.answers.items())),
-            "faults": dict(self.faults),
-            "fakes_injected": self.injected,
-            "violations": dict(self.violations),
-            "examples": self.examples,
-            "converge_seconds": None if self.converge_seconds is None else round(self.converge_seconds, 1),
-            "restarts": self.restarts,
-        }
-
-
 class Soak:
     def __init__(self, system: System, seconds: float) -> None:
         self.system = system
@@ -102,6 +67,7 @@ class Soak:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self.claiming_bound = 120.0
+        self.agents = Agents(system)
 
     # -- the workload ------------------------------------------------------------------------
 
@@ -123,7 +89,7 @@ class Soak:
                 if kind != "hostile" and answer.instance_id:
                     # The conversation ends after a while and the operator removes the instance:
                     # the churn that keeps the fleet creating.
-                    self._spawn(self._end_conversation(http, answer.instance_id))
+                    self._spawn(self._agent_life(http, answer.instance_id))
         except httpx.TimeoutException as exc:
             answer.error = f"timeout: {exc!r}"
         except httpx.HTTPError as exc:
@@ -158,10 +124,30 @@ class Soak:
                 self._spawn(self._claim(http, "hostile", hostile, label=name))
             await self._sleep(self.rng.uniform(0.5, 1.5))
 
-    async def _end_conversation(self, http: httpx.AsyncClient, instance_id: str) -> None:
-        await self._sleep(self.rng.uniform(3.0, 15.0))
+    async def _agent_life(self, http: httpx.AsyncClient, instance_id: str) -> None:
+        """The agent uses its tools through the proxy; then its conversation ends and the operator
+        removes it, or (every fourth agent that could use its tools, the first included, so even a
+        short run sees one) it leaves by itself through self-destruct."""
+        await self._sleep(self.rng.uniform(1.0, 5.0))
+        answers = await self.agents.use_tools(instance_id, self.rng)
+        for answer in answers:
+            self._note(answer)
+        if not answers:  # already gone (an operator kill, a drain): nothing left to end
+            return
+        leaves_by_itself = self.report.operations["agent_with_tools"] % 4 == 0
+        self.report.operations["agent_with_tools"] += 1
+        await self._sleep(self.rng.uniform(2.0, 10.0))
+        if leaves_by_itself:
+            for answer in await self.agents.self_destruct(instance_id):
+                self._note(answer)
+            return
         with contextlib.suppress(httpx.HTTPError):
             self._record("end_conversation", await http.delete(f"/api/pool/instances/{instance_id}"))
+
+    def _note(self, answer: Answer) -> None:
+        self.answers.append(answer)
+        self.report.operations[answer.kind] += 1
+        self.report.answers[f"{answer.kind}:{answer.status}"] += 1
 
     async def _delayed(self, delay: float, http: httpx.AsyncClient, kind: str, body: Any, key: str) -> None:
         await asyncio.sleep(delay)
@@ -266,6 +252,12 @@ class Soak:
                 await asyncio.wait(self._tasks, timeout=120)
             await self.quiesce()
         self.report.add(check_answers(self.answers))
+        if self.report.operations["agent_life"] and not (
+            self.report.operations["proxy"] and self.report.operations["self_destruct"]
+        ):
+            self.report.add(
+                [("agents_idle", f"claimed agents did not use their tools: {self.report.operations}")]
+            )
         self.report.add(await check_pool(self.system, self.ledger, claiming_bound=self.claiming_bound))
         self.report.injected = {
             "railway": dict(self.system.railway.settings.faults.injected)

@@ -42,6 +42,8 @@ TOKEN = "soak-railway-token"
 POOL_KEY = "pool_sk_soak_operator_key_0123456789"
 SERVICES_KEY = "services_sk_soak_key_0123456789"
 TOOLS = ["openrouter", "agentmail", "telnyx"]
+# Encrypts the gateway tokens in the pool database; the soak reads them back to act as the agents.
+POOL_ENCRYPTION_KEY = "soak-pool-encryption-key"
 
 
 @dataclass
@@ -227,7 +229,7 @@ def app_envs(
         "POOL_ADMIN_PASSWORD": "soak-admin-password",
         "POOL_SERVICES_URL": f"http://127.0.0.1:{services_port}",
         "POOL_SERVICES_API_KEY": SERVICES_KEY,
-        "POOL_ENCRYPTION_KEY": "soak-pool-encryption-key",
+        "POOL_ENCRYPTION_KEY": POOL_ENCRYPTION_KEY,
         "POOL_MIN_IDLE": str(config.min_idle),
         "POOL_MAX_TOTAL": str(config.max_total),
         "POOL_TOOLS": json.dumps(TOOLS),

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from devtools.vendor_fakes.agentmail_messages import AgentMailMessages
 from devtools.vendor_fakes.vendor import Failures, Route, ago, bearer, install, iso, now
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class FakeAgentMail:
         self.failures = Failures()
         self.created = 0
         self.deleted = 0
+        # Messages, threads and attachments (the inboxes' contents).
+        self.mail = AgentMailMessages(self)
 
     base_url = BASE_URL
     error = staticmethod(error)
@@ -76,6 +79,7 @@ class FakeAgentMail:
             Route("GET", "/inboxes", self._list),
             Route("GET", inbox, self._get),
             Route("DELETE", inbox, self._delete),
+            *self.mail.routes(),
         ]
 
     def install(self, router: respx.MockRouter) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from devtools.vendor_fakes.telnyx_messages import TelnyxMessages
 from devtools.vendor_fakes.vendor import Failures, Route, ago, bearer, install, iso, now
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class FakeTelnyx:
         self.deleted = 0
         self.failed_orders = 0
         self._next_id = 1293384261075731000
+        # Messages and their detail records (send, read, inbound).
+        self.sms = TelnyxMessages(self)
         self._market = [f"+1970555{n:04d}" for n in range(1000)]
 
     base_url = BASE_URL
@@ -75,6 +78,7 @@ class FakeTelnyx:
             Route("GET", "/phone_numbers", self._list),
             Route("PATCH", number + "/messaging", self._messaging),
             Route("DELETE", number, self._release),
+            *self.sms.routes(),
         ]
 
     def install(self, router: respx.MockRouter) -> None:

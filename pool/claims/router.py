@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
-from pool.auth import ClaimCaller
+from pool.auth import ClaimCaller, InstanceAuthorization
 from pool.claims import resources, service
 from pool.claims.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -99,7 +99,7 @@ async def complete_pending_acceptance(
     body: PendingAcceptance,
     session: SessionDep,
     pool: PoolDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: InstanceAuthorization,
 ) -> PendingAcceptanceResult:
     """An instance (with its own gateway token) reports that its join was accepted."""
     return await service.settle_pending_acceptance(
@@ -112,7 +112,7 @@ async def fail_pending_acceptance(
     body: PendingAcceptance,
     session: SessionDep,
     pool: PoolDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: InstanceAuthorization,
 ) -> PendingAcceptanceResult:
     """An instance (with its own gateway token) reports that its join was refused."""
     return await service.settle_pending_acceptance(

@@ -71,6 +71,10 @@ class Claim(_Camel):
 
 class PendingAcceptance(_Camel, InputModel):
     instance_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{12}$")]
+    # The production images' body auth and report (specs/runtime-callbacks.md); pool.auth reads the token.
+    gateway_token: Annotated[str, StringConstraints(max_length=500)] | None = None
+    conversation_id: Annotated[str, StringConstraints(max_length=500)] | None = None
+    error: Annotated[str, StringConstraints(max_length=2_000)] | None = None
 
 
 class PendingAcceptanceResult(_Camel):

@@ -143,6 +143,15 @@ async def _destroy(pool: PoolState, instance_id: str) -> None:
     log.info("instance.destroyed", instance_id=instance_id)
 
 
+async def mark_dead(pool: PoolState, instance_id: str, *, reason: str) -> None:
+    """An instance's own self-destruct (pool/callbacks): dead now, from whatever status it had."""
+    await _mark_dead(pool, instance_id, only_from=None, reason=reason)
+
+
+async def destroy(pool: PoolState, instance_id: str) -> None:
+    await _destroy(pool, instance_id)
+
+
 async def kill_instance(pool: PoolState, instance_id: str) -> Removed:
     """Destroy any instance, claimed ones included: an explicit operator decision."""
     await _mark_dead(pool, instance_id, only_from=None, reason="killed by operator")

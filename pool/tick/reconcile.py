@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 
+from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
 from pool.claims import repository as claims_repo
 from pool.models import Instance
@@ -65,6 +66,10 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     async with ctx.sessionmaker() as session:
         started_at = await state.db_now(session)
     await _release_abandoned_claims(ctx)
+    # The instance event log's retention (pool/callbacks/events.py): one DELETE, by the leader.
+    await instance_events.prune(
+        ctx.sessionmaker, retention_hours=ctx.settings.instance_events_retention_hours
+    )
     rows, tokens = await _read_rows(ctx)
     batch, error = await _observe(ctx)
     # Services unreachable: not asked again (its retries would only lengthen a failed tick).

@@ -111,6 +111,7 @@ async def accept_create(
                         state="queued",
                         runtime_image=settings.runtime_image,
                         gateway_token_hash=hash_token(token),
+                        gateway_token_enc=box.encrypt(token),  # for inbound notifications
                         create_tools=tool_ids,
                         create_secret=box.encrypt(secret),
                     )

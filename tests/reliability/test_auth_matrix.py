@@ -37,6 +37,11 @@ from tests.services.conftest import create_and_wait
 from tests.services.conftest import running as running_services
 
 OPEN, OPERATOR, INSTANCE, TOOL, SESSION = "open", "operator", "instance", "tool", "session"
+# The production images' proxy credential: `Bearer <instanceId>:<gatewayToken>`.
+PROXY = "proxy"
+# A vendor's webhook: authenticated by the vendor's signature over the body (a bearer token is worth
+# nothing there). Wrong credentials are checked here; the right signatures in tests/pool/callbacks.
+SIGNED = "signed"
 # The login form: open to all, but no bearer token (operator key included) gets a session from it.
 LOGIN = "login"
 SERVICES_KEY = "test-services-key"
@@ -103,6 +108,30 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ),
     ("POST", "/dashboard/drain"): Sample(SESSION, json={"count": 1}),
     ("POST", "/dashboard/replenish"): Sample(SESSION, json={"count": 1}),
+    # The production images' callbacks and proxy (issue 16); services answers behind them.
+    ("POST", "/api/pool/self-info"): Sample(INSTANCE, json={"instanceId": "{me}"}),
+    ("POST", "/api/pool/credits-check"): Sample(INSTANCE, json={"instanceId": "{me}"}),
+    ("POST", "/api/pool/credits-topup"): Sample(INSTANCE, json={"instanceId": "{me}"}),
+    ("POST", "/api/pool/redeem-coupon"): Sample(INSTANCE, json={"instanceId": "{me}", "code": "X"}),
+    ("GET", "/api/pool/instances/{instance_id}/events"): Sample(OPERATOR, "/api/pool/instances/{me}/events"),
+    ("GET", "/api/proxy/services/status"): Sample(OPERATOR, "/api/proxy/services/status?instanceId={me}"),
+    ("GET", "/api/proxy/info"): Sample(PROXY),
+    ("POST", "/api/proxy/email/provision"): Sample(PROXY),
+    ("POST", "/api/proxy/email/unprovision"): Sample(PROXY),
+    ("POST", "/api/proxy/sms/provision"): Sample(PROXY),
+    ("POST", "/api/proxy/sms/unprovision"): Sample(PROXY),
+    ("POST", "/api/proxy/email/send"): Sample(PROXY, json={"to": "a@example.com", "text": "hi"}),
+    ("GET", "/api/proxy/email/messages"): Sample(PROXY),
+    ("GET", "/api/proxy/email/threads"): Sample(PROXY),
+    ("GET", "/api/proxy/email/messages/{message_id}"): Sample(PROXY, "/api/proxy/email/messages/m1"),
+    ("PATCH", "/api/proxy/email/messages/{message_id}"): Sample(
+        PROXY, "/api/proxy/email/messages/m1", json={"add_labels": ["a"]}
+    ),
+    ("POST", "/api/proxy/sms/send"): Sample(PROXY, json={"to": "+15550001111", "text": "hi"}),
+    ("GET", "/api/proxy/sms/records"): Sample(PROXY),
+    ("GET", "/api/proxy/sms/messages/{message_id}"): Sample(PROXY, "/api/proxy/sms/messages/m1"),
+    # Last: the right credentials destroy {me}.
+    ("POST", "/api/pool/self-destruct"): Sample(INSTANCE, json={"instanceId": "{me}"}),
 }
 
 SERVICES_ROUTES: dict[tuple[str, str], Sample] = {
@@ -137,6 +166,31 @@ SERVICES_ROUTES: dict[tuple[str, str], Sample] = {
         OPERATOR, "/tools/openrouter/{me}/top-up", json={"limit": 5}
     ),
     ("DELETE", "/pooled/{resource_id}"): Sample(OPERATOR, "/pooled/999999"),
+    ("POST", "/webhooks/agentmail"): Sample(SIGNED, json={"type": "event", "event_type": "message.received"}),
+    ("POST", "/webhooks/telnyx"): Sample(SIGNED, json={"data": {"event_type": "message.received"}}),
+    ("GET", "/webhooks/counts"): Sample(OPERATOR),
+    # The proxy the pool forwards to (issue 16): operator only; an unknown instance is a 404.
+    **{
+        (method, f"/proxy/{{instance_id}}{rest}"): Sample(
+            OPERATOR, f"/proxy/{MISSING}{concrete or rest}", json=body
+        )
+        for method, rest, concrete, body in (
+            ("GET", "/info", None, None),
+            ("GET", "/self-info", None, None),
+            ("POST", "/{kind}/provision", "/email/provision", None),
+            ("POST", "/{kind}/unprovision", "/sms/unprovision", None),
+            ("POST", "/email/send", None, {"to": "a@example.com"}),
+            ("GET", "/email/messages", None, None),
+            ("GET", "/email/threads", None, None),
+            ("GET", "/email/messages/{message_id}", "/email/messages/m1", None),
+            ("PATCH", "/email/messages/{message_id}", "/email/messages/m1", {"add_labels": ["a"]}),
+            ("POST", "/sms/send", None, {"to": "+15550001111"}),
+            ("GET", "/sms/records", None, None),
+            ("GET", "/sms/messages/{message_id}", "/sms/messages/m1", None),
+            ("GET", "/credits", None, None),
+            ("POST", "/credits/top-up", None, None),
+        )
+    },
 }
 
 
@@ -240,7 +294,7 @@ async def check_matrix(
             elif case == "another instance's token" and sample.who == TOOL:
                 if response.status_code != forbidden_code:
                     problems.append(f"{method} {path} [{case}] {response.status_code}, not {forbidden_code}")
-        if sample.who in (OPEN, LOGIN):
+        if sample.who in (OPEN, LOGIN, SIGNED):
             continue
         right = caller.session_headers if sample.who == SESSION else caller.right[sample.who]
         response = await call(client, method, path, sample, caller, right)
@@ -272,6 +326,7 @@ async def test_pool_auth_matrix(
             right={
                 OPERATOR: {"Authorization": f"Bearer {POOL_KEY}"},
                 INSTANCE: {"Authorization": f"Bearer {fleet.agents[me].token}"},
+                PROXY: {"Authorization": f"Bearer {me}:{fleet.agents[me].token}"},
             },
             other_instance=fleet.agents[other].token,
             session_headers={"Cookie": cookie, "X-CSRF-Token": csrf, "X-Requested-With": "fetch"},
@@ -307,6 +362,8 @@ async def services_client(services_db_url: str, tmp_path: Any) -> AsyncIterator[
         local_data_dir=str(tmp_path / "instances"),
         platform="memory",
         sweep_interval_seconds=0,
+        agentmail_webhook_secret="whsec_" + "A" * 44,
+        telnyx_webhook_public_key="A" * 43 + "=",
     )
     async with running_services(create_services_app(settings)) as client:
         yield client

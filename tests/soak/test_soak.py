@@ -39,6 +39,9 @@ INVARIANTS: dict[str, tuple[str, ...]] = {
     ),
     "the_pool_converges_to_its_target_after_faults_stop": ("no_convergence",),
     "every_fault_was_injected_by_the_harness": ("harness_error",),
+    # Issue 16: claimed agents call the proxy with their own credentials and some self-destruct (their
+    # answers count in the 5xx invariant; what they tore down, in the leak one).
+    "agents_used_their_tools_and_self_destructed": ("agents_idle",),
 }
 _reports: dict[tuple[str, float], Report] = {}
 
