@@ -2,8 +2,8 @@
 
 The refill time is what the pool measured lately: from asking for an instance's create (its row's
 `created_at`) to the instance first being idle (`ready_at`), over a recent window, per platform
-(an instance's refill is its platform's: a Railway project takes longer than a shared-project
-service, and a local process far less). The queue is served in order, so the claim at position p
+(an instance's refill is its platform's: one platform may make an instance in seconds, another
+in minutes). The queue is served in order, so the claim at position p
 gets the p-th instance to become idle:
 - the idle ones first (the dispatcher is about to hand them out): ETA 0;
 - then the instances already being made, soonest first, each expected when the median of the
