@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
 from pool.auth import ClaimCaller, InstanceAuthorization
-from pool.claims import resources, service
+from pool.claims import acceptance, resources, service
 from pool.claims.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     Claim,
@@ -102,7 +102,7 @@ async def complete_pending_acceptance(
     authorization: InstanceAuthorization,
 ) -> PendingAcceptanceResult:
     """An instance (with its own gateway token) reports that its join was accepted."""
-    return await service.settle_pending_acceptance(
+    return await acceptance.settle_pending_acceptance(
         session, pool["box"], instance_id=body.instance_id, authorization=authorization, accepted=True
     )
 
@@ -115,6 +115,6 @@ async def fail_pending_acceptance(
     authorization: InstanceAuthorization,
 ) -> PendingAcceptanceResult:
     """An instance (with its own gateway token) reports that its join was refused."""
-    return await service.settle_pending_acceptance(
+    return await acceptance.settle_pending_acceptance(
         session, pool["box"], instance_id=body.instance_id, authorization=authorization, accepted=False
     )

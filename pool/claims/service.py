@@ -23,18 +23,14 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from pool.auth import authenticate_instance
 from pool.claims import queue, recovery
 from pool.claims import repository as repo
 from pool.claims.db import Duplicate, Picked
-from pool.claims.schemas import Claim, ClaimCreate, PendingAcceptanceResult
+from pool.claims.schemas import Claim, ClaimCreate
 from pool.config import CLAIM_MAX_INSTANCES
 from pool.deps import PoolState
 from pool.instance_client import ProvisionRequest
 from pool.status import HOLDS_JOIN
-from shared.auth import SecretBox
 from shared.errors import AppError, BadRequest, Conflict, Unavailable, UpstreamError
 from shared.logging import get_logger
 
@@ -284,26 +280,3 @@ async def recover(pool: PoolState, claim_id: str, instance: Picked, reason: str)
     )
     if status == "idle":
         pool["queue"].kick()
-
-
-async def settle_pending_acceptance(
-    session: AsyncSession, box: SecretBox, *, instance_id: str, authorization: str | None, accepted: bool
-) -> PendingAcceptanceResult:
-    """The instance reports that its join was accepted (→ claimed) or refused (→ dead, joinUrl free)."""
-    instance = await authenticate_instance(session, box, instance_id=instance_id, authorization=authorization)
-    target = "claimed" if accepted else "dead"
-    if instance.status == target:
-        return PendingAcceptanceResult(instance_id=instance_id, status=target, changed=False)
-    changed = await repo.set_status_from(
-        session,
-        instance_id=instance_id,
-        expected="pending_acceptance",
-        status=target,
-        error=None if accepted else "join was not accepted",
-    )
-    if not changed:
-        raise Conflict(f"instance is {instance.status}, not pending_acceptance")
-    if not accepted:
-        await repo.release_claims_of(session, instance_id)
-    log.info("claim.pending_acceptance.settled", instance_id=instance_id, status=target)
-    return PendingAcceptanceResult(instance_id=instance_id, status=target, changed=True)

@@ -5,7 +5,7 @@ were probe-counter bumps, and at 10,000 instances a bad minute meant thousands o
 Here a tick's counter/deploy-status updates go in one statement per chunk, and the last-seen
 stamps of the healthy instances it left alone in one more. Both stay conditional on the status
 the tick read (`AND status = <read>`), so a claim that moved a row meanwhile wins, as with every
-status write. Status CHANGES still go one by one (`reconcile.apply_update`), each in its own
+status write. Status CHANGES still go one by one (`instance_writes.apply_update`), each in its own
 transaction, so each is logged and can fail alone.
 """
 

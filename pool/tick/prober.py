@@ -18,9 +18,9 @@ from pool.models import Instance
 from pool.status import Observation, decide
 from pool.tick import replenish
 from pool.tick.context import TickContext
+from pool.tick.instance_writes import apply_update, destroy
 from pool.tick.plan import Created, CreateFailed, Destroy, Row, Update, plan_create
 from pool.tick.probes import bounded, healthy, runtime_status
-from pool.tick.reconcile import apply_update, destroy
 from shared.logging import get_logger
 from shared.schemas import StatusBatchRequest
 

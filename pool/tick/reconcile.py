@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select
 
 from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
@@ -29,6 +29,7 @@ from pool.models import Instance
 from pool.status import Status
 from pool.tick import observed_writes, replenish, runtimes, state
 from pool.tick.context import TickContext
+from pool.tick.instance_writes import apply_update, destroy, destroy_orphan
 from pool.tick.plan import (
     Action,
     Create,
@@ -246,61 +247,6 @@ async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
         log.warning(
             "tick.action_failed", action=type(action).__name__, error=f"{type(exc).__name__}: {exc}"[:300]
         )
-
-
-async def apply_update(ctx: TickContext, action: Update) -> bool:
-    changed = action.status != action.read
-    async with ctx.sessionmaker.begin() as session:
-        outcome = await session.execute(
-            update(Instance)
-            .where(Instance.id == action.instance_id, Instance.status == action.read)
-            .values(
-                status=action.status,
-                failed_probes=action.failed_probes,
-                deploy_status=action.deploy_status,
-                last_probe_at=func.now(),
-                **({"status_changed_at": func.now()} if changed else {}),
-                **({"last_healthy_at": func.now()} if action.healthy else {}),
-                # First idle: its create-asked → idle time is a refill sample (pool.claims.eta).
-                **(
-                    {"ready_at": func.coalesce(Instance.ready_at, func.now())}
-                    if action.status == "idle"
-                    else {}
-                ),
-            )
-        )
-        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def destroy(ctx: TickContext, action: Destroy) -> bool:
-    """Mark (conditionally), tear down through services, then delete the row: services first,
-    so a failed teardown leaves a marked row the next tick retries."""
-    async with ctx.sessionmaker.begin() as session:
-        marked = await session.execute(
-            update(Instance)
-            .where(Instance.id == action.instance_id, Instance.status == action.read)
-            .values(status=action.mark, status_changed_at=func.now(), last_error=action.reason[:500])
-        )
-        if marked.rowcount != 1:  # type: ignore[attr-defined]
-            return False
-    log.info(
-        "tick.instance.destroying", instance_id=action.instance_id, was=action.read, reason=action.reason
-    )
-    await ctx.services.destroy_instance(action.instance_id)
-    async with ctx.sessionmaker.begin() as session:
-        await session.execute(
-            delete(Instance).where(Instance.id == action.instance_id, Instance.status == action.mark)
-        )
-    return True
-
-
-async def destroy_orphan(ctx: TickContext, action: DestroyOrphan) -> bool:
-    async with ctx.sessionmaker.begin() as session:
-        if await session.get(Instance, action.instance_id) is not None:
-            return False
-    await ctx.services.destroy_instance(action.instance_id)
-    log.info("tick.orphan.destroyed", instance_id=action.instance_id, reason=action.reason)
-    return True
 
 
 async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
