@@ -26,15 +26,9 @@ from pool.config import Settings as PoolSettings
 from pool.main import create_app as create_pool_app
 from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
+from tests.pool.dashboard.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT, browser_marks
 from tests.support import free_port, serve
 
-CHROMIUM = os.environ.get("WARMPOOL_CHROMIUM", "/usr/bin/chromium")
-SKIP_BROWSER = "WARMPOOL_SKIP_BROWSER_TESTS"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-OUTPUT = Path(__file__).resolve().parents[3] / ".data" / "test-output" / "dashboard"
 SECRETS = {
     "pool_api_key": "pool_sk_browser_test_api_key_5f1e2d3c4b",
     "admin_password": "browser-test-admin-password-77",
@@ -43,19 +37,7 @@ SECRETS = {
     "services_encryption_key": "browser-test-services-encryption-key-02",
 }
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-# A missing browser stops the run with what to install (a skip would let `make test` pass with the
-# dashboard untested, unnoticed); skipping them is a choice stated in the environment.
-if not os.path.exists(CHROMIUM):
-    if os.environ.get(SKIP_BROWSER) != "1":
-        pytest.fail(
-            f"the dashboard's browser tests need Chromium at {CHROMIUM}: install it "
-            "(`apt-get install chromium` on Debian; .ci/run does) or point WARMPOOL_CHROMIUM at it; "
-            f"{SKIP_BROWSER}=1 skips these tests instead",
-            pytrace=False,
-        )
-    pytestmark.append(pytest.mark.skip(reason=f"{SKIP_BROWSER}=1 and no Chromium at {CHROMIUM}"))
+pytestmark = browser_marks(timeout_seconds=300)
 
 
 @dataclass

@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-BROWSER_TESTS = "tests/pool/dashboard/test_browser.py"
+# Each module that drives Chromium takes its marks from browser_support.browser_marks.
+BROWSER_TESTS = [
+    f"tests/pool/dashboard/{name}.py"
+    for name in ("test_browser", "test_browser_queue", "test_browser_platforms")
+]
 
 
 def run_browser_tests(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", BROWSER_TESTS],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *BROWSER_TESTS],
         cwd=ROOT,
         env={**os.environ, "WARMPOOL_CHROMIUM": "/nonexistent/chromium", **env},
         capture_output=True,
