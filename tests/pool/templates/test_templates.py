@@ -3,14 +3,17 @@ changes as new immutable versions, archive and fork rules, and every bad input a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from pool.config import Settings
+from pool.main import create_app
 from shared.db import libpq_url
-from tests.pool.conftest import AUTH
+from tests.pool.conftest import AUTH, running
 
 DEFAULT_VERSION = {
     "templateId": "default",
@@ -238,3 +241,20 @@ async def test_bad_ids_duplicates_and_missing_templates(client: httpx.AsyncClien
     bad_change = await client.patch("/api/templates/default", json={"env": {"SECRET": "x"}}, headers=AUTH)
     assert bad_change.status_code == 422
     assert (await client.get("/api/templates/default", headers=AUTH)).json()["currentVersion"] == 1
+
+
+async def test_tools_cannot_be_checked_while_services_is_down_and_nothing_is_written(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with running(create_app(make_settings(services_url="http://127.0.0.1:9"))) as pool:
+        response = await pool.post("/api/templates", json=SPEC, headers=AUTH)
+        assert response.status_code == 502 and response.json()["kind"] == "TransientError"
+        assert response.json()["error"].startswith("Services unreachable")
+        # Without tools there is nothing to ask services.
+        assert (
+            await pool.post("/api/templates", json={**SPEC, "tools": None}, headers=AUTH)
+        ).status_code == 201
+        assert [t["slug"] for t in (await pool.get("/api/templates", headers=AUTH)).json()] == [
+            "default",
+            "mailer",
+        ]
