@@ -36,10 +36,27 @@ RESERVED_ENV = frozenset(
     }
 )
 # Template env is stored in plain text and shown to operators: secrets belong to the tools'
-# ledger (encrypted), so names and values that look like one are refused.
+# ledger (encrypted), so names and values that look like one are refused (`env_problem`).
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|AUTH|COOKIE|SESSION")
 SECRET_VALUE = re.compile(r"^(sk[-_]|pool_sk_|ghp_|gho_|github_pat_|xox[abp]-|AKIA|-----BEGIN)")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+
+
+def env_problem(env: dict[str, str]) -> str | None:
+    """Why `env` cannot be a template's, naming the variable and never its value. Checked by the
+    service rather than a validator: a 422 echoes its input, and a refused secret must not be."""
+    for name, value in env.items():
+        if not ENV_NAME.match(name):
+            return f"env name {name!r} must be upper-case letters, digits and _ (at most 64)"
+        if name in RESERVED_ENV:
+            return f"env {name} is set by the pool's services on every instance"
+        if SECRET_NAME.search(name) or SECRET_VALUE.match(value):
+            return (
+                f"env {name} looks like a secret; template env is stored and shown in plain text, "
+                "so secrets come from tools instead"
+            )
+    return None
+
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -108,21 +125,6 @@ class TemplateSpec(_Camel, InputModel):
         if tools is not None and len(set(tools)) != len(tools):
             raise ValueError("each tool may be named once")
         return tools
-
-    @field_validator("env")
-    @classmethod
-    def _env_not_secret(cls, env: dict[str, str]) -> dict[str, str]:
-        for name, value in env.items():
-            if not ENV_NAME.match(name):
-                raise ValueError(f"env name {name!r} must be upper-case letters, digits and _ (at most 64)")
-            if name in RESERVED_ENV:
-                raise ValueError(f"env {name} is set by the pool's services on every instance")
-            if SECRET_NAME.search(name) or SECRET_VALUE.match(value):
-                raise ValueError(
-                    f"env {name} looks like a secret; template env is stored and shown in plain text, "
-                    "so secrets come from tools instead"
-                )
-        return env
 
     @field_validator("resources")
     @classmethod

@@ -22,6 +22,7 @@ from pool.templates.schemas import (
     TemplateSpec,
     TemplateUpdate,
     TemplateVersion,
+    env_problem,
 )
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.ids import new_instance_id
@@ -85,6 +86,12 @@ def _version_row(template_id: str, version: int, spec: TemplateSpec) -> VersionR
         rollout_strategy=rollout.pop("strategy"),
         rollout=rollout,
     )
+
+
+def check_env(env: dict[str, str]) -> None:
+    problem = env_problem(env)
+    if problem is not None:
+        raise BadRequest(problem)
 
 
 async def check_tools(services: ServicesClient, tools: list[str] | None) -> None:
@@ -151,6 +158,7 @@ async def list_templates(
 
 
 async def create_template(session: AsyncSession, services: ServicesClient, body: TemplateCreate) -> Template:
+    check_env(body.env)
     await check_tools(services, body.tools)
     row = TemplateRow(
         id=new_template_id(), slug=body.slug, name=body.name, owner=body.owner, visibility=body.visibility
@@ -176,6 +184,7 @@ async def update_template(
         spec = TemplateSpec.model_validate(
             {**current.model_dump(include=SPEC_FIELDS), **body.model_dump(include=given - TEMPLATE_FIELDS)}
         )
+        check_env(spec.env)
         await check_tools(services, spec.tools if "tools" in given else None)
         version = row.current_version + 1
         session.add(_version_row(row.id, version, spec))

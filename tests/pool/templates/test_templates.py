@@ -198,12 +198,12 @@ async def test_fork_rules(client: httpx.AsyncClient) -> None:
 
 
 BAD_CREATES: list[tuple[dict[str, Any], int, str]] = [
-    ({"env": {"OPENAI_API_KEY": "x"}}, 422, "looks like a secret"),
-    ({"env": {"DB_PASSWORD": "x"}}, 422, "looks like a secret"),
-    ({"env": {"UPSTREAM": "sk-or-v1-abcdef"}}, 422, "looks like a secret"),
-    ({"env": {"GATEWAY_TOKEN": "x"}}, 422, "set by the pool's services"),
-    ({"env": {"POOL_URL": "http://x"}}, 422, "set by the pool's services"),
-    ({"env": {"lower": "x"}}, 422, "upper-case"),
+    ({"env": {"OPENAI_API_KEY": "x"}}, 400, "looks like a secret"),
+    ({"env": {"DB_PASSWORD": "x"}}, 400, "looks like a secret"),
+    ({"env": {"UPSTREAM": "sk-or-v1-abcdef"}}, 400, "looks like a secret"),
+    ({"env": {"GATEWAY_TOKEN": "x"}}, 400, "set by the pool's services"),
+    ({"env": {"POOL_URL": "http://x"}}, 400, "set by the pool's services"),
+    ({"env": {"lower": "x"}}, 400, "upper-case"),
     ({"tools": ["nosuch"]}, 400, "unknown or unconfigured tools: nosuch"),
     ({"tools": ["bankr"]}, 400, "unknown or unconfigured tools: bankr"),
     ({"tools": ["openrouter", "openrouter"]}, 422, "each tool may be named once"),
@@ -227,6 +227,8 @@ async def test_bad_input_is_a_clear_4xx_and_writes_nothing(
     body = response.json()
     assert set(body) == {"error", "kind", "detail"} and says in str(body)
     assert body["error"].endswith(".")
+    # A refused env value is never echoed back (a 422 would echo its input).
+    assert "sk-or-v1" not in response.text
     assert [t["id"] for t in (await client.get("/api/templates", headers=AUTH)).json()] == ["default"]
 
 
@@ -239,7 +241,7 @@ async def test_bad_ids_duplicates_and_missing_templates(client: httpx.AsyncClien
     missing = await client.get("/api/templates/tpl_000000000000", headers=AUTH)
     assert missing.status_code == 404 and missing.json()["error"] == "No template tpl_000000000000."
     bad_change = await client.patch("/api/templates/default", json={"env": {"SECRET": "x"}}, headers=AUTH)
-    assert bad_change.status_code == 422
+    assert bad_change.status_code == 400
     assert (await client.get("/api/templates/default", headers=AUTH)).json()["currentVersion"] == 1
 
 
