@@ -19,12 +19,14 @@ from pool.claims.dispatcher import Dispatcher
 from pool.claims.router import router as claims_router
 from pool.config import Settings
 from pool.dashboard.router import router as dashboard_router
+from pool.dashboard.template_pages import router as template_pages_router
 from pool.deps import PoolState, lifespan_state
 from pool.instance_client import InstanceClient
 from pool.instances.router import metrics_router, public_router
 from pool.instances.router import router as instances_router
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
+from pool.templates.router import router as templates_router
 from pool.tick.context import TickContext
 from pool.tick.tick import Tick
 from shared.auth import SecretBox
@@ -103,9 +105,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_router("pool"))
     app.include_router(claims_router)
     app.include_router(instances_router)
+    app.include_router(templates_router)
     app.include_router(metrics_router)
     app.include_router(public_router)
     app.include_router(dashboard_router)
+    app.include_router(template_pages_router)
     app.include_router(callbacks_router)
     app.include_router(proxy_router)
     app.include_router(events_router)

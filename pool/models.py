@@ -21,6 +21,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Float,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -39,6 +40,8 @@ from shared.db import make_metadata
 # One list of statuses: the transition rules own it, the CHECK constraint and counts reuse it.
 STATUSES: tuple[str, ...] = status_rules.STATUSES
 CLAIM_STATUSES = ("queued", "pending", "succeeded", "failed", "cancelled")
+TEMPLATE_VISIBILITIES = ("private", "public")
+ROLLOUT_STRATEGIES = ("on-replenish", "recreate", "canary")
 # Which claim holds its joinUrl (the partial unique index); pool.claims.db's statements say the same.
 HOLDS_JOIN_URL = (
     "join_url IS NOT NULL AND status IN ('queued', 'pending', 'succeeded') AND join_released_at IS NULL"
@@ -206,3 +209,67 @@ class InstanceEvent(Base):
     # Who caused it: `instance` (its own token), `operator`, `pool`.
     actor: Mapped[str] = mapped_column(Text)
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class Template(Base):
+    """What agents are made from (DESIGN.md §11): a name and an owner over immutable versions. The
+    `default` template stands for the deployment's own settings (POOL_TOOLS, services' image); the
+    claim queue's `claims.template` key names it."""
+
+    __tablename__ = "templates"
+    __table_args__ = (
+        CheckConstraint(_in_list("visibility", TEMPLATE_VISIBILITIES), name="visibility"),
+        # A slug names one live template per owner; an archived one frees its slug.
+        Index(
+            "uq_templates_owner_slug_live",
+            "owner",
+            "slug",
+            unique=True,
+            postgresql_where=text("archived_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    slug: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(Text)
+    visibility: Mapped[str] = mapped_column(Text, server_default="private")
+    forked_from: Mapped[str | None] = mapped_column(Text, ForeignKey("templates.id"))
+    forked_from_version: Mapped[int | None] = mapped_column(Integer)
+    current_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class TemplateVersion(Base):
+    """One version of a template, never changed once written (a trigger refuses UPDATE). A null
+    image or tools means the deployment's settings, as before templates existed."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (
+        CheckConstraint(_in_list("rollout_strategy", ROLLOUT_STRATEGIES), name="rollout_strategy"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("min_idle IS NULL OR max_idle IS NULL OR min_idle <= max_idle", name="idle_range"),
+    )
+
+    template_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("templates.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image: Mapped[str | None] = mapped_column(Text)
+    tools: Mapped[list[str] | None] = mapped_column(JSONB)
+    agent_name: Mapped[str | None] = mapped_column(Text)
+    instructions: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    env: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    resources: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # The pool policy (DESIGN.md §12); null: the deployment's POOL_MIN_IDLE / POOL_MAX_TOTAL.
+    min_idle: Mapped[int | None] = mapped_column(Integer)
+    max_idle: Mapped[int | None] = mapped_column(Integer)
+    rollout_strategy: Mapped[str] = mapped_column(Text, server_default="on-replenish")
+    # The strategy's parameters: `{"floor": n}` for recreate, `{"count", "windowSeconds"}` for canary.
+    rollout: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -20,6 +20,7 @@ from shared.schemas import (
     InstanceCreate,
     InstanceDestroyed,
     PlatformList,
+    Registry,
     StatusBatch,
     StatusBatchRequest,
 )
@@ -116,6 +117,10 @@ class ServicesClient(ApiClient):
     async def platforms(self) -> PlatformList:
         """Each platform as services' placement sees it (priority, capacity, use, health)."""
         return await self._call("platforms", "GET", "/platforms", PlatformList)
+
+    async def registry(self) -> Registry:
+        """The tools services can provision now (configured ones), never a secret."""
+        return await self._call("registry", "GET", "/registry", Registry)
 
     async def status_batch(self, body: StatusBatchRequest | None = None, *, timeout: float) -> StatusBatch:
         """One attempt, never retried: each attempt is a whole observation in services (every

@@ -87,6 +87,22 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("DELETE", "/api/pool/crashed/{instance_id}"): Sample(OPERATOR, f"/api/pool/crashed/{MISSING}"),
     ("POST", "/api/pool/recheck/{instance_id}"): Sample(OPERATOR, f"/api/pool/recheck/{MISSING}"),
     ("POST", "/api/pool/reconcile"): Sample(OPERATOR),
+    # Templates (issue 13, first step): samples name no tools, so none asks services' registry.
+    ("GET", "/api/templates"): Sample(OPERATOR),
+    ("POST", "/api/templates"): Sample(OPERATOR, json={"slug": "matrix", "name": "Matrix"}),
+    ("GET", "/api/templates/{template_id}"): Sample(OPERATOR, "/api/templates/default"),
+    ("PATCH", "/api/templates/{template_id}"): Sample(OPERATOR, "/api/templates/default", json={"name": "D"}),
+    ("POST", "/api/templates/{template_id}/archive"): Sample(
+        OPERATOR, f"/api/templates/tpl_{MISSING}/archive"
+    ),
+    ("POST", "/api/templates/{template_id}/fork"): Sample(
+        OPERATOR, "/api/templates/default/fork", json={"owner": "matrix"}
+    ),
+    ("GET", "/api/templates/{template_id}/versions"): Sample(OPERATOR, "/api/templates/default/versions"),
+    ("GET", "/api/templates/{template_id}/versions/{version}"): Sample(
+        OPERATOR, "/api/templates/default/versions/1"
+    ),
+    ("GET", "/dashboard/templates"): Sample(SESSION),
     ("GET", "/dashboard/static/{name}"): Sample(OPEN, "/dashboard/static/style.css"),
     ("GET", "/dashboard/login"): Sample(OPEN),
     # Its own CSRF, throttle and secret checks are tested in tests/pool/dashboard.
