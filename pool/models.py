@@ -61,6 +61,15 @@ class Instance(Base):
     __table_args__ = (
         CheckConstraint(_in_list("status", STATUSES), name="status"),
         Index("ix_instances_status_created_at", "status", "created_at"),
+        # What a claim picks: its template's idle instances, newest version first (pool.claims.db).
+        Index(
+            "ix_instances_idle_pick",
+            "template_id",
+            text("template_version DESC"),
+            "created_at",
+            postgresql_where=text("status = 'idle'"),
+        ),
+        Index("ix_instances_owner_id", "owner_id", postgresql_where=text("owner_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(12), primary_key=True)
@@ -74,8 +83,13 @@ class Instance(Base):
     instructions: Mapped[str | None] = mapped_column(Text)
     profile_image: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
-    template_id: Mapped[str | None] = mapped_column(Text)
+    # The template version it was created for (DESIGN.md §11); `default` v1 is the deployment's settings.
+    template_id: Mapped[str] = mapped_column(Text, server_default="default")
+    template_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # When the template's instructions were last pushed to its agent (sync).
+    template_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     owner_id: Mapped[str | None] = mapped_column(Text)
+    # The instance this agent was cloned from.
     parent_instance: Mapped[str | None] = mapped_column(String(12))
     # SecretBox ciphertext (POOL_ENCRYPTION_KEY); services hands the token out once, at create.
     gateway_token_enc: Mapped[str | None] = mapped_column(Text)
@@ -107,6 +121,12 @@ class Claim(Base):
         # The tick's two scans: pending claims past the stale bound, and records past the retention.
         Index("ix_claims_pending_created_at", "created_at", postgresql_where=text("status = 'pending'")),
         Index("ix_claims_created_at", "created_at"),
+        # The per-owner quota counts an owner's claims in flight.
+        Index(
+            "ix_claims_owner_in_flight",
+            "owner_id",
+            postgresql_where=text("owner_id IS NOT NULL AND status IN ('queued', 'pending')"),
+        ),
         # The queue, in the order it is served (pool.claims.queue_db).
         Index(
             "ix_claims_queue",
@@ -138,6 +158,8 @@ class Claim(Base):
     # arrival order (queue_seq). A claim keeps its place when a failed provision puts it back.
     template: Mapped[str] = mapped_column(Text, server_default="default")
     priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Whose agent this claim makes (the per-owner quota, DESIGN.md §11).
+    owner_id: Mapped[str | None] = mapped_column(Text)
     queue_seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False))
     # A queued claim's body, for whichever replica assigns it an instance to provision it.
     request: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -237,6 +259,8 @@ class Template(Base):
     forked_from: Mapped[str | None] = mapped_column(Text, ForeignKey("templates.id"))
     forked_from_version: Mapped[int | None] = mapped_column(Integer)
     current_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # The current rollout's progress (pool.templates.rollout), shown in the status API; null: none.
+    rollout_state: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -269,6 +293,8 @@ class TemplateVersion(Base):
     # The pool policy (DESIGN.md §12); null: the deployment's POOL_MIN_IDLE / POOL_MAX_TOTAL.
     min_idle: Mapped[int | None] = mapped_column(Integer)
     max_idle: Mapped[int | None] = mapped_column(Integer)
+    # Live agents one owner may have of this template; null: the deployment's POOL_OWNER_MAX_AGENTS.
+    owner_agent_limit: Mapped[int | None] = mapped_column(Integer)
     rollout_strategy: Mapped[str] = mapped_column(Text, server_default="on-replenish")
     # The strategy's parameters: `{"floor": n}` for recreate, `{"count", "windowSeconds"}` for canary.
     rollout: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -130,7 +130,7 @@ WITH claim AS MATERIALIZED (
 ), instance AS (
     UPDATE instances
        SET status = $2, agent_name = $3, instructions = $4, join_url = $5, profile_image = $6,
-           metadata = $7::jsonb, template_id = $8, conversation_id = $9, invite_url = $10,
+           metadata = $7::jsonb, owner_id = $8, conversation_id = $9, invite_url = $10,
            claimed_at = now(), status_changed_at = now(), updated_at = now(), last_error = NULL
      WHERE id = $1 AND status = 'claiming' AND EXISTS (SELECT 1 FROM claim)
     RETURNING id
@@ -310,7 +310,7 @@ class ClaimsDb:
                 body.join_url,
                 body.profile_image,
                 json.dumps(body.metadata) if body.metadata is not None else None,
-                body.template_id,
+                body.owner_id,
                 conversation_id,
                 invite_url,
                 claim_id,

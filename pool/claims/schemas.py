@@ -40,7 +40,10 @@ class ClaimCreate(_Camel, InputModel):
     join_url: Url | None = None
     profile_image: Url | None = None
     metadata: JsonObject | None = None
+    # The template to claim from (DESIGN.md §11); left out: the `default` template.
     template_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    # Whose agent this is: recorded on the instance, counted by the per-owner quota.
+    owner_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,200}$")] | None = None
     # Where the claim came from (the original's landing server sends "landing"); recorded with it.
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
         None

@@ -31,7 +31,7 @@ async def test_templates_up_with_the_default_template_and_down(databases: Databa
         url, "INSERT INTO instances (id, name, status) VALUES ('abcdefabcdef', 'n', 'idle') RETURNING id"
     )
 
-    await upgrade_async("pool", url)
+    await upgrade_async("pool", url, "3a8c6e1d9f52")
 
     assert {"templates", "template_versions"} <= await _tables(url)
     rows = await _fetch(
