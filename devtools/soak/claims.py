@@ -24,8 +24,9 @@ from devtools.soak.invariants import Answer, ClaimTrace, Sighting
 if TYPE_CHECKING:
     from devtools.soak.chaos import Soak
 
-# Taken in turn (then with extra dice), so even a short run sends each kind once.
-VARIANTS = ("plain", "cancel", "keyed_retry", "short_timeout", "sse", "priority")
+# Each kind first (one whose claim was not created, the pool being down, comes again), then in
+# turn, with extra dice: so even a short run sends each kind.
+VARIANTS = ("sse", "cancel", "keyed_retry", "short_timeout", "priority", "plain")
 ENDED = ("succeeded", "failed", "cancelled")
 POLL_SECONDS = (0.2, 0.6)
 
@@ -46,7 +47,8 @@ class ClaimResources:
 
     def start(self, http: httpx.AsyncClient, rng: random.Random) -> None:
         ops = self.soak.report.operations
-        variant = VARIANTS[ops["claims"] % len(VARIANTS)]
+        missing = [v for v in VARIANTS if not ops[f"claims:{v}"]]
+        variant = missing[0] if missing else VARIANTS[ops["claims"] % len(VARIANTS)]
         ops["claims"] += 1
         dice = random.Random(rng.getrandbits(64))
         task = asyncio.create_task(self._one(http, variant, dice))
@@ -115,7 +117,7 @@ class ClaimResources:
         cancel_at = (
             time.monotonic() + dice.uniform(0.0, min(1.0, trace.timeout_seconds / 2)) if cancel else None
         )
-        if sse and trace.last not in ENDED:
+        if sse:  # an ended claim's stream is its final event
             await self._stream(http, trace, end_by)
         while trace.last not in ENDED and time.monotonic() < end_by:
             if cancel_at is not None and time.monotonic() >= cancel_at and trace.last == "queued":
@@ -130,9 +132,9 @@ class ClaimResources:
         trace.ended = trace.last in ENDED
         if not trace.ended:
             return
+        self.soak.report.operations[f"claims_ended:{trace.last}"] += 1
         await self._look_again(http, trace)
         if trace.last == "succeeded" and trace.instance_id:
-            self.soak.report.operations["claims_succeeded"] += 1
             # The agent's life (tools, then released); then the claim must still read as it ended.
             await self.soak._agent_life(http, trace.instance_id)
             await self._look_again(http, trace)

@@ -252,8 +252,10 @@ async def running_system(config: SoakConfig, postgres_admin_url: str | None = No
     workdir = Path(tempfile.mkdtemp(prefix=f"soak-{config.mode}-{config.seed}-"))
     (workdir / "logs").mkdir()
     async with contextlib.AsyncExitStack() as stack:
-        # Kept while anything runs (the logs explain a failure), removed once all has stopped.
-        stack.callback(shutil.rmtree, workdir, True)
+        # Kept while anything runs (the logs explain a failure), removed once all has stopped
+        # unless SOAK_KEEP_WORKDIR asks to read the apps' logs after the run.
+        if not os.environ.get("SOAK_KEEP_WORKDIR"):
+            stack.callback(shutil.rmtree, workdir, True)
         if postgres_admin_url is None:
             pg = EmbeddedPostgres(workdir / "pg").start()
             stack.callback(pg.stop)
