@@ -26,7 +26,10 @@ class Instance(_Camel):
     invite_url: str | None
     join_url: str | None
     template_id: str | None
+    template_version: int | None
     owner_id: str | None
+    # The instance this agent was cloned from (DESIGN.md §11), if it was.
+    parent_instance: str | None
     deploy_status: str | None
     failed_probes: int
     last_error: str | None
@@ -50,6 +53,8 @@ class Agent(_Camel):
     profile_image: str | None
     metadata: dict[str, Any] | None = Field(validation_alias="metadata_")
     template_id: str | None
+    owner_id: str | None
+    parent_instance: str | None
     claimed_at: datetime | None
 
 
@@ -102,3 +107,17 @@ class Removed(_Camel):
 class PoolInfo(_Camel):
     environment: str
     version: str
+
+
+class Cloned(_Camel):
+    """A clone's answer: the new agent, where it came from, and the state it was given."""
+
+    instance_id: str
+    parent_instance: str
+    template_id: str
+    template_version: int
+    agent_name: str
+    conversation_id: str
+    invite_url: str
+    state_bytes: int
+    state_sha256: str

@@ -60,7 +60,10 @@ async def notes(client: httpx.AsyncClient) -> list[str]:
 
 
 async def test_export_then_import_carries_the_memory_but_not_the_conversation(tmp_path: Path) -> None:
-    async with make_client(settings(tmp_path / "a")) as source, make_client(settings(tmp_path / "b")) as clone:
+    async with (
+        make_client(settings(tmp_path / "a")) as source,
+        make_client(settings(tmp_path / "b")) as clone,
+    ):
         assert (await source.post("/pool/provision", json=BODY, headers=AUTH)).status_code == 200
         await remember(source, "the user's name is Ada", "she likes tea")
         exported = await source.post("/convos/export", headers=AUTH)
