@@ -84,7 +84,7 @@ UPDATE claims SET status = 'succeeded', response = CAST(:response AS jsonb), upd
 RETURNING id
 """
 
-QUEUED = "SELECT EXISTS (SELECT 1 FROM claims WHERE status = 'queued' AND template = :template)"
+CLAIMS_WAITING = "SELECT EXISTS (SELECT 1 FROM claims WHERE status = 'queued' AND template = :template)"
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ async def _take_target(pool: PoolState, source: Instance, claim_id: str) -> _Tar
         row = (await session.execute(text(TAKE_TARGET), params)).first()
         if row is not None:
             return _Target(row.id, row.url, row.gateway_token_enc, row.template_version)
-        queued = bool(await session.scalar(text(QUEUED), {"template": source.template_id}))
+        queued = bool(await session.scalar(text(CLAIMS_WAITING), {"template": source.template_id}))
     why = "claims of it are queued" if queued else "none is idle"
     raise Unavailable(
         f"no idle instance of template {source.template_id} to clone into ({why}); retry later",

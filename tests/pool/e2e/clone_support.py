@@ -89,7 +89,9 @@ async def instances(pool: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in (await pool.get("/api/pool/instances", headers=AUTH)).json()}
 
 
-async def assert_cloned(pool: httpx.AsyncClient, runtimes: Runtimes, source: dict[str, Any]) -> dict[str, Any]:
+async def assert_cloned(
+    pool: httpx.AsyncClient, runtimes: Runtimes, source: dict[str, Any]
+) -> dict[str, Any]:
     """Clone `source`, and check the clone answers with its state in a conversation of its own."""
     started = time.monotonic()
     response = await pool.post(f"/api/pool/instances/{source['instanceId']}/clone", headers=AUTH)
