@@ -52,6 +52,8 @@ class AgentView:
     invite_url: str | None
     since: datetime
     last_error: str | None
+    # The instance this agent was cloned from (DESIGN.md §11), if it was.
+    parent_instance: str | None = None
 
     @property
     def uptime(self) -> str:
@@ -102,6 +104,7 @@ async def list_agents(session: AsyncSession, *, group: str, query: str) -> list[
             invite_url=row.invite_url,
             since=row.claimed_at or row.created_at,
             last_error=row.last_error,
+            parent_instance=row.parent_instance,
         )
         for row in reversed(rows)  # newest first
         if not needle or any(needle in (value or "").lower() for value in (row.id, row.name, row.agent_name))
