@@ -17,6 +17,7 @@ from bench.sim import traces
 from bench.sim.engine import Outcome, SimConfig, Simulation
 from bench.sim.platform import PlatformModel
 from bench.sim.policies import Policy
+from bench.sim.report import plotted
 from bench.stats import percentile
 
 # A plot point every this many seconds (the timeline is kept per tick).
@@ -72,13 +73,16 @@ def summarise(policy: Policy, outcome: Outcome, trace: traces.Trace) -> dict[str
 
 
 def series(outcome: Outcome, trace: traces.Trace) -> dict[str, Any]:
-    idle: list[tuple[float, int, int]] = []
-    next_at = 0.0
-    for seconds, count, target in outcome.timeline:
-        if seconds >= next_at and seconds <= trace.duration:
-            idle.append((round(seconds / 3600, 3), count, target))
-            next_at = seconds + SERIES_STEP_S
-    return {"idle": idle, "misses": [round(t / 3600, 3) for t in outcome.misses]}
+    """The idle count every SERIES_STEP_S from the start (the plot's line) and the misses' times."""
+    idle: list[int] = []
+    for seconds, count, _ in outcome.timeline:
+        if seconds >= len(idle) * SERIES_STEP_S and seconds <= trace.duration:
+            idle.append(count)
+    return {
+        "step_h": SERIES_STEP_S / 3600,
+        "idle": idle,
+        "misses": [round(t / 3600, 3) for t in outcome.misses],
+    }
 
 
 def run(config: SimRun) -> dict[str, Any]:
@@ -98,6 +102,9 @@ def run(config: SimRun) -> dict[str, Any]:
             outcome = simulate(trace, policy, config.model, config.seed, config.config)
             rows.append(summarise(policy, outcome, trace))
             plots[policy.name] = series(outcome, trace)
+        # Only the policies the plot draws keep their series: the results file stays readable.
+        drawn = plotted(rows)
+        plots = {name: plots[name] for name in drawn}
         result["traces"].append(
             {
                 "name": trace.name,

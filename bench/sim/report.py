@@ -27,10 +27,9 @@ def _num(value: float | None, digits: int = 1) -> str:
     )
 
 
-def plotted(trace: dict[str, Any]) -> list[str]:
-    """The policies drawn: ours (default), the original, and the smallest static reaching 99%
-    (or the largest static, when none does)."""
-    rows = trace["rows"]
+def plotted(rows: list[dict[str, Any]]) -> list[str]:
+    """The policies drawn: ours and its variants (but the budget's), the original, and the
+    smallest static reaching 99% (or the largest static, when none does)."""
     statics = [row for row in rows if row["kind"] == "static"]
     good = [row for row in statics if (row["hit_rate"] or 0) >= HIT_BAR]
     reference = good[0] if good else statics[-1]
@@ -42,10 +41,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     traces = result["traces"]
     fig, axes = plt.subplots(len(traces), 2, figsize=(12, 3.2 * len(traces)), squeeze=False)
     for (idle_ax, miss_ax), trace in zip(axes, traces, strict=True):
-        for name in plotted(trace):
-            points = trace["series"][name]
-            hours = [p[0] - trace["warmup_hours"] for p in points["idle"]]
-            idle_ax.step(hours, [p[1] for p in points["idle"]], where="post", label=name, linewidth=1)
+        for name, points in trace["series"].items():
+            hours = [i * points["step_h"] - trace["warmup_hours"] for i in range(len(points["idle"]))]
+            idle_ax.step(hours, points["idle"], where="post", label=name, linewidth=1)
             misses = sorted(h - trace["warmup_hours"] for h in points["misses"])
             miss_ax.step(misses, range(1, len(misses) + 1), where="post", label=name, linewidth=1)
         idle_ax.set_title(f"{trace['name']}: idle instances")
