@@ -60,6 +60,24 @@ class Settings(BaseSettings):
 
     min_idle: int = Field(3, ge=0)
     max_total: int = Field(50, ge=1)
+    sizing: Literal["fixed", "demand"] = Field(
+        "fixed",
+        description="How a template whose pool policy leaves `sizing` out chooses its idle target: `fixed` "
+        "(its minIdle, else `POOL_MIN_IDLE`, raised by its schedules) or `demand` (sized from the claim "
+        "rate and refill time the pool measures; DESIGN.md §12).",
+    )
+    sizing_hit_target: float = Field(
+        0.99, gt=0, lt=1, description="Demand sizing: the share of claims that should find an idle instance."
+    )
+    sizing_margin: int = Field(
+        0, ge=0, description="Demand sizing: idle instances kept on top of what demand asks."
+    )
+    scale_down_cooldown_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A template whose ready and coming instances stay above its target this long has its "
+        "oldest idle ones drained down to it (never while claims are queued).",
+    )
     create_concurrency: int = Field(4, ge=1)
     tools: list[str] | None = Field(
         None,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from pool.sizing.schedule import parse_all
 from shared.validation import InputModel, JsonObject
 
 DEFAULT_TEMPLATE_ID = "default"
@@ -74,12 +75,27 @@ class PoolPolicy(_Camel, InputModel):
 
     min_idle: Annotated[int, Field(ge=0, le=1000)] | None = None
     max_idle: Annotated[int, Field(ge=0, le=1000)] | None = None
+    # `fixed`: the target is minIdle (raised by schedules); `demand`: sized from the measured claim
+    # rate and refill time (pool.sizing); null: the deployment's POOL_SIZING.
+    sizing: Literal["fixed", "demand"] | None = None
+    # Windows that raise the floor, one per line: `weekdays 09-18 >= 10` (pool.sizing.schedule).
+    schedules: Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=20)] = []
+    # The cost budget: idle instance-hours per rolling 24 h; null: none.
+    idle_hours_per_day: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    # Idle instances older than this are replaced by fresh ones; null: never.
+    max_idle_age_seconds: Annotated[float, Field(ge=60, le=30 * 86_400)] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> PoolPolicy:
         if self.min_idle is not None and self.max_idle is not None and self.min_idle > self.max_idle:
             raise ValueError("minIdle must not exceed maxIdle")
         return self
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules_parse(cls, lines: list[str]) -> list[str]:
+        parse_all(lines)  # a ScheduleError (a ValueError) names the line and what is wrong in it
+        return lines
 
 
 class OnReplenish(_Camel, InputModel):
@@ -203,3 +219,7 @@ class TemplatePool(_Read):
     idle_by_version: dict[str, int]
     # The latest rollout (pool.templates.rollout.Rollout.to_json): its phase, and why it ended.
     rollout: dict[str, Any] | None = None
+    # Why the target is what it is (DESIGN.md §12: demand, schedule, budget, floor, cap).
+    target_reason: str | None = None
+    # The measured demand (claims/min), refill time (p50/p90, per platform) and idle-hours spent.
+    sizing: dict[str, Any] | None = None
