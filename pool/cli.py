@@ -24,10 +24,12 @@ from pool.cli_http import (
     console,
     fail,
 )
+from pool.instances import cli as instances_cli
 from pool.templates.cli import app as templates_app
 
 app = typer.Typer(help="Operate a warm pool of agent instances.", no_args_is_help=True, add_completion=False)
 app.add_typer(templates_app, name="templates")
+app.command()(instances_cli.sync)
 
 
 def counts_table(counts: dict[str, Any]) -> Table:

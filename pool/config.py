@@ -145,6 +145,16 @@ class Settings(BaseSettings):
         "the tick deletes them; a record whose agent still holds its joinUrl is kept.",
     )
 
+    # Template sync (DESIGN.md §11): pushing a template's instructions to its claimed agents.
+    sync_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Timeout of each call a template sync makes to an agent (`/pool/health` for its "
+        "capabilities, then `/convos/instructions`); an agent that does not answer in time is reported "
+        "failed and the others go on.",
+    )
+    sync_concurrency: int = Field(10, ge=1, le=200, description="Agents one template sync calls at once.")
+
     # The service proxy and the instance callbacks (pool/callbacks/).
     proxy_send_limit: int = Field(
         30,

@@ -7,7 +7,9 @@ for a pooled connection included):
 - `status`: GET /convos/status: the tick and the prober (probe timeout), a claim's recovery
   (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
 - `provision`: POST /pool/provision: the claim (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
-- `reset`: POST /convos/reset: a claim's recovery (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS).
+- `reset`: POST /convos/reset: a claim's recovery (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
+- `capabilities`: GET /pool/health's optional routes, and `set_instructions`: POST
+  /convos/instructions: a template sync (POOL_SYNC_TIMEOUT_SECONDS).
 `/convos/*` and `/pool/provision` are authed with that instance's own gateway token. Nothing is
 retried: a provision is not idempotent, the claim decides what a failure means, and the tick's
 next pass is the tick's retry.
@@ -55,6 +57,15 @@ class ProvisionRequest(_Camel):
     join_url: str | None = None
     profile_image: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+class Capabilities(_Camel):
+    # A runtime from before capabilities has none: it serves only the contract's required routes.
+    capabilities: list[str] = []
+
+
+class InstructionsSet(_Camel):
+    conversation_id: str
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -108,10 +119,28 @@ class InstanceClient:
         except ValueError as exc:
             raise UpstreamError("instance /convos/reset answered a non-JSON body") from exc
 
+    async def capabilities(self, base_url: str, *, timeout: float) -> list[str]:
+        """The optional routes a ready instance announces in `/pool/health` (DESIGN.md §4); an
+        instance that is not ready, or does not answer, is an UpstreamError."""
+        body = await self._send("GET", base_url, "/pool/health", None, timeout=timeout)
+        return _parse(Capabilities, "/pool/health", body).capabilities
+
+    async def set_instructions(self, base_url: str, token: str, instructions: str, *, timeout: float) -> str:
+        """Replace the bound agent's instructions in place; the conversation it is bound to."""
+        answer = await self._send(
+            "POST",
+            base_url,
+            "/convos/instructions",
+            token,
+            json={"instructions": instructions},
+            timeout=timeout,
+        )
+        return _parse(InstructionsSet, "/convos/instructions", answer).conversation_id
+
     async def _send(
-        self, method: str, base_url: str, path: str, token: str, *, json: Any = None, timeout: float
+        self, method: str, base_url: str, path: str, token: str | None, *, json: Any = None, timeout: float
     ) -> bytes:
-        """The 2xx answer's body; anything else is an UpstreamError."""
+        """The 2xx answer's body; anything else is an UpstreamError. No token: an unauthenticated call."""
         url = base_url.rstrip("/") + path
         try:
             async with (
@@ -120,7 +149,7 @@ class InstanceClient:
                     method,
                     url,
                     json=json,
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers={"Authorization": f"Bearer {token}"} if token is not None else None,
                     # A redirect is an answer the contract does not have: never follow it (nor
                     # send the token after it).
                     allow_redirects=False,

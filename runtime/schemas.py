@@ -39,10 +39,29 @@ class ResetResult(_Camel):
     reset: Literal[True] = True
 
 
+# The optional routes this runtime serves (DESIGN.md §4), announced in `/pool/health`.
+CAPABILITIES = ["instructions"]
+
+
 class Health(_Camel):
     ready: Literal[True] = True
     version: str
     runtime: str = "warmpool-runtime"
+    capabilities: list[str] = Field(default_factory=lambda: list(CAPABILITIES))
+
+
+class InstructionsUpdate(_Camel):
+    """`POST /convos/instructions`: the bound agent's new instructions (a template sync), and
+    optionally its new name."""
+
+    instructions: str = Field(max_length=50_000)
+    agent_name: str | None = Field(None, min_length=1, max_length=100)
+
+
+class InstructionsResult(_Camel):
+    ok: Literal[True] = True
+    conversation_id: str
+    agent_name: str
 
 
 class Notice(BaseModel):

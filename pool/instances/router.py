@@ -18,6 +18,8 @@ from pool.instances.schemas import (
     Removed,
     Replenished,
 )
+from pool.templates import sync as template_sync
+from pool.templates.schemas import SyncOutcome
 from shared.db import SessionDep
 from shared.health import app_version
 
@@ -82,6 +84,19 @@ async def dismiss(instance_id: InstanceIdPath, pool: PoolDep) -> Removed:
 async def recheck(instance_id: InstanceIdPath, pool: PoolDep) -> dict[str, object]:
     """Observe one instance now and apply what the observation says."""
     return await service.recheck(pool, instance_id)
+
+
+@router.post(
+    "/instances/{instance_id}/sync",
+    response_model=SyncOutcome,
+    responses={
+        409: {"description": "Not a claimed agent, no capability, or no instructions"},
+        502: {"description": "The instance did not answer"},
+    },
+)
+async def sync(instance_id: InstanceIdPath, pool: PoolDep) -> SyncOutcome:
+    """Push its template's current instructions to one claimed agent, through the running instance."""
+    return await template_sync.sync_instance(pool, instance_id)
 
 
 @router.post("/reconcile")

@@ -187,3 +187,25 @@ class Template(_Read):
     created_at: datetime
     updated_at: datetime
     current: TemplateVersion
+
+
+SyncOutcomeKind = Literal["synced", "skipped", "failed"]
+
+
+class SyncOutcome(_Read):
+    """One agent's part of a sync: `synced` (its runtime took the instructions, recorded),
+    `skipped` (nothing to do or nothing it can do, with the reason), `failed` (it did not answer)."""
+
+    instance_id: str
+    outcome: SyncOutcomeKind
+    reason: str | None = None
+    template_synced_at: datetime | None = None
+
+
+class TemplateSynced(_Read):
+    template_id: str
+    version: int = Field(description="The template version whose instructions were pushed")
+    synced: int
+    skipped: int
+    failed: int
+    instances: list[SyncOutcome]
