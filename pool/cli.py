@@ -29,7 +29,6 @@ from pool.templates.cli import app as templates_app
 
 app = typer.Typer(help="Operate a warm pool of agent instances.", no_args_is_help=True, add_completion=False)
 app.add_typer(templates_app, name="templates")
-app.command()(instances_cli.sync)
 
 
 def counts_table(counts: dict[str, Any]) -> Table:
@@ -223,6 +222,11 @@ def replenish(
     """Create N more instances now."""
     body = call("POST", url, key, "/api/pool/replenish", json={"count": count})
     console.print(f"[green]replenish[/]: {body}")
+
+
+# One agent's template actions and an owner's agents (pool/instances/cli.py).
+for command in (instances_cli.sync, instances_cli.upgrade, instances_cli.agents):
+    app.command()(command)
 
 
 def main() -> None:

@@ -107,6 +107,9 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("POST", "/api/pool/instances/{instance_id}/sync"): Sample(
         OPERATOR, f"/api/pool/instances/{MISSING}/sync"
     ),
+    ("POST", "/api/pool/instances/{instance_id}/upgrade"): Sample(
+        OPERATOR, f"/api/pool/instances/{MISSING}/upgrade"
+    ),
     ("GET", "/dashboard/templates"): Sample(SESSION),
     ("GET", "/dashboard/static/{name}"): Sample(OPEN, "/dashboard/static/style.css"),
     ("GET", "/dashboard/login"): Sample(OPEN),

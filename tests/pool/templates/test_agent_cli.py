@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pool.models import Instance
 from tests.fakes.fleet import FakeFleet
+from tests.pool.factories import add_fleet_instances
 from tests.pool.templates.agents_support import add_agent, bind, runtime
 from tests.pool.test_cli import pool_url, poolctl
 
@@ -59,3 +62,24 @@ async def test_a_template_sync_with_an_agent_down_exits_1(
     result = await poolctl("templates", "sync", template_id, url=pool_url)
     assert result.code == 1
     assert "1 agent(s) did not take the instructions" in result.err
+
+
+async def test_agents_of_an_owner_and_an_upgrade_refused(
+    pool_url: str, fleet: FakeFleet, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await add_fleet_instances(sessionmaker, fleet, 2)
+    claimed = await poolctl("claim", "--name", "Ada", "--instructions", "x", url=pool_url)
+    assert claimed.code == 0, claimed.err
+    agent_id = claimed.out.split()[2]
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Instance).where(Instance.id == agent_id).values(owner_id="user:1"))
+
+    mine = await poolctl("agents", "--owner", "user:1", url=pool_url)
+    nobody = await poolctl("agents", "--owner", "user:2", url=pool_url)
+    bad = await poolctl("agents", "--owner", "no spaces", url=pool_url)
+    current = await poolctl("upgrade", agent_id, url=pool_url)
+
+    assert mine.code == 0 and agent_id in mine.out and "user:1" in mine.out, mine.err
+    assert nobody.code == 0 and agent_id not in nobody.out
+    assert bad.code == 1 and "ownerId" in bad.err
+    assert current.code == 1 and "already on version 1" in current.err
