@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     )
     sync_concurrency: int = Field(10, ge=1, le=200, description="Agents one template sync calls at once.")
 
+    owner_max_agents: int | None = Field(
+        None,
+        ge=0,
+        description="Live agents one owner (a claim's `ownerId`) may have at once, across templates: "
+        "claimed, pending acceptance, and claims queued or in flight. Past it a claim answers 429 and "
+        "nothing is provisioned. Unset or 0: no limit. A template's `ownerAgentLimit` caps the owner's "
+        "agents of that template as well. Claims without `ownerId` are not counted.",
+    )
+
     # The service proxy and the instance callbacks (pool/callbacks/).
     proxy_send_limit: int = Field(
         30,

@@ -117,6 +117,9 @@ class TemplateSpec(_Camel, InputModel):
     env: Annotated[dict[str, Annotated[str, StringConstraints(max_length=4000)]], Field(max_length=50)] = {}
     resources: JsonObject = {}
     pool_policy: PoolPolicy = PoolPolicy()
+    # Live agents one owner may have of this template (a claim past it: 429); null: no limit of
+    # the template's own (POOL_OWNER_MAX_AGENTS still caps the owner across templates).
+    owner_agent_limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
     rollout: Rollout = OnReplenish()
 
     @field_validator("tools")
@@ -170,6 +173,7 @@ class TemplateVersion(_Read):
     env: dict[str, str]
     resources: dict[str, Any]
     pool_policy: PoolPolicy
+    owner_agent_limit: int | None
     rollout: Rollout
     created_at: datetime
 

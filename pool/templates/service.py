@@ -47,6 +47,7 @@ def _version_view(row: VersionRow) -> TemplateVersion:
         env=row.env,
         resources=row.resources,
         pool_policy=PoolPolicy(min_idle=row.min_idle, max_idle=row.max_idle),
+        owner_agent_limit=row.owner_agent_limit,
         rollout={"strategy": row.rollout_strategy, **row.rollout},
         created_at=row.created_at,
     )
@@ -83,6 +84,7 @@ def _version_row(template_id: str, version: int, spec: TemplateSpec) -> VersionR
         resources=spec.resources,
         min_idle=spec.pool_policy.min_idle,
         max_idle=spec.pool_policy.max_idle,
+        owner_agent_limit=spec.owner_agent_limit,
         rollout_strategy=rollout.pop("strategy"),
         rollout=rollout,
     )

@@ -26,6 +26,7 @@ DEFAULT_VERSION = {
     "env": {},
     "resources": {},
     "poolPolicy": {"minIdle": None, "maxIdle": None},
+    "ownerAgentLimit": None,
     "rollout": {"strategy": "on-replenish"},
 }
 SPEC = {
@@ -41,6 +42,7 @@ SPEC = {
     "env": {"LOG_LEVEL": "debug"},
     "resources": {"cpu": 1, "memory": "512Mi"},
     "poolPolicy": {"minIdle": 1, "maxIdle": 4},
+    "ownerAgentLimit": 2,
     "rollout": {"strategy": "recreate", "floor": 1},
 }
 
