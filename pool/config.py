@@ -170,6 +170,24 @@ class Settings(BaseSettings):
         "`POST /api/pool/instances/{id}/clone` moves; past it the clone answers 413 and nothing changes. "
         "The reference runtime has its own cap, `RUNTIME_STATE_MAX_BYTES`.",
     )
+    # Template sync (DESIGN.md §11): pushing a template's instructions to its claimed agents.
+    sync_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Timeout of each call a template sync makes to an agent (`/pool/health` for its "
+        "capabilities, then `/convos/instructions`); an agent that does not answer in time is reported "
+        "failed and the others go on.",
+    )
+    sync_concurrency: int = Field(10, ge=1, le=200, description="Agents one template sync calls at once.")
+
+    owner_max_agents: int | None = Field(
+        None,
+        ge=0,
+        description="Live agents one owner (a claim's `ownerId`) may have at once, across templates: "
+        "claimed, pending acceptance, and claims queued or in flight. Past it a claim answers 429 and "
+        "nothing is provisioned. Unset or 0: no limit. A template's `ownerAgentLimit` caps the owner's "
+        "agents of that template as well. Claims without `ownerId` are not counted.",
+    )
 
     # The service proxy and the instance callbacks (pool/callbacks/).
     proxy_send_limit: int = Field(

@@ -133,6 +133,9 @@ class TemplateSpec(_Camel, InputModel):
     env: Annotated[dict[str, Annotated[str, StringConstraints(max_length=4000)]], Field(max_length=50)] = {}
     resources: JsonObject = {}
     pool_policy: PoolPolicy = PoolPolicy()
+    # Live agents one owner may have of this template (a claim past it: 429); null: no limit of
+    # the template's own (POOL_OWNER_MAX_AGENTS still caps the owner across templates).
+    owner_agent_limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
     rollout: Rollout = OnReplenish()
 
     @field_validator("tools")
@@ -186,6 +189,7 @@ class TemplateVersion(_Read):
     env: dict[str, str]
     resources: dict[str, Any]
     pool_policy: PoolPolicy
+    owner_agent_limit: int | None
     rollout: Rollout
     created_at: datetime
 
@@ -203,6 +207,28 @@ class Template(_Read):
     created_at: datetime
     updated_at: datetime
     current: TemplateVersion
+
+
+SyncOutcomeKind = Literal["synced", "skipped", "failed"]
+
+
+class SyncOutcome(_Read):
+    """One agent's part of a sync: `synced` (its runtime took the instructions, recorded),
+    `skipped` (nothing to do or nothing it can do, with the reason), `failed` (it did not answer)."""
+
+    instance_id: str
+    outcome: SyncOutcomeKind
+    reason: str | None = None
+    template_synced_at: datetime | None = None
+
+
+class TemplateSynced(_Read):
+    template_id: str
+    version: int = Field(description="The template version whose instructions were pushed")
+    synced: int
+    skipped: int
+    failed: int
+    instances: list[SyncOutcome]
 
 
 class TemplatePool(_Read):

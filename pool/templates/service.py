@@ -55,6 +55,7 @@ def _version_view(row: VersionRow) -> TemplateVersion:
             idle_hours_per_day=row.idle_hours_per_day,
             max_idle_age_seconds=row.max_idle_age_seconds,
         ),
+        owner_agent_limit=row.owner_agent_limit,
         rollout={"strategy": row.rollout_strategy, **row.rollout},
         created_at=row.created_at,
     )
@@ -95,6 +96,7 @@ def _version_row(template_id: str, version: int, spec: TemplateSpec) -> VersionR
         schedules=spec.pool_policy.schedules or None,
         idle_hours_per_day=spec.pool_policy.idle_hours_per_day,
         max_idle_age_seconds=spec.pool_policy.max_idle_age_seconds,
+        owner_agent_limit=spec.owner_agent_limit,
         rollout_strategy=rollout.pop("strategy"),
         rollout=rollout,
     )

@@ -33,6 +33,7 @@ DEFAULT_VERSION = {
         "idleHoursPerDay": None,
         "maxIdleAgeSeconds": None,
     },
+    "ownerAgentLimit": None,
     "rollout": {"strategy": "on-replenish"},
 }
 SPEC = {
@@ -55,6 +56,7 @@ SPEC = {
         "idleHoursPerDay": 48.0,
         "maxIdleAgeSeconds": 86400.0,
     },
+    "ownerAgentLimit": 2,
     "rollout": {"strategy": "recreate", "floor": 1},
 }
 
