@@ -20,7 +20,7 @@ from pool.auth import DASHBOARD_CALLER
 from pool.claims import queue as claims_queue
 from pool.claims import resources as claims_resources
 from pool.claims.schemas import ClaimEnqueue, ClaimTicket
-from pool.dashboard import service
+from pool.dashboard import service, template_views
 from pool.dashboard.session import (
     COOKIE,
     DEVICE_COOKIE,
@@ -180,6 +180,7 @@ async def index(request: Request, db: SessionDep, session: SessionAuth) -> Respo
     summary = await service.get_summary(db, request.state.settings)
     agents = await service.list_agents(db, group="all", query="")
     context = {"csrf_token": session.csrf, "summary": summary, "agents": agents, "groups": service.GROUPS}
+    context["launch_templates"] = await template_views.launchable(db)
     return render(request, "index.html", context)
 
 
@@ -206,6 +207,7 @@ class LaunchForm(InputModel):
     agent_name: str = Field(min_length=1, max_length=100)
     instructions: str = Field(default="", max_length=50_000)
     join_url: str | None = Field(default=None, max_length=2000)
+    template_id: str | None = Field(default=None, max_length=100)
 
 
 @protected.post("/launch")
@@ -221,6 +223,7 @@ async def launch(
                 "agentName": form.agent_name,
                 "instructions": form.instructions,
                 "joinUrl": form.join_url or None,
+                "templateId": form.template_id or None,
             }
         )
     except ValidationError as exc:

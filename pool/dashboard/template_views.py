@@ -1,0 +1,143 @@
+"""What the template pages show, from the pool's database only: each template's instance counts,
+a version's fields as rows, and what a version changed from the one before it.
+
+Every value goes to the page through Jinja's autoescaping; env values are shown (they are not
+secrets: the template API refuses secret-looking ones) but never marked safe.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pool.models import Instance
+from pool.status import BOUND
+from pool.templates import service as templates_service
+from pool.templates.schemas import DEFAULT_OWNER, DEFAULT_TEMPLATE_ID, Template, TemplateVersion
+
+STARTING = frozenset({"creating", "starting"})
+
+
+@dataclass
+class TemplateCounts:
+    """A template's instances by what an operator asks of them: how many are warm, how many carry
+    an agent, how many are on their way."""
+
+    idle: int = 0
+    claimed: int = 0
+    starting: int = 0
+    by_version: dict[int, int] = field(default_factory=dict)
+
+
+async def template_counts(session: AsyncSession) -> dict[str, TemplateCounts]:
+    """Live instances per template, from the pool DB.
+
+    PER-TEMPLATE STATUS: the status API's per-template breakdown (pools per template) is the
+    authority for targets and rollout progress; these counts are the same rows grouped here, so the
+    page needs nothing the status API may not have yet.
+    """
+    rows = await session.execute(
+        select(Instance.template_id, Instance.template_version, Instance.status, func.count())
+        .where(Instance.status.not_in(("dead", "tainted")))
+        .group_by(Instance.template_id, Instance.template_version, Instance.status)
+    )
+    counts: dict[str, TemplateCounts] = {}
+    for template_id, version, status, number in rows.all():
+        entry = counts.setdefault(str(template_id), TemplateCounts())
+        if status == "idle":
+            entry.idle += number
+        elif status in BOUND or status == "claiming":
+            entry.claimed += number
+        elif status in STARTING:
+            entry.starting += number
+        entry.by_version[int(version)] = entry.by_version.get(int(version), 0) + number
+    return counts
+
+
+async def launchable(session: AsyncSession) -> list[Template]:
+    """The templates the dashboard's operator may launch from: live ones that are public or the
+    operator's own (another owner's private template is that owner's to claim from)."""
+    rows = await templates_service.list_templates(session, owner=None, visibility=None, archived=False)
+    usable = [t for t in rows if t.visibility == "public" or t.owner == DEFAULT_OWNER]
+    # The default template first: it is what a launch gets when nothing else is chosen.
+    return sorted(usable, key=lambda t: (t.id != DEFAULT_TEMPLATE_ID, t.name.lower()))
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    value: str
+    # Text over several lines (instructions, env) is shown as a block and diffed line by line.
+    block: bool = False
+
+
+def _or_deployment(value: str | None) -> str:
+    return "deployment's" if value is None else value
+
+
+def version_rows(version: TemplateVersion) -> list[Row]:
+    policy = version.pool_policy
+    rollout = version.rollout.model_dump(by_alias=True)
+    knobs = ", ".join(f"{key} {value}" for key, value in rollout.items() if key != "strategy")
+    tools = None if version.tools is None else (", ".join(version.tools) or "none")
+    return [
+        Row("Image", _or_deployment(version.image)),
+        Row("Tools", _or_deployment(tools)),
+        Row("Agent name", version.agent_name or ""),
+        Row("Model", version.model or ""),
+        Row("Instructions", version.instructions or "", block=True),
+        Row("Env", "".join(f"{name}={value}\n" for name, value in sorted(version.env.items())), block=True),
+        Row("Resources", json.dumps(version.resources, sort_keys=True) if version.resources else ""),
+        Row("Min idle", _or_deployment(None if policy.min_idle is None else str(policy.min_idle))),
+        Row("Max idle", _or_deployment(None if policy.max_idle is None else str(policy.max_idle))),
+        Row("Rollout", f"{rollout['strategy']} ({knobs})" if knobs else str(rollout["strategy"])),
+    ]
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    before: str
+    after: str
+    # For a block: unified diff lines (each starting with ' ', '-' or '+'); empty otherwise.
+    lines: tuple[str, ...] = ()
+
+
+def changes(before: TemplateVersion, after: TemplateVersion) -> list[Change]:
+    """What `after` changed from `before`, field by field."""
+    found = []
+    for old, new in zip(version_rows(before), version_rows(after), strict=True):
+        if old.value == new.value:
+            continue
+        lines: tuple[str, ...] = ()
+        if new.block:
+            diff = difflib.unified_diff(old.value.splitlines(), new.value.splitlines(), lineterm="", n=2)
+            lines = tuple(line for line in diff if not line.startswith(("---", "+++", "@@")))
+        found.append(Change(new.label, old.value, new.value, lines))
+    return found
+
+
+@dataclass(frozen=True)
+class VersionView:
+    version: TemplateVersion
+    rows: list[Row]
+    # None for version 1 (nothing before it).
+    changes: list[Change] | None
+
+
+def version_views(versions: list[TemplateVersion]) -> list[VersionView]:
+    """Newest first, each with what it changed from the version before it."""
+    views = []
+    previous: TemplateVersion | None = None
+    for version in versions:
+        views.append(
+            VersionView(
+                version, version_rows(version), None if previous is None else changes(previous, version)
+            )
+        )
+        previous = version
+    return list(reversed(views))
