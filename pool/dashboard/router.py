@@ -31,7 +31,7 @@ from pool.dashboard.session import (
     Sessions,
 )
 from pool.dashboard.throttle import ACCOUNT_LANE, attempt_login
-from pool.deps import PoolDep
+from pool.deps import PoolDep, PoolState
 from pool.instances import service as instances_service
 from pool.instances.schemas import CountBody
 from shared.auth import tokens_match
@@ -233,19 +233,22 @@ async def launch(
     ticket = await claims_resources.create_claim(
         pool, body, caller=DASHBOARD_CALLER, idempotency_key=idempotency_key
     )
-    return _launch_view(request, ticket)
+    return await _launch_view(request, ticket, pool)
 
 
 @protected.get("/claims/{claim_id}")
 async def launched_claim(request: Request, claim_id: ClaimId, pool: PoolDep) -> Response:
     """The launch form follows its queued claim here: its place and ETA, then the invite."""
     ticket = await claims_resources.get_claim(pool, claim_id, caller=DASHBOARD_CALLER)
-    return _launch_view(request, ticket)
+    return await _launch_view(request, ticket, pool)
 
 
-def _launch_view(request: Request, ticket: ClaimTicket) -> Response:
+async def _launch_view(request: Request, ticket: ClaimTicket, pool: PoolState) -> Response:
     if ticket.claim is not None:
         context = {"claim": ticket.claim, "qr": service.qr_data_uri(ticket.claim.invite_url)}
+        context["template"] = await template_views.instance_template(
+            pool["sessionmaker"], ticket.claim.instance_id
+        )
         return render(request, "_launch_result.html", context)
     if ticket.status in ("failed", "cancelled") and ticket.error is not None:
         raise claims_queue.outcome_error(ticket.error.model_dump())

@@ -12,9 +12,10 @@ import json
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.models import Instance
+from pool.models import Template as TemplateRow
 from pool.status import BOUND
 from pool.templates import service as templates_service
 from pool.templates.schemas import DEFAULT_OWNER, DEFAULT_TEMPLATE_ID, Template, TemplateVersion
@@ -65,6 +66,29 @@ async def launchable(session: AsyncSession) -> list[Template]:
     usable = [t for t in rows if t.visibility == "public" or t.owner == DEFAULT_OWNER]
     # The default template first: it is what a launch gets when nothing else is chosen.
     return sorted(usable, key=lambda t: (t.id != DEFAULT_TEMPLATE_ID, t.name.lower()))
+
+
+@dataclass(frozen=True)
+class InstanceTemplate:
+    slug: str
+    name: str
+    version: int
+
+
+async def instance_template(
+    sessionmaker: async_sessionmaker[AsyncSession], instance_id: str
+) -> InstanceTemplate | None:
+    """The template an instance was made from, for the launch answer (a short read of its own: the
+    launch holds no transaction while the claim is provisioned)."""
+    async with sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(TemplateRow.slug, TemplateRow.name, Instance.template_version)
+                .join(TemplateRow, TemplateRow.id == Instance.template_id)
+                .where(Instance.id == instance_id)
+            )
+        ).first()
+    return None if row is None else InstanceTemplate(row.slug, row.name, row.template_version)
 
 
 @dataclass(frozen=True)
