@@ -48,7 +48,7 @@ RESET_SQL = """
 DELETE FROM claims;
 UPDATE instances
    SET status = 'idle', agent_name = NULL, instructions = NULL, join_url = NULL, profile_image = NULL,
-       metadata = NULL, template_id = NULL, conversation_id = NULL, invite_url = NULL,
+       metadata = NULL, owner_id = NULL, conversation_id = NULL, invite_url = NULL,
        claimed_at = NULL, last_error = NULL, status_changed_at = now();
 """
 

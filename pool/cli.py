@@ -90,6 +90,30 @@ def platforms_table(platforms: list[dict[str, Any]]) -> Table:
     return table
 
 
+def templates_table(pools: list[dict[str, Any]]) -> Table:
+    table = Table(title="Templates")
+    for column in (
+        "template",
+        "version",
+        "target idle",
+        "idle",
+        "starting",
+        "claimed",
+        "queued",
+        "idle by version",
+    ):
+        table.add_column(column)
+    for p in pools:
+        counts = p.get("counts", {})
+        name = f"{p.get('slug')} ({p.get('templateId')})" + (" archived" if p.get("archived") else "")
+        by_version = ", ".join(f"v{v}: {n}" for v, n in (p.get("idleByVersion") or {}).items())
+        starting = counts.get("starting", 0) + counts.get("creating", 0)
+        claimed = counts.get("claimed", 0) + counts.get("pending_acceptance", 0)
+        row = (name, p.get("currentVersion"), p.get("target"), counts.get("idle", 0), starting, claimed)
+        table.add_row(*(str(v) for v in row), str(p.get("queued", 0)), by_version)
+    return table
+
+
 def _agents_of(body: Any) -> list[dict[str, Any]]:
     if isinstance(body, list):
         return body
@@ -111,6 +135,9 @@ def status(url: UrlOpt = DEFAULT_URL, key: KeyOpt = "") -> None:
     loop = body.get("loop")
     if isinstance(loop, dict):
         console.print(loop_table(loop))
+    templates = body.get("templates")
+    if isinstance(templates, list) and templates:
+        console.print(templates_table(templates))
     platforms = body.get("platforms")
     if isinstance(platforms, list) and platforms:
         console.print(platforms_table(platforms))

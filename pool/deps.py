@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pool.claims.db import ClaimsDb
 from pool.claims.dispatcher import Dispatcher
+from pool.claims.templates import TemplateChooser
 from pool.config import Settings
 from pool.instance_client import InstanceClient
 from pool.metrics import PoolMetrics
@@ -28,6 +29,8 @@ class PoolState(TypedDict):
     sessionmaker: async_sessionmaker[AsyncSession]
     # The claim's hot statements (pool/claims/db.py).
     claims_db: ClaimsDb
+    # Which template a claim is served from, and its defaults (pool/claims/templates.py).
+    templates: TemplateChooser
     # The claim queue's dispatcher and waiters in this replica (pool/claims/dispatcher.py).
     queue: Dispatcher
     services: ServicesClient

@@ -17,6 +17,7 @@ from pool.claims.assign import provision_assigned
 from pool.claims.db import ClaimsDb
 from pool.claims.dispatcher import Dispatcher
 from pool.claims.router import router as claims_router
+from pool.claims.templates import TemplateChooser
 from pool.config import Settings
 from pool.dashboard.router import router as dashboard_router
 from pool.dashboard.template_pages import router as template_pages_router
@@ -65,6 +66,7 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
         engine=engine,
         sessionmaker=sessionmaker,
         claims_db=claims_db,
+        templates=TemplateChooser(claims_db),
         queue=queue,
         services=services,
         instances=instances,

@@ -12,6 +12,7 @@ import math
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from pool.templates.schemas import TemplatePool
 from shared.schemas import PlatformView
 
 CLAIM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -22,7 +23,18 @@ QUEUE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800
 class PoolMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.instances = Gauge("pool_instances", "Instances by status", ["status"], registry=self.registry)
+        self.instances = Gauge(
+            "pool_instances",
+            "Instances by status and template",
+            ["status", "template"],
+            registry=self.registry,
+        )
+        self.target_idle = Gauge(
+            "pool_target_idle",
+            "Idle instances each template's pool aims at",
+            ["template"],
+            registry=self.registry,
+        )
         self.claims = Counter("pool_claims", "Claims by outcome", ["outcome"], registry=self.registry)
         self.claim_latency = Histogram(
             "pool_claim_latency_seconds", "Claim latency", buckets=CLAIM_BUCKETS, registry=self.registry
@@ -100,9 +112,14 @@ class PoolMetrics:
         for template, depth in depths.items():
             self.queue_depth.labels(template=template).set(depth)
 
-    def set_instance_counts(self, counts: dict[str, int]) -> None:
-        for status, count in counts.items():
-            self.instances.labels(status=status).set(count)
+    def set_template_pools(self, pools: list[TemplatePool]) -> None:
+        # A template gone from the answer (archived and empty) stops being reported.
+        self.instances.clear()
+        self.target_idle.clear()
+        for pool in pools:
+            for status, count in pool.counts.items():
+                self.instances.labels(status=status, template=pool.template_id).set(count)
+            self.target_idle.labels(template=pool.template_id).set(pool.target)
 
     def set_platforms(self, views: list[PlatformView]) -> None:
         # A platform no longer configured stops being reported rather than keeping its last value.

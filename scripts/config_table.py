@@ -301,6 +301,11 @@ EXTRA: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
                 "The chaos soak's seed; every failing soak prints the one that replays it.",
             ),
             (
+                "SOAK_KEEP_WORKDIR",
+                "(empty)",
+                "`1`: a soak run keeps its work directory (its apps' logs and databases) to read afterwards.",
+            ),
+            (
                 "WARMPOOL_CHROMIUM",
                 "`/usr/bin/chromium`",
                 "The Chromium the dashboard's browser tests drive; missing, `make test` stops and says so.",

@@ -58,6 +58,8 @@ class InstanceCreate(WireModel):
     # as `[]` by every client that dumps the model, and the default would never apply.
     tools: list[ToolId] | None = None
     env: dict[EnvKey, str] = Field(default_factory=dict)
+    # The runtime image to deploy (a template version's); None: services' SERVICES_RUNTIME_IMAGE.
+    image: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     # The instance's GATEWAY_TOKEN, made by the caller (the pool keeps it encrypted in its row
     # before it asks), so an asynchronous create never has to hand a secret out later. Left out:
     # services makes one and hands it out in the first answer only.

@@ -3,9 +3,10 @@ real processes of devtools/soak/system.py, with DESIGN §14's invariants checked
 seconds, then again after the faults stop, the pool converges and services sweeps.
 
 Workload: claims with fresh joinUrls, retries of one Idempotency-Key, bursts on one joinUrl, hostile
-bodies. Faults: Railway 429 storms, HTTP-200 errors, lost answers (timeouts), slow creates; vendor
-5xx and 429 storms; SIGKILL and restart of services or of the pool; pg_terminate_backend of every
-app connection; operator kill of a claiming or claimed instance, drain, replenish.
+bodies, claims as resources (devtools/soak/claims.py: queued, followed, cancelled, timed out).
+Faults: Railway 429 storms, HTTP-200 errors, lost answers (timeouts), slow creates; vendor 5xx and
+429 storms; SIGKILL and restart of services or of the pool; pg_terminate_backend of every app
+connection; operator kill of a claiming or claimed instance, drain, replenish.
 
 `python -m devtools.soak --mode shared --seconds 600 --seed 7` runs one and prints its report; a
 failing run replays with the same seed (`SOAK_SEED`): the dice are the same, the interleaving of
@@ -19,14 +20,18 @@ import contextlib
 import random
 import time
 import uuid
+from collections import defaultdict
 from typing import Any
 
 import httpx
 
 from devtools.soak.agents import Agents
-from devtools.soak.invariants import Answer, Ledger, check_answers, check_leaks, check_pool
+from devtools.soak.claims import ClaimResources, end_bound
+from devtools.soak.hostile import HOSTILE
+from devtools.soak.invariants import Answer, Ledger, check_answers, check_claim_rows, check_claims, check_pool
+from devtools.soak.quiesce import quiesce
 from devtools.soak.report import Report
-from devtools.soak.system import SERVICES_KEY, System
+from devtools.soak.system import System
 
 FAULTS = (
     "railway_429_storm",
@@ -41,17 +46,6 @@ FAULTS = (
     "operator_kill",
     "operator_drain_replenish",
 )
-# 2,000 characters outside the Basic Multilingual Plane: too big for a btree index entry.
-ASTRAL = "\U0001f600" * 2000
-HOSTILE: list[tuple[str, Any]] = [
-    ("nul_instructions", {"agentName": "a", "instructions": "x\u0000y"}),
-    ("nul_metadata", {"agentName": "a", "instructions": "x", "metadata": {"k": "\u0000"}}),
-    ("nan_metadata", '{"agentName": "a", "instructions": "x", "metadata": {"k": NaN}}'),
-    ("nul_join_url", {"agentName": "a", "instructions": "x", "joinUrl": "https://convos.org/\u0000"}),
-    ("lone_surrogate", '{"agentName": "\\ud800", "instructions": "x"}'),
-    ("astral_join_url", {"agentName": "a", "instructions": "x", "joinUrl": "https://c.org/" + ASTRAL}),
-    ("huge_body", {"agentName": "a", "instructions": "x" * 3_000_000}),
-]  # fmt: skip
 
 
 class Soak:
@@ -68,6 +62,9 @@ class Soak:
         self._stop = asyncio.Event()
         self.claiming_bound = 120.0
         self.agents = Agents(system)
+        self.claims = ClaimResources(self)
+        # When each instance was let go (conversation ended, self-destruct, operator kill).
+        self.releases: dict[str, list[float]] = defaultdict(list)
 
     # -- the workload ------------------------------------------------------------------------
 
@@ -83,6 +80,7 @@ class Soak:
             else:
                 response = await http.post("/api/pool/claim?wait=2", json=body, headers=headers)
             answer.status = response.status_code
+            answer.json_body = response.headers.get("content-type", "").startswith("application/json")
             answer.error = f"{label} {response.text[:300]}" if response.status_code >= 400 else label
             if response.status_code == 200:
                 answer.instance_id = response.json().get("instanceId")
@@ -108,15 +106,17 @@ class Soak:
             roll = self.rng.random()
             join = f"https://convos.org/join/{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
             body = {"agentName": "soak", "instructions": "be brief", "joinUrl": join}
-            if roll < 0.45:
+            if roll < 0.3:
                 self._spawn(self._claim(http, "claim", body))
-            elif roll < 0.65:
+            elif roll < 0.45:
                 key = f"soak-{self.rng.getrandbits(64):x}"
                 for attempt in range(self.rng.randint(2, 3)):
                     self._spawn(self._delayed(attempt * self.rng.uniform(0.2, 2.0), http, "retry", body, key))
-            elif roll < 0.8:
+            elif roll < 0.55:
                 for _ in range(self.rng.randint(2, 4)):
                     self._spawn(self._claim(http, "same_join_url", body))
+            elif roll < 0.85:
+                self.claims.start(http, self.rng)
             else:
                 # In turn, so even a short run sends each hostile body.
                 name, hostile = HOSTILE[self.report.operations["hostile"] % len(HOSTILE)]
@@ -140,9 +140,16 @@ class Soak:
         if leaves_by_itself:
             for answer in await self.agents.self_destruct(instance_id):
                 self._note(answer)
+                self._released(instance_id, answer.status)
             return
         with contextlib.suppress(httpx.HTTPError):
-            self._record("end_conversation", await http.delete(f"/api/pool/instances/{instance_id}"))
+            ended = await http.delete(f"/api/pool/instances/{instance_id}")
+            self._record("end_conversation", ended)
+            self._released(instance_id, ended.status_code)
+
+    def _released(self, instance_id: str, status: int | None) -> None:
+        if status is not None and status < 300:
+            self.releases[instance_id].append(time.monotonic())
 
     def _note(self, answer: Answer) -> None:
         self.answers.append(answer)
@@ -206,7 +213,9 @@ class Soak:
                 if target:
                     victim = self.chaos_rng.choice(target)
                     self.report.operations["operator_kill_claiming" if claiming else "operator_kill"] += 1
-                    self._record("kill", await http.delete(f"/api/pool/instances/{victim}"))
+                    killed = await http.delete(f"/api/pool/instances/{victim}")
+                    self._record("kill", killed)
+                    self._released(victim, killed.status_code)
 
     async def _later(self, seconds: float, action: Any) -> None:
         await self._sleep(seconds)
@@ -232,7 +241,12 @@ class Soak:
             await self._sleep(2.0)
             with contextlib.suppress(OSError, ConnectionError):
                 self.report.add(
-                    await check_pool(self.system, self.ledger, claiming_bound=self.claiming_bound)
+                    await check_pool(
+                        self.system,
+                        self.ledger,
+                        claiming_bound=self.claiming_bound,
+                        claim_end_bound=end_bound(self),
+                    )
                 )
 
     # -- the run -----------------------------------------------------------------------------
@@ -247,10 +261,11 @@ class Soak:
             await asyncio.sleep(self.seconds)
             self._stop.set()
             await asyncio.gather(*runners, return_exceptions=True)
-            # Every claim request gets its answer (or its timeout) before the answers are judged.
+            # Every claim request gets its answer (or its timeout) before the answers are judged; the
+            # claim resources are followed on through the quiesce.
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=120)
-            await self.quiesce()
+            await quiesce(self)
         self.report.add(check_answers(self.answers))
         if self.report.operations["agent_life"] and not (
             self.report.operations["proxy"] and self.report.operations["self_destruct"]
@@ -259,6 +274,13 @@ class Soak:
                 [("agents_idle", f"claimed agents did not use their tools: {self.report.operations}")]
             )
         self.report.add(await check_pool(self.system, self.ledger, claiming_bound=self.claiming_bound))
+        traces = list(self.claims.traces.values())
+        self.report.add(check_claims(traces, self.answers, self.releases, end_bound=end_bound(self)))
+        self.report.add(await check_claim_rows(self.system.pool_db, traces, end_bound=end_bound(self)))
+        if not (any(t.ended for t in traces) and self.report.operations["claims_sse"]):
+            self.report.add(
+                [("claims_idle", f"no claim resource followed to its end: {self.report.operations}")]
+            )
         self.report.injected = {
             "railway": dict(self.system.railway.settings.faults.injected)
             | {f"rejected:{k}": v for k, v in self.system.railway.rejected.items()},
@@ -270,48 +292,3 @@ class Soak:
         }
         self.report.seconds = time.monotonic() - started
         return self.report
-
-    async def quiesce(self, timeout: float = 120.0) -> None:
-        """Faults stop: the profile's own dice go quiet, the pool must come back to its target, then a
-        sweep, then nothing may be billed that no instance owns."""
-        system = self.system
-        for faults in [system.railway.settings.faults, *system.vendors.faults.values()]:
-            faults.calm()
-            faults.with_profile(error_rate=0.0, timeout_rate=0.0, burst_rate=0.0)
-        system.railway.settings.operation_latency_seconds.clear()
-        for app in (system.services, system.pool):
-            if app.proc is None or app.proc.poll() is not None:
-                app.start()
-            await app.ready()
-        calm = time.monotonic()
-        deadline = calm + timeout
-        target, limit = system.config.min_idle, system.config.max_total
-        counts: dict[str, Any] = {}
-        async with system.operator() as http:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    counts = (await http.get("/api/pool/counts")).json()
-                    moving = sum(int(counts.get(s, 0)) for s in ("creating", "starting", "claiming"))
-                    bound = sum(int(counts.get(s, 0)) for s in ("claimed", "pending_acceptance", "crashed"))
-                    # The target, as far as max_total leaves room for it beside the bound instances.
-                    if int(counts.get("idle", 0)) >= min(target, limit - bound) and moving == 0:
-                        self.report.converge_seconds = time.monotonic() - calm
-                        break
-                await asyncio.sleep(0.5)
-            else:
-                self.report.add([("no_convergence", f"not {target} idle within {timeout}s: {counts}")])
-            # Each hostile body once more against a warm pool (mid-run the pool is often empty and
-            # refuses with 503 before reading the body), so a refusal that comes too late shows.
-            for name, hostile in HOSTILE:
-                await self._claim(http, "hostile", hostile, label=name)
-        # Past every grace, then the sweep removes what nobody owns.
-        await asyncio.sleep(6.0)
-        async with httpx.AsyncClient(
-            base_url=system.services.url, headers={"Authorization": f"Bearer {SERVICES_KEY}"}, timeout=60
-        ) as services:
-            for _ in range(2):
-                with contextlib.suppress(httpx.HTTPError):
-                    swept = await services.post("/sweep")
-                    self._record("sweep", swept)
-                await asyncio.sleep(1.0)
-        self.report.add(await check_leaks(system))

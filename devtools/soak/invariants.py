@@ -4,9 +4,9 @@ them by kind, with the seed that replays the run."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
@@ -27,6 +27,43 @@ class Answer:
     key: str | None = None
     join_url: str | None = None
     error: str = ""
+    # Whether the body was a JSON object (None: not looked at); a 502/503 must carry one.
+    json_body: bool | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Sighting:
+    """One look at a claim resource: its POST, a GET, an event of its stream or its DELETE."""
+
+    at: float
+    via: str
+    status: str
+    instance_id: str | None = None
+    error: str = ""
+
+
+@dataclass
+class ClaimTrace:
+    """A claim made with `POST /api/pool/claims` and everything the soak saw of it, in order."""
+
+    id: str
+    answered_at: float  # monotonic, when its POST answered: its deadline is timeout_seconds later
+    timeout_seconds: int
+    priority: int = 0
+    key: str | None = None
+    retry_of: str | None = None  # a retry of this claim's Idempotency-Key answered with a new claim
+    sightings: list[Sighting] = field(default_factory=list)
+    cancelled: bool = False  # its DELETE answered 200 with status cancelled
+    ended: bool | None = None  # None: not followed to the end (the run stopped first)
+
+    @property
+    def last(self) -> str | None:
+        return self.sightings[-1].status if self.sightings else None
+
+    @property
+    def instance_id(self) -> str | None:
+        return next((s.instance_id for s in self.sightings if s.status == "succeeded"), None)
 
 
 @dataclass
@@ -44,6 +81,8 @@ def check_answers(answers: list[Answer]) -> list[tuple[str, str]]:
         if answer.status is not None and answer.status >= 500 and answer.status not in DOCUMENTED_5XX:
             kind = "hostile_5xx" if answer.kind == "hostile" else "5xx"
             found.append((kind, f"{answer.kind} answered {answer.status}: {answer.error[:200]}"))
+        if answer.status in DOCUMENTED_5XX and answer.json_body is False:
+            found.append(("5xx_not_json", f"{answer.kind} answered {answer.status}: {answer.error[:200]}"))
         if answer.error.startswith("timeout"):
             found.append(("unanswered", f"{answer.kind}: {answer.error[:200]}"))
         if answer.kind == "hostile" and answer.status is not None and answer.status < 400:
@@ -62,7 +101,9 @@ def check_answers(answers: list[Answer]) -> list[tuple[str, str]]:
     return found
 
 
-async def check_pool(system: System, ledger: Ledger, *, claiming_bound: float) -> list[tuple[str, str]]:
+async def check_pool(
+    system: System, ledger: Ledger, *, claiming_bound: float, claim_end_bound: float | None = None
+) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     conn = await asyncpg.connect(system.pool_db)
     try:
@@ -91,59 +132,148 @@ async def check_pool(system: System, ledger: Ledger, *, claiming_bound: float) -
             seen = ledger.outcomes.setdefault(row["id"], outcome)
             if seen != outcome:
                 found.append(("claim_outcome_changed", f"{row['id']}: {seen} -> {outcome}"))
+        if claim_end_bound is not None:
+            found += await queue_rows(conn, end_bound=claim_end_bound)
     finally:
         await conn.close()
     return found
 
 
-async def live_instances(system: System) -> set[str]:
-    conn = await asyncpg.connect(system.pool_db)
-    try:
-        return {r["id"] for r in await conn.fetch("SELECT id FROM instances")}
-    finally:
-        await conn.close()
+FINAL = ("succeeded", "failed", "cancelled")
+# A claim that committed its INSERT a moment after the dispatch that skipped it began was not yet
+# visible to it: "queued at the same time" counts from this long after its queued_at.
+QUEUE_VISIBILITY_SECONDS = 1.0
 
 
-async def ledger_rows(system: System) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(system.services_db)
-    try:
-        rows = await conn.fetch(
-            "SELECT instance_id, tool_id, resource_id, status FROM instance_services WHERE status = 'active'"
-        )
-        return [dict(r) for r in rows]
-    finally:
-        await conn.close()
-
-
-def _owner(name: str, instances: set[str]) -> str | None:
-    return next((i for i in instances if i in name), None)
-
-
-async def check_leaks(system: System) -> list[tuple[str, str]]:
-    """After the quiesce and a sweep: nothing billed that no pool instance owns, and every live ledger
-    row's resource exists."""
+def check_claims(
+    traces: list[ClaimTrace], answers: list[Answer], releases: dict[str, list[float]], *, end_bound: float
+) -> list[tuple[str, str]]:
+    """What the soak saw of each claim resource: it ends by its deadline plus `end_bound`; once
+    ended it reads the same (a succeeded one with the same instance); a failure reads as a sentence;
+    a cancelled one never gets an instance; a retried key answers its claim unless that claim had
+    ended without an instance; no instance held by two claims unless released between."""
     found: list[tuple[str, str]] = []
-    instances = await live_instances(system)
-    leftovers = system.railway.store.leftovers()
-    for kind in ("projects", "services"):
-        for name in leftovers[kind]:
-            if name == "fleet":  # shared mode's own project
-                continue
-            if _owner(name, instances) is None:
-                found.append(("railway_leak", f"{kind[:-1]} {name} owned by no instance"))
-    inventory = system.vendors.vendors.inventory()
-    for vendor, names in inventory.items():
-        for name in names:
-            if _owner(name, instances) is None:
-                found.append(("vendor_leak", f"{vendor}: {name} owned by no instance"))
-    existing = {
-        "openrouter": set(system.vendors.vendors.openrouter.keys),
-        "agentmail": set(system.vendors.vendors.agentmail.inboxes),
-        "telnyx": {n["phone_number"] for n in system.vendors.vendors.telnyx.numbers.values()}
-        | set(system.vendors.vendors.telnyx.numbers),
-    }
-    for row in await ledger_rows(system):
-        tool, resource = row["tool_id"], row["resource_id"]
-        if tool in existing and resource and resource not in existing[tool]:
-            found.append(("ledger_missing_resource", f"{tool} {resource} of {row['instance_id']}"))
+    by_id = {trace.id: trace for trace in traces}
+    for trace in traces:
+        seen = [(s.via, s.status, s.instance_id) for s in trace.sightings][:12]
+        final = next((s for s in trace.sightings if s.status in FINAL), None)
+        deadline = trace.answered_at + trace.timeout_seconds
+        if trace.ended is False:
+            found.append(
+                ("claim_unended", f"{trace.id} not ended {end_bound:.0f}s past its deadline: {seen}")
+            )
+        elif final is not None and final.at > deadline + end_bound:
+            found.append(("claim_unended", f"{trace.id} ended {final.at - deadline:.0f}s past its deadline"))
+        if final is not None and any(
+            (s.status, s.instance_id) != (final.status, final.instance_id)
+            for s in trace.sightings[trace.sightings.index(final) :]
+        ):
+            found.append(("claim_went_back", f"{trace.id}: {seen}"))
+        for sighting in trace.sightings:
+            if sighting.status == "succeeded" and not sighting.instance_id:
+                found.append(
+                    ("claim_unreadable", f"{trace.id} succeeded without its answer ({sighting.via})")
+                )
+            if sighting.status in ("failed", "cancelled") and len(sighting.error.strip()) < 3:
+                found.append(("claim_unreadable", f"{trace.id} {sighting.status} without a readable error"))
+        if trace.cancelled:
+            at = next(s.at for s in trace.sightings if s.via == "delete" and s.status == "cancelled")
+            if any(
+                s.status == "succeeded" or (s.at >= at and s.status != "cancelled") for s in trace.sightings
+            ):
+                found.append(("cancelled_got_instance", f"{trace.id}: {seen}"))
+        original = by_id.get(trace.retry_of or "")
+        if original is not None and original.last not in ("failed", "cancelled"):
+            found.append(("claim_retry_other", f"key of {original.id} ({original.last}) answered {trace.id}"))
+    found += _shared_instances(traces, answers, releases)
     return found
+
+
+def _shared_instances(
+    traces: list[ClaimTrace], answers: list[Answer], releases: dict[str, list[float]]
+) -> list[tuple[str, str]]:
+    """Two claims (at least one a claim resource) on one instance with no release of it between."""
+    holders: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for trace in traces:
+        won = next((s for s in trace.sightings if s.status == "succeeded" and s.instance_id), None)
+        if won is not None and won.instance_id:
+            holders[won.instance_id].append((won.at, f"claim {trace.id}"))
+    for answer in answers:
+        if answer.status == 200 and answer.instance_id and answer.kind in ("claim", "retry", "same_join_url"):
+            holders[answer.instance_id].append((answer.at, f"{answer.kind} {answer.key or answer.join_url}"))
+    found = []
+    for instance_id, held in holders.items():
+        held.sort()
+        for (t1, first), (t2, second) in zip(held, held[1:], strict=False):
+            if first == second or not (first.startswith("claim ") or second.startswith("claim ")):
+                continue
+            if not any(t1 <= r <= t2 for r in releases.get(instance_id, [])):
+                found.append(("claim_instance_shared", f"{instance_id} held by {first} and {second}"))
+    return found
+
+
+QUEUE_ORDER = """
+SELECT b.id AS served, a.id AS skipped, a.priority AS skipped_priority, b.priority,
+       extract(epoch FROM b.assigned_at - a.queued_at)::float8 AS waited
+  FROM claims b JOIN claims a ON a.template = b.template AND a.id <> b.id
+   AND (a.priority > b.priority OR (a.priority = b.priority AND a.queue_seq < b.queue_seq))
+ WHERE b.assigned_at IS NOT NULL AND b.queued_at IS NOT NULL AND a.queued_at IS NOT NULL
+   AND a.attempts = 0
+   AND a.queued_at < b.assigned_at - make_interval(secs => $1)
+   -- When the earlier one left the queue: assigned, or else (cancelled, or timed out: the dispatch
+   -- that passes a claim's deadline times it out before it assigns) its last write or its deadline.
+   AND coalesce(a.assigned_at,
+                CASE WHEN a.status = 'cancelled' THEN a.updated_at END,
+                CASE WHEN a.status = 'failed' THEN least(a.updated_at, a.deadline_at) END,
+                'infinity') > b.assigned_at
+ LIMIT 20
+"""
+
+
+async def check_claim_rows(
+    pool_db: str, traces: list[ClaimTrace], *, end_bound: float
+) -> list[tuple[str, str]]:
+    """At the end, from the pool's claims table: every claim whose DELETE answered `cancelled` is
+    cancelled with no instance; nothing queued or pending past its deadline plus `end_bound`; and
+    no claim was assigned while one that should go first (higher priority, or the same and queued
+    earlier) still waited in the queue (one put back after a failed provision, attempts > 0, has
+    lost its first place in time and is not counted as skipped)."""
+    found: list[tuple[str, str]] = []
+    cancelled = [trace.id for trace in traces if trace.cancelled]
+    conn = await asyncpg.connect(pool_db)
+    try:
+        rows = {
+            r["id"]: r
+            for r in await conn.fetch(
+                "SELECT id, status, instance_id FROM claims WHERE id = ANY($1::text[])", cancelled
+            )
+        }
+        for claim_id in cancelled:
+            row = rows.get(claim_id)
+            if row is None or row["status"] != "cancelled" or row["instance_id"] is not None:
+                detail = "row gone" if row is None else f"{row['status']} with instance {row['instance_id']}"
+                found.append(("cancelled_got_instance", f"{claim_id} cancelled, then {detail}"))
+        found += await queue_rows(conn, end_bound=end_bound)
+        for r in await conn.fetch(QUEUE_ORDER, QUEUE_VISIBILITY_SECONDS):
+            found.append((
+                "queue_order",
+                f"{r['served']} (priority {r['priority']}) assigned while {r['skipped']} (priority "
+                f"{r['skipped_priority']}, queued {r['waited']:.1f}s before) still waited",
+            ))  # fmt: skip
+    finally:
+        await conn.close()
+    return found
+
+
+async def queue_rows(conn: asyncpg.Connection, *, end_bound: float) -> list[tuple[str, str]]:
+    """Claims of the queue not ended past their deadline plus the bound (a queued one, at most a
+    dispatch round and a restart past it)."""
+    rows = await conn.fetch(
+        "SELECT id, status, extract(epoch FROM now() - deadline_at)::float8 AS late FROM claims "
+        "WHERE queued_at IS NOT NULL AND ((status = 'queued' AND deadline_at < now() - interval '30 s') "
+        "OR (status = 'pending' AND deadline_at < now() - make_interval(secs => $1)))",
+        end_bound,
+    )
+    return [
+        ("claim_unended", f"{r['id']} still {r['status']} {r['late']:.0f}s past its deadline") for r in rows
+    ]

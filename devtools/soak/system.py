@@ -211,6 +211,10 @@ def app_envs(
         "RAILWAY_PROJECT_CREATE_COOLDOWN_SECONDS": str(30 * config.time_scale),
         "RAILWAY_VOLUME_CREATE_COOLDOWN_SECONDS": str(30 * config.time_scale),
         "RAILWAY_BACKOFF_SECONDS": "0.05",
+        # Placement's pause of a failing platform, on the run's time scale like the rest (unscaled, a
+        # storm of HTTP-200 errors late in a run stops every create for up to 10 minutes).
+        "SERVICES_PLACEMENT_BACKOFF_SECONDS": str(30 * config.time_scale),
+        "SERVICES_PLACEMENT_BACKOFF_MAX_SECONDS": str(600 * config.time_scale),
         "RAILWAY_MAX_RETRY_AFTER_SECONDS": "1",
         "OPENROUTER_TIMEOUT_SECONDS": timeout,
         "AGENTMAIL_TIMEOUT_SECONDS": timeout,
@@ -252,8 +256,10 @@ async def running_system(config: SoakConfig, postgres_admin_url: str | None = No
     workdir = Path(tempfile.mkdtemp(prefix=f"soak-{config.mode}-{config.seed}-"))
     (workdir / "logs").mkdir()
     async with contextlib.AsyncExitStack() as stack:
-        # Kept while anything runs (the logs explain a failure), removed once all has stopped.
-        stack.callback(shutil.rmtree, workdir, True)
+        # Kept while anything runs (the logs explain a failure), removed once all has stopped
+        # unless SOAK_KEEP_WORKDIR asks to read the apps' logs after the run.
+        if not os.environ.get("SOAK_KEEP_WORKDIR"):
+            stack.callback(shutil.rmtree, workdir, True)
         if postgres_admin_url is None:
             pg = EmbeddedPostgres(workdir / "pg").start()
             stack.callback(pg.stop)

@@ -1,10 +1,12 @@
 """The claim's statements that touch an idle instance, on the pool's one plain asyncpg pool.
 
 This module owns that asyncpg pool (`ClaimsDb`), and the one definition of which instance a claim
-gets (`PICK_IDLE`): the oldest idle one no other claim holds, locked with SKIP LOCKED so concurrent
-claims on any replica take different rows instead of waiting on, or double-taking, the same one.
-Ordered by created_at alone, the (status, created_at) index yields it without sorting every idle
-row, which an `, id` tie-break cost (1.4 ms of PostgreSQL CPU per claim at 1,000 idle).
+gets (`_pick_idle`): an idle one of the claim's template, its newest version first (DESIGN.md §11:
+after a new version, old idle ones serve only once the new ones are gone), oldest first within it,
+that no other claim holds, locked with SKIP LOCKED so concurrent claims on any replica take
+different rows instead of waiting on, or double-taking, the same one. The partial index
+`ix_instances_idle_pick` yields it in that order without sorting every idle row (an `, id`
+tie-break once cost 1.4 ms of PostgreSQL CPU per claim at 1,000 idle).
 
 Why not the app's SQLAlchemy engine: a checkout there pings (BEGIN; SELECT; ROLLBACK) and every
 transaction adds BEGIN and COMMIT, so the old reserve + mark-claimed cost 15 round trips and
@@ -33,10 +35,11 @@ from typing import Any
 import asyncpg
 
 from pool.claims.schemas import ClaimCreate
+from pool.templates.schemas import DEFAULT_TEMPLATE_ID
 from shared.db import libpq_url
 
-# The one queue until templates land (DESIGN.md §11): every claim waits in it, whatever its body says.
-DEFAULT_TEMPLATE = "default"
+# A claim that names no template is served from this one (DESIGN.md §11).
+DEFAULT_TEMPLATE = DEFAULT_TEMPLATE_ID
 
 
 def no_barging(template_param: str) -> str:
@@ -48,17 +51,16 @@ def no_barging(template_param: str) -> str:
 # In every statement that picks, $1 is the claim and $2 the instance ids it must not get (those
 # it already tried). The caller marks the picked row `claiming` in the same statement, and only
 # if it is still idle (the lock makes that certain; the condition says so).
-def _pick_idle(condition: str = "") -> str:
+def _pick_idle(template: str, condition: str = "") -> str:
     return f"""
     SELECT id FROM instances
-     WHERE status = 'idle' AND NOT (id = ANY($2::text[])){condition}
-     ORDER BY created_at
+     WHERE status = 'idle' AND template_id = {template} AND NOT (id = ANY($2::text[])){condition}
+     ORDER BY template_version DESC, created_at
      LIMIT 1
      FOR UPDATE SKIP LOCKED
 """
 
 
-PICK_IDLE = _pick_idle()
 MARK_CLAIMING = "SET status = 'claiming', status_changed_at = now(), updated_at = now()"
 
 # The common claim in ONE statement: pick, register the claim already attached to the instance,
@@ -69,9 +71,10 @@ MARK_CLAIMING = "SET status = 'claiming', status_changed_at = now(), updated_at 
 # caller to `register`, which decides between waiting, deduplicating and 503. `picked` is
 # MATERIALIZED so the row the claim is attached to is the row that was locked, evaluated once.
 RESERVE = f"""
-WITH picked AS MATERIALIZED ({_pick_idle(no_barging("$7"))}), inserted AS (
-    INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, instance_id, source)
-    SELECT $1, $6, $3, $4, $5, 'pending', picked.id, $8 FROM picked
+WITH picked AS MATERIALIZED ({_pick_idle("$7", no_barging("$7"))}), inserted AS (
+    INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, instance_id, source,
+                        template, owner_id)
+    SELECT $1, $6, $3, $4, $5, 'pending', picked.id, $8, $7, $9 FROM picked
     ON CONFLICT DO NOTHING
     RETURNING instance_id
 ), taken AS (
@@ -88,14 +91,15 @@ SELECT (SELECT id FROM picked) AS picked,
 # Every write that moves a claim forward first locks it while it is still `pending` (claim, then
 # instance: the kill's `release_claims_of` goes in the same order), so nothing attaches an
 # instance to, or records success on, a claim that a kill or the tick has ended meanwhile.
-LOCK_PENDING = "SELECT id FROM claims WHERE id = $1 AND status = 'pending' FOR UPDATE"
+LOCK_PENDING = "SELECT id, template FROM claims WHERE id = $1 AND status = 'pending' FOR UPDATE"
+CLAIM_TEMPLATE = "(SELECT template FROM claim)"
 
 
-# Give a pending claim an instance: pick, mark `claiming`, attach.
+# Give a pending claim an instance of its template: pick, mark `claiming`, attach.
 def _take(condition: str) -> str:
     return f"""
 WITH claim AS MATERIALIZED ({LOCK_PENDING}),
-picked AS MATERIALIZED ({_pick_idle(" AND EXISTS (SELECT 1 FROM claim)" + condition)}), taken AS (
+picked AS MATERIALIZED ({_pick_idle(CLAIM_TEMPLATE, condition)}), taken AS (
     UPDATE instances {MARK_CLAIMING}
      WHERE id = (SELECT id FROM picked) AND status = 'idle'
     RETURNING id, url, gateway_token_enc
@@ -107,8 +111,8 @@ SELECT id, url, gateway_token_enc FROM taken
 """
 
 
-# $3: the claim's template, whose queue must be empty.
-TAKE = _take(no_barging("$3"))
+# The claim's template's queue must be empty.
+TAKE = _take(no_barging(CLAIM_TEMPLATE))
 # A claim the queue assigned whose first instance failed was served at its turn, ahead of everyone
 # still queued: its second instance is no barging.
 TAKE_AS_HEAD = _take("")
@@ -116,8 +120,8 @@ TAKE_AS_HEAD = _take("")
 # A concurrent insert of the same key blocks here until its transaction ends, so a duplicate
 # either sees the first claim or becomes the first claim itself.
 INSERT_CLAIM = """
-INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, source)
-VALUES ($1, $5, $2, $3, $4, 'pending', $6)
+INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, source, template, owner_id)
+VALUES ($1, $5, $2, $3, $4, 'pending', $6, $7, $8)
 ON CONFLICT DO NOTHING
 RETURNING id
 """
@@ -224,12 +228,15 @@ class ClaimsDb:
         digest: str,
         join_url: str | None,
         source: str | None = None,
+        template: str = DEFAULT_TEMPLATE,
+        owner_id: str | None = None,
     ) -> Picked | None:
-        """The instance reserved for this new claim, or None: no idle instance, or a duplicate."""
+        """The instance reserved for this new claim, or None: no idle instance of its template, or
+        a duplicate."""
         pool = await self._get()
         async with self._slots:
             row = await pool.fetchrow(
-                RESERVE, claim_id, [], key, digest, join_url, caller, DEFAULT_TEMPLATE, source
+                RESERVE, claim_id, [], key, digest, join_url, caller, template, source, owner_id
             )
         assert row is not None  # the outer SELECT always yields one row
         instance = _picked(row)
@@ -248,6 +255,8 @@ class ClaimsDb:
         digest: str,
         join_url: str | None,
         source: str | None = None,
+        template: str = DEFAULT_TEMPLATE,
+        owner_id: str | None = None,
     ) -> Picked | Duplicate | None:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
         and given an instance in one transaction; DUPLICATE when the key or the joinUrl already
@@ -257,11 +266,11 @@ class ClaimsDb:
             try:
                 async with connection.transaction():
                     inserted = await connection.fetchval(
-                        INSERT_CLAIM, claim_id, key, digest, join_url, caller, source
+                        INSERT_CLAIM, claim_id, key, digest, join_url, caller, source, template, owner_id
                     )
                     if inserted is None:
                         return DUPLICATE
-                    picked = _picked(await connection.fetchrow(TAKE, claim_id, [], DEFAULT_TEMPLATE))
+                    picked = _picked(await connection.fetchrow(TAKE, claim_id, []))
                     if picked is None:
                         raise _Rollback
                     return picked
@@ -275,7 +284,7 @@ class ClaimsDb:
         async with self._slots:
             if as_head:
                 return _picked(await pool.fetchrow(TAKE_AS_HEAD, claim_id, exclude))
-            return _picked(await pool.fetchrow(TAKE, claim_id, exclude, DEFAULT_TEMPLATE))
+            return _picked(await pool.fetchrow(TAKE, claim_id, exclude))
 
     async def delete_pending(self, claim_id: str) -> None:
         pool = await self._get()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pool.claims import queue_db
-from pool.claims.db import DEFAULT_TEMPLATE, ClaimsDb
+from pool.claims.db import ClaimsDb
 from pool.metrics import PoolMetrics
 from shared.logging import get_logger
 
@@ -103,29 +103,37 @@ class Dispatcher:
         """Pair queued claims with idle instances now; returns how many were assigned."""
         async with self._round:
             count = 0
-            for _ in range(DISPATCH_ROUNDS):
-                done = await queue_db.dispatch(
-                    self._db, template=DEFAULT_TEMPLATE, lock_key=self._lock_key, limit=DISPATCH_BATCH
-                )
-                for claim_id, waited in done.expired:
-                    log.info("claim.queue.timed_out", claim_id=claim_id, waited_s=round(waited, 1))
-                    self._metrics.record_queue_exit("timed_out", waited, None)
-                    self.ended(claim_id)
-                for assigned in done.assigned:
-                    log.info(
-                        "claim.queue.assigned",
-                        claim_id=assigned.claim_id,
-                        instance_id=assigned.instance.id,
-                        waited_s=round(assigned.waited, 1),
-                        eta_s=assigned.eta_seconds,
-                    )
-                    self._metrics.record_queue_exit("assigned", assigned.waited, assigned.eta_seconds)
-                    self._spawn(assigned)
-                    self.ended(assigned.claim_id)
-                count += len(done.assigned)
-                if len(done.assigned) < DISPATCH_BATCH:
-                    break
+            for template in await queue_db.queued_templates(self._db):
+                count += await self._dispatch(template)
             return count
+
+    async def _dispatch(self, template: str) -> int:
+        """Pair one template's queued claims with its idle instances, in rounds."""
+        count = 0
+        for _ in range(DISPATCH_ROUNDS):
+            done = await queue_db.dispatch(
+                self._db, template=template, lock_key=self._lock_key, limit=DISPATCH_BATCH
+            )
+            for claim_id, waited in done.expired:
+                log.info("claim.queue.timed_out", claim_id=claim_id, waited_s=round(waited, 1))
+                self._metrics.record_queue_exit("timed_out", waited, None)
+                self.ended(claim_id)
+            for assigned in done.assigned:
+                log.info(
+                    "claim.queue.assigned",
+                    claim_id=assigned.claim_id,
+                    instance_id=assigned.instance.id,
+                    template=template,
+                    waited_s=round(assigned.waited, 1),
+                    eta_s=assigned.eta_seconds,
+                )
+                self._metrics.record_queue_exit("assigned", assigned.waited, assigned.eta_seconds)
+                self._spawn(assigned)
+                self.ended(assigned.claim_id)
+            count += len(done.assigned)
+            if len(done.assigned) < DISPATCH_BATCH:
+                break
+        return count
 
     def _spawn(self, assigned: queue_db.Assigned) -> None:
         assert self._provision is not None
@@ -154,9 +162,7 @@ class Dispatcher:
     async def _poll(self, followed: set[str], since_dispatch: float) -> bool:
         """Wake the waiters whose claims moved; True when a dispatch is due."""
         if not followed:
-            return since_dispatch >= IDLE_POLL_SECONDS and await queue_db.has_queued(
-                self._db, DEFAULT_TEMPLATE
-            )
+            return since_dispatch >= IDLE_POLL_SECONDS and await queue_db.has_queued(self._db)
         found = await queue_db.states(self._db, sorted(followed))
         for claim_id in followed:
             status = found.get(claim_id)

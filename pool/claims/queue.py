@@ -40,11 +40,13 @@ class Queued:
     eta_seconds: float | None
 
 
-async def supply(pool: PoolState, *, priority: int = 0) -> tuple[int, Supply]:
+async def supply(
+    pool: PoolState, *, template: str = DEFAULT_TEMPLATE, priority: int = 0
+) -> tuple[int, Supply]:
     settings = pool["settings"]
     return await queue_db.supply(
         pool["claims_db"],
-        template=DEFAULT_TEMPLATE,
+        template=template,
         priority=priority,
         window_seconds=REFILL_WINDOW_SECONDS,
         samples=REFILL_SAMPLES,
@@ -62,10 +64,12 @@ async def enqueue(
     key: str | None,
     digest: str,
     timeout_seconds: int,
+    template: str = DEFAULT_TEMPLATE,
     priority: int = 0,
 ) -> Queued | None:
-    """Queue the claim (None: its Idempotency-Key or joinUrl already has a claim) and dispatch."""
-    ahead, measured = await supply(pool, priority=priority)
+    """Queue the claim in its template's queue (None: its Idempotency-Key or joinUrl already has a
+    claim) and dispatch."""
+    ahead, measured = await supply(pool, template=template, priority=priority)
     position = ahead + 1
     eta = eta_seconds(position, measured)
     queued = await queue_db.enqueue(
@@ -75,7 +79,7 @@ async def enqueue(
         key=key,
         digest=digest,
         join_url=body.join_url,
-        template=DEFAULT_TEMPLATE,
+        template=template,
         priority=priority,
         request=body.model_dump(mode="json"),
         timeout_seconds=timeout_seconds,
@@ -85,7 +89,7 @@ async def enqueue(
         return None
     log.info("claim.queue.queued", claim_id=claim_id, position=position, eta_s=eta, priority=priority)
     pool["queue"].follow(claim_id)
-    # A queued claim is demand: the tick creates for it (pool.tick.plan.replenish_count).
+    # A queued claim is demand: the tick creates for it (pool.tick.plan.replenish_counts).
     pool["tick"].wake()
     return Queued(claim_id=claim_id, position=position, eta_seconds=eta)
 

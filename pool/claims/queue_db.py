@@ -29,12 +29,13 @@ ENDED = frozenset({"succeeded", "failed", "cancelled"})
 # Everything before this one in its queue, when it would be inserted now, and what the ETA needs.
 SUPPLY = """
 SELECT (SELECT count(*) FROM claims WHERE status = 'queued' AND template = $1 AND priority >= $2) AS ahead,
-       (SELECT count(*) FROM instances WHERE status = 'idle') AS idle,
+       (SELECT count(*) FROM instances WHERE status = 'idle' AND template_id = $1) AS idle,
        (SELECT count(*) FROM instances) AS total,
        ARRAY(SELECT extract(epoch FROM now() - created_at)::float8 FROM instances
-              WHERE status IN ('creating', 'starting') ORDER BY id) AS in_flight,
+              WHERE status IN ('creating', 'starting') AND template_id = $1 ORDER BY id) AS in_flight,
        ARRAY(SELECT platform FROM instances
-              WHERE status IN ('creating', 'starting') ORDER BY id) AS in_flight_platforms,
+              WHERE status IN ('creating', 'starting') AND template_id = $1
+              ORDER BY id) AS in_flight_platforms,
        ARRAY(SELECT extract(epoch FROM ready_at - created_at)::float8 FROM instances
               WHERE ready_at > now() - make_interval(secs => $3)
               ORDER BY ready_at DESC, id LIMIT $4) AS samples,
@@ -46,9 +47,9 @@ SELECT (SELECT count(*) FROM claims WHERE status = 'queued' AND template = $1 AN
 
 ENQUEUE = """
 INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, template, priority,
-                    request, deadline_at, queued_at, eta_seconds, source)
+                    request, deadline_at, queued_at, eta_seconds, source, owner_id)
 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8::jsonb, now() + make_interval(secs => $9), now(), $10,
-        $8::jsonb->>'source')
+        $8::jsonb->>'source', $8::jsonb->>'owner_id')
 ON CONFLICT DO NOTHING
 RETURNING id
 """
@@ -78,8 +79,9 @@ UPDATE claims SET status = 'cancelled', response = $3::jsonb, idempotency_key = 
 RETURNING extract(epoch FROM now() - queued_at)::float8 AS waited
 """
 
-# Heads (claims first, as everywhere) paired by rank with the oldest idle instances, picked as
-# PICK_IDLE picks them (SKIP LOCKED: a claim's own pick holds its row only for its statement).
+# Heads (claims first, as everywhere) paired by rank with the template's idle instances, picked
+# as a claim picks them (pool.claims.db: newest version, then oldest; SKIP LOCKED: a claim's own
+# pick holds its row only for its statement).
 # `at`: the moment of assignment, taken once under the lock, so rounds order as they happened and
 # a round's claims share it.
 DISPATCH = """
@@ -90,10 +92,10 @@ heads AS MATERIALIZED (
          WHERE status = 'queued' AND template = $1
          ORDER BY priority DESC, queue_seq LIMIT $2 FOR UPDATE) AS h
 ), idle AS MATERIALIZED (
-    SELECT id, row_number() OVER (ORDER BY created_at) AS n FROM (
-        SELECT id, created_at FROM instances
-         WHERE status = 'idle'
-         ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS i
+    SELECT id, row_number() OVER (ORDER BY template_version DESC, created_at) AS n FROM (
+        SELECT id, template_version, created_at FROM instances
+         WHERE status = 'idle' AND template_id = $1
+         ORDER BY template_version DESC, created_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS i
 ), taken AS (
     UPDATE instances SET status = 'claiming', status_changed_at = now(), updated_at = now()
       FROM heads JOIN idle USING (n)
@@ -118,7 +120,9 @@ UPDATE claims SET status = 'queued', instance_id = NULL, assigned_at = NULL, att
 RETURNING id
 """
 
-ANY_IN_QUEUE = "SELECT EXISTS (SELECT 1 FROM claims WHERE status = 'queued' AND template = $1)"
+ANY_IN_QUEUE = "SELECT EXISTS (SELECT 1 FROM claims WHERE status = 'queued')"
+# The templates whose queues have claims: each is dispatched on its own (pool.claims.dispatcher).
+QUEUED_TEMPLATES = "SELECT DISTINCT template FROM claims WHERE status = 'queued' ORDER BY template"
 STATES = "SELECT id, status FROM claims WHERE id = ANY($1::text[])"
 
 TICKET = """
@@ -262,8 +266,13 @@ async def requeue(db: ClaimsDb, *, claim_id: str, max_attempts: int) -> bool:
     return await _fetchval(db, REQUEUE, claim_id, max_attempts) is not None
 
 
-async def has_queued(db: ClaimsDb, template: str) -> bool:
-    return bool(await _fetchval(db, ANY_IN_QUEUE, template))
+async def has_queued(db: ClaimsDb) -> bool:
+    return bool(await _fetchval(db, ANY_IN_QUEUE))
+
+
+async def queued_templates(db: ClaimsDb) -> list[str]:
+    async with db.connection() as connection:
+        return [row["template"] for row in await connection.fetch(QUEUED_TEMPLATES)]
 
 
 async def states(db: ClaimsDb, claim_ids: list[str]) -> dict[str, str]:

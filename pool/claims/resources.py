@@ -39,8 +39,10 @@ async def create_claim(
     timeout = body.timeout_seconds or settings.claim_queue_timeout_seconds
     if timeout > settings.claim_queue_timeout_max_seconds:
         raise BadRequest(f"timeoutSeconds must be at most {settings.claim_queue_timeout_max_seconds}")
-    claim = body.claim_body()
-    digest = service.request_hash(claim)
+    sent = body.claim_body()
+    # The key's request is what the caller sent; the template's defaults fill in what it left out.
+    digest = service.request_hash(sent)
+    template, claim = await pool["templates"].choose(sent)
     for _ in range(service.AFRESH_ROUNDS + 1):
         claim_id = uuid.uuid4().hex
         picked = await pool["claims_db"].reserve(
@@ -50,6 +52,8 @@ async def create_claim(
             digest=digest,
             join_url=claim.join_url,
             source=claim.source,
+            template=template,
+            owner_id=claim.owner_id,
         )
         if picked is not None:
             started = time.monotonic()
@@ -65,6 +69,7 @@ async def create_claim(
             key=idempotency_key,
             digest=digest,
             timeout_seconds=timeout,
+            template=template,
             priority=body.priority,
         )
         if queued is not None:

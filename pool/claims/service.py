@@ -84,12 +84,14 @@ def _failure_outcome(exc: AppError) -> str:
 
 
 async def _claim(
-    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, wait_seconds: int
+    pool: PoolState, sent: ClaimCreate, caller: str, key: str | None, wait_seconds: int
 ) -> tuple[Claim, str]:
-    digest = request_hash(body)
+    # The key's request is what the caller sent; the template's defaults fill in what it left out.
+    digest = request_hash(sent)
+    template, body = await pool["templates"].choose(sent)
     afresh = 0
     while True:
-        reserved = await _reserve(pool, body, caller, key, digest, wait_seconds)
+        reserved = await _reserve(pool, body, template, caller, key, digest, wait_seconds)
         if isinstance(reserved, _Reserved) and reserved.instance is not None:
             claimed = await provision_with_fallback(pool, body, reserved.claim_id, reserved.instance)
             return claimed, "claimed"
@@ -111,7 +113,13 @@ async def _claim(
 
 
 async def _reserve(
-    pool: PoolState, body: ClaimCreate, caller: str, key: str | None, digest: str, wait_seconds: int
+    pool: PoolState,
+    body: ClaimCreate,
+    template: str,
+    caller: str,
+    key: str | None,
+    digest: str,
+    wait_seconds: int,
 ) -> _Reserved | queue.Queued | repo.ExistingClaim | None:
     """Register the claim (dedupe) and reserve an idle instance for it, or queue it.
 
@@ -123,13 +131,27 @@ async def _reserve(
     claim_id = uuid.uuid4().hex
     db = pool["claims_db"]
     picked = await db.reserve(
-        claim_id=claim_id, caller=caller, key=key, digest=digest, join_url=body.join_url, source=body.source
+        claim_id=claim_id,
+        caller=caller,
+        key=key,
+        digest=digest,
+        join_url=body.join_url,
+        source=body.source,
+        template=template,
+        owner_id=body.owner_id,
     )
     if picked is not None:
         return _Reserved(claim_id=claim_id, instance=picked)
     if wait_seconds > 0:
         queued = await queue.enqueue(
-            pool, body, claim_id=claim_id, caller=caller, key=key, digest=digest, timeout_seconds=wait_seconds
+            pool,
+            body,
+            claim_id=claim_id,
+            caller=caller,
+            key=key,
+            digest=digest,
+            timeout_seconds=wait_seconds,
+            template=template,
         )
         if queued is not None:
             return queued
@@ -141,6 +163,8 @@ async def _reserve(
             digest=digest,
             join_url=body.join_url,
             source=body.source,
+            template=template,
+            owner_id=body.owner_id,
         )
         if not isinstance(registered, Duplicate):
             return _Reserved(claim_id=claim_id, instance=registered)

@@ -93,7 +93,7 @@ async def reconcile(pool: PoolDep) -> dict[str, object]:
 @metrics_router.get("/metrics", response_class=Response)
 async def metrics(session: SessionDep, pool: PoolDep) -> Response:
     """Prometheus metrics."""
-    body = await service.refresh_metrics(session, pool["metrics"])
+    body = await service.refresh_metrics(session, pool["metrics"], pool["settings"])
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

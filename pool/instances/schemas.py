@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from pool.templates.schemas import TemplatePool
 from shared.schemas import PlatformView
 from shared.validation import InputModel
 
@@ -25,8 +26,10 @@ class Instance(_Camel):
     conversation_id: str | None
     invite_url: str | None
     join_url: str | None
-    template_id: str | None
+    template_id: str
+    template_version: int
     owner_id: str | None
+    parent_instance: str | None
     deploy_status: str | None
     failed_probes: int
     last_error: str | None
@@ -75,6 +78,8 @@ class PoolStatus(_Camel):
     # Services' platforms as the tick last read them (DESIGN.md §9), and when services saw them.
     platforms: list[PlatformView] = []
     platforms_observed_at: datetime | None = None
+    # Each template's pool (DESIGN.md §11): its target, queue, and instances by status and version.
+    templates: list[TemplatePool] = []
 
 
 class CountBody(_Camel, InputModel):

@@ -25,6 +25,7 @@ from pool.metrics import PoolMetrics
 from pool.models import Instance as InstanceRow
 from pool.models import TickState
 from pool.status import BOUND, STATUSES
+from pool.templates.pools import template_pools
 from shared.errors import Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
 from shared.schemas import PlatformView
@@ -106,12 +107,13 @@ async def pool_status(session: AsyncSession, settings: Settings) -> PoolStatus:
         loop=await loop_state(session, settings),
         platforms=platforms,
         platforms_observed_at=observed_at,
+        templates=await template_pools(session, settings),
     )
 
 
-async def refresh_metrics(session: AsyncSession, metrics: PoolMetrics) -> bytes:
+async def refresh_metrics(session: AsyncSession, metrics: PoolMetrics, settings: Settings) -> bytes:
     """The gauges read from the database at scrape time (right on every replica), then all of them."""
-    metrics.set_instance_counts(await count_instances(session))
+    metrics.set_template_pools(await template_pools(session, settings))
     metrics.set_platforms((await platform_views(session))[0])
     metrics.set_queue_depths(await queue_depths(session))
     return metrics.render()

@@ -187,3 +187,17 @@ class Template(_Read):
     created_at: datetime
     updated_at: datetime
     current: TemplateVersion
+
+
+class TemplatePool(_Read):
+    """One template's pool: the idle supply it aims at, its queue, its instances by status, and
+    its idle instances by version (a rollout's progress)."""
+
+    template_id: str
+    slug: str
+    current_version: int
+    archived: bool
+    target: int
+    queued: int
+    counts: dict[str, int]
+    idle_by_version: dict[str, int]

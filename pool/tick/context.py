@@ -12,7 +12,7 @@ from pool.instance_client import InstanceClient
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
 from pool.status import Rules
-from pool.tick.plan import Target
+from pool.tick.plan import PoolTarget, Target
 from pool.tick.state import FLEET
 from shared.auth import SecretBox
 
@@ -47,12 +47,12 @@ class TickContext:
             stuck_timeout_seconds=s.stuck_timeout_seconds, death_threshold=s.failed_probes_for_death
         )
 
-    def target(self, *, may_create: bool = True, queued: int = 0) -> Target:
-        """What the plan aims at; `may_create` is False while failed creates back off, `queued`
-        claims waiting are demand on top of min_idle."""
+    def target(self, pools: tuple[PoolTarget, ...] = (), *, may_create: bool = True) -> Target:
+        """What the plan aims at: the live templates' pools (`pool.tick.pools`); `may_create` is
+        False while failed creates back off."""
         s = self.settings
         return Target(
-            min_idle=s.min_idle,
+            pools=pools,
             max_total=s.max_total,
             rules=self.rules,
             orphan_grace_seconds=s.orphan_grace_seconds,
@@ -62,7 +62,6 @@ class TickContext:
             create_lost_seconds=max(s.stuck_timeout_seconds, 2 * 3 * (s.services_timeout_seconds + 30)),
             create_resend_seconds=s.services_timeout_seconds,
             may_create=may_create,
-            queued=queued,
         )
 
     def slots(self) -> asyncio.Semaphore:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pool.status import IN_FLIGHT, STATUSES, Observation, Rules, Runtime, Status, decide
+from pool.templates.schemas import DEFAULT_TEMPLATE_ID
 from shared.schemas import InstanceObservation, StatusBatch
 
 
@@ -27,6 +28,8 @@ class Row:
     failed_probes: int = 0
     conversation_id: str | None = None
     deploy_status: str | None = None
+    template_id: str = DEFAULT_TEMPLATE_ID
+    template_version: int = 1
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,21 @@ class Observed:
 
 
 @dataclass(frozen=True)
+class PoolTarget:
+    """One template's pool (DESIGN.md §11): the version new creates use, and the idle supply it
+    aims at: `min_idle` plus the claims queued for it (each is demand an idle instance would meet)."""
+
+    template_id: str = DEFAULT_TEMPLATE_ID
+    version: int = 1
+    min_idle: int = 0
+    queued: int = 0
+
+
+@dataclass(frozen=True)
 class Target:
-    min_idle: int
+    # One per live template; a template not here (archived) gets no creates, and its idle
+    # instances are drained.
+    pools: tuple[PoolTarget, ...]
     max_total: int
     rules: Rules = field(default_factory=Rules)
     orphan_grace_seconds: float = 600.0
@@ -57,8 +73,9 @@ class Target:
     create_resend_seconds: float = 60.0
     # False while create failures are backing off.
     may_create: bool = True
-    # Claims waiting in the queue (DESIGN.md §10): each is demand an idle instance would meet.
-    queued: int = 0
+
+    def pool(self, template_id: str) -> PoolTarget | None:
+        return next((p for p in self.pools if p.template_id == template_id), None)
 
 
 @dataclass(frozen=True)
@@ -122,10 +139,12 @@ class Resend:
 
 @dataclass(frozen=True)
 class Create:
-    """Reserve and create `count` instances; the act step creates no more than this
-    (`pool.tick.replenish.refill`)."""
+    """Reserve and create `count` instances of one template version; the act step creates no
+    more than this (`pool.tick.replenish.refill`)."""
 
     count: int
+    template_id: str = DEFAULT_TEMPLATE_ID
+    version: int = 1
 
 
 Action = Update | Destroy | DestroyOrphan | Created | CreateFailed | Resend | Create
@@ -138,7 +157,7 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
     if batch is None:
         return []
     actions: list[Action] = []
-    after: Counter[str] = Counter()
+    after: Counter[tuple[str, str]] = Counter()
     unseen = _Unseen(frozenset(batch.unprobed), observed.not_asked)
     for row in observed.rows:
         action = _plan_row(row, batch, observed.runtimes, unseen, target, now)
@@ -147,26 +166,46 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
         if isinstance(action, Destroy | CreateFailed):
             continue
         if isinstance(action, Created):
-            after["starting"] += 1
+            after[(row.template_id, "starting")] += 1
             continue
-        after[action.status if isinstance(action, Update) else row.status] += 1
+        after[(row.template_id, action.status if isinstance(action, Update) else row.status)] += 1
     known = {row.id for row in observed.rows}
     actions += _orphans(batch, known, target, now)
-    count = replenish_count(after, target)
-    if count > 0:
-        actions.append(Create(count))
+    wanted = replenish_counts(after, target)
+    for pool in target.pools:
+        count = wanted.get(pool.template_id, 0)
+        if count > 0:
+            actions.append(Create(count, pool.template_id, pool.version))
     return actions
 
 
-def replenish_count(counts: Counter[str] | dict[str, int], target: Target) -> int:
-    """The deficit: instances to create so that supply reaches min_idle plus the queued claims,
-    within max_total. The one formula, for this plan and for the reservation under the lock
-    (`pool.tick.replenish`)."""
+def replenish_counts(counts: Mapping[tuple[str, str], int], target: Target) -> dict[str, int]:
+    """The deficit per template: instances to create so that each template's supply reaches its
+    min_idle plus its queued claims, all within max_total. The one formula, for this plan and for
+    the reservation under the lock (`pool.tick.replenish`). When max_total leaves less room than
+    the deficits add up to, the room goes round the templates short of their targets, one each
+    in turn, so one template's burst never starves another's floor."""
     if not target.may_create:
-        return 0
-    supply = sum(counts.get(status, 0) for status in SUPPLY)
+        return {}
+    supply: Counter[str] = Counter()
+    for (template_id, status), n in counts.items():
+        if status in SUPPLY:
+            supply[template_id] += n
+    deficits = {
+        p.template_id: p.min_idle + p.queued - supply[p.template_id]
+        for p in target.pools
+        if p.min_idle + p.queued > supply[p.template_id]
+    }
     room = target.max_total - sum(counts.values())
-    return max(0, min(target.min_idle + target.queued - supply, room))
+    wanted: Counter[str] = Counter()
+    while room > 0 and deficits:
+        for template_id in list(deficits)[:room]:
+            wanted[template_id] += 1
+            room -= 1
+            deficits[template_id] -= 1
+            if deficits[template_id] == 0:
+                del deficits[template_id]
+    return dict(wanted)
 
 
 def settled(row: Row) -> bool:
@@ -237,6 +276,9 @@ def _plan_row(
         return plan_create(row, batch, target, now)
     if not settled(row):
         return None
+    if row.status == "idle" and target.pool(row.template_id) is None:
+        # Its template was archived: nobody may claim it any more.
+        return Destroy(row.id, row.status, "dead", f"template {row.template_id} is archived")
     obs = observation_for(row, batch, runtimes, now, unseen)
     decision = decide(row.status, obs, target.rules)
     if decision.action == "destroy":
@@ -287,6 +329,10 @@ def _orphans(batch: StatusBatch, known: set[str], target: Target, now: datetime)
         if (now - seen.created_at).total_seconds() >= target.orphan_grace_seconds:
             orphans.append(DestroyOrphan(instance_id, "services knows it, the pool does not"))
     return orphans
+
+
+def count_by_template(rows: Iterable[Row]) -> Counter[tuple[str, str]]:
+    return Counter((row.template_id, row.status) for row in rows)
 
 
 def count_statuses(rows: list[Row]) -> dict[str, int]:

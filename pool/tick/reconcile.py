@@ -24,10 +24,9 @@ from sqlalchemy import select
 
 from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
-from pool.claims import repository as claims_repo
 from pool.models import Instance
 from pool.status import Status
-from pool.tick import observed_writes, replenish, runtimes, state
+from pool.tick import observed_writes, pools, replenish, runtimes, state
 from pool.tick.context import TickContext
 from pool.tick.instance_writes import apply_update, destroy, destroy_orphan
 from pool.tick.plan import (
@@ -78,9 +77,9 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     observed = await _observed(ctx, rows, tokens, batch)
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
-        queued = await claims_repo.count_queued(session)
+        live = await pools.live_pools(session, ctx.settings)
         now = await state.db_now(session)  # rows' ages on the clock that stamped them
-    actions = plan(observed, ctx.target(may_create=may_create, queued=queued), now)
+    actions = plan(observed, ctx.target(live, may_create=may_create), now)
     result = TickResult(counts=count_statuses(rows), error=error)
     await _act_all(ctx, observed, actions, result)
     # Promotions and recoveries may have made instances idle: the queue's head gets them first.
@@ -134,6 +133,8 @@ async def _read_rows(
         Instance.deploy_status,
         Instance.url,
         Instance.gateway_token_enc,
+        Instance.template_id,
+        Instance.template_version,
     )
     if instance_id is not None:
         query = query.where(Instance.id == instance_id)
@@ -141,7 +142,7 @@ async def _read_rows(
         found = await session.execute(query)
         rows, tokens = [], {}
         for r in found:
-            rows.append(Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6]))
+            rows.append(Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6], r[9], r[10]))
             tokens[r[0]] = (r[7], r[8])
     return rows, tokens
 
@@ -241,7 +242,7 @@ async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
             ctx.spawn(replenish.create_reserved(ctx, action.instance_id))
             result.actions["create_resent"] += 1
         elif isinstance(action, Create):
-            result.actions["create"] += len(await replenish.refill(ctx, action.count))
+            result.actions["create"] += len(await replenish.refill(ctx, action))
     except Exception as exc:  # noqa: BLE001 - one bad instance never stops the tick
         result.failed_actions += 1
         log.warning(
@@ -258,10 +259,11 @@ async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     if batch is None:
         return {"action": "none", "reason": error}
     observed = await _observed(ctx, rows, tokens, batch, everything=True)
-    target = ctx.target(may_create=False)
-    result = TickResult(counts=count_statuses(rows), error=error)
     async with ctx.sessionmaker() as session:
+        live = await pools.live_pools(session, ctx.settings)
         now = await state.db_now(session)
+    target = ctx.target(live, may_create=False)
+    result = TickResult(counts=count_statuses(rows), error=error)
     actions = [a for a in plan(observed, target, now) if not isinstance(a, Create | Resend)]
     await _act_all(ctx, observed, actions, result)
     return {"actions": dict(result.actions), "failedActions": result.failed_actions, "error": error}

@@ -26,13 +26,13 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool import locks
-from pool.claims import repository as claims_repo
-from pool.models import Instance
-from pool.tick import state
+from pool.models import Instance, TemplateVersion
+from pool.templates.schemas import DEFAULT_TEMPLATE_ID
+from pool.tick import pools, state
 from pool.tick.context import TickContext
-from pool.tick.plan import Created, replenish_count
+from pool.tick.plan import Create, Created, replenish_counts
 from shared.auth import mint_token
-from shared.errors import AppError, TransientError
+from shared.errors import AppError, NotFound, TransientError
 from shared.ids import new_instance_id
 from shared.logging import get_logger
 from shared.schemas import InstanceCreate
@@ -44,27 +44,37 @@ def instance_name(instance_id: str) -> str:
     return f"agent-{instance_id}"
 
 
-async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False) -> list[str]:
-    """Insert `creating` rows and return their ids:
-    - `count=None` (after a claim): the deficit, nothing while creates back off;
-    - `planned` (the tick's `Create`): `count`, lowered to the deficit counted under the lock;
-    - otherwise (an operator): `count`, capped at max_total.
+async def reserve(
+    ctx: TickContext, count: int | Create | None, *, template_id: str = DEFAULT_TEMPLATE_ID
+) -> list[str]:
+    """Insert `creating` rows, each for its template's current version, and return their ids:
+    - `None` (after a claim): every template's deficit, nothing while creates back off;
+    - a `Create` (the tick's plan): its count, lowered to its template's deficit counted under the lock;
+    - an int (an operator): that many of `template_id`, capped at max_total.
     """
-    settings = ctx.settings
     async with ctx.sessionmaker.begin() as session:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.replenish(ctx.fleet)})
-        rows = await session.execute(select(Instance.status, func.count()).group_by(Instance.status))
-        counts: Counter[str] = Counter({str(r[0]): int(r[1]) for r in rows})
-        queued = await claims_repo.count_queued(session)
+        rows = await session.execute(
+            select(Instance.template_id, Instance.status, func.count()).group_by(
+                Instance.template_id, Instance.status
+            )
+        )
+        counts: Counter[tuple[str, str]] = Counter({(str(r[0]), str(r[1])): int(r[2]) for r in rows})
+        live = await pools.live_pools(session, ctx.settings)
+        versions = {p.template_id: p.version for p in live}
         if count is None:
             may_create = await state.may_create(session, ctx.fleet)
-            wanted = replenish_count(counts, ctx.target(may_create=may_create, queued=queued))
-        elif planned:
-            wanted = min(count, replenish_count(counts, ctx.target(queued=queued)))
+            wanted = replenish_counts(counts, ctx.target(live, may_create=may_create))
+        elif isinstance(count, Create):
+            deficit = replenish_counts(counts, ctx.target(live)).get(count.template_id, 0)
+            wanted = {count.template_id: min(count.count, deficit)}
+        elif template_id not in versions:
+            raise NotFound(f"no live template {template_id}")
         else:
-            wanted = max(0, min(count, settings.max_total - sum(counts.values())))
-        ids = [new_instance_id() for _ in range(wanted)]
-        if ids:
+            room = ctx.settings.max_total - sum(counts.values())
+            wanted = {template_id: max(0, min(count, room))}
+        made = [(new_instance_id(), t) for t, n in wanted.items() for _ in range(n)]
+        if made:
             # The instance's gateway token is made here, stored (encrypted) before services hears
             # of it: no answer has to carry it back, and a lost answer loses nothing.
             await session.execute(
@@ -74,12 +84,14 @@ async def reserve(ctx: TickContext, count: int | None, *, planned: bool = False)
                         "id": i,
                         "name": instance_name(i),
                         "status": "creating",
+                        "template_id": t,
+                        "template_version": versions[t],
                         "gateway_token_enc": ctx.box.encrypt(mint_token("pool_gw")),
                     }
-                    for i in ids
+                    for i, t in made
                 ],
             )
-    return ids
+    return [i for i, _ in made]
 
 
 async def create_reserved(ctx: TickContext, instance_id: str) -> bool:
@@ -89,21 +101,21 @@ async def create_reserved(ctx: TickContext, instance_id: str) -> bool:
     after `Target.create_lost_seconds`)."""
     async with ctx.slots():
         async with ctx.sessionmaker.begin() as session:
-            token_enc = await session.scalar(
-                select(Instance.gateway_token_enc).where(
-                    Instance.id == instance_id, Instance.status == "creating"
+            found = (
+                await session.execute(
+                    select(Instance.gateway_token_enc, TemplateVersion)
+                    .join(
+                        TemplateVersion,
+                        (TemplateVersion.template_id == Instance.template_id)
+                        & (TemplateVersion.version == Instance.template_version),
+                    )
+                    .where(Instance.id == instance_id, Instance.status == "creating")
                 )
-            )
-        if token_enc is None:
+            ).first()
+        token_enc, version = found if found is not None else (None, None)
+        if token_enc is None or version is None:
             return False  # killed before it was handed over
-        tools = ctx.settings.tools
-        body = InstanceCreate(
-            instance_id=instance_id,
-            name=instance_name(instance_id),
-            # None: services' SERVICES_DEFAULT_TOOLS.
-            tools=list(tools) if tools is not None else None,
-            gateway_token=ctx.box.decrypt(token_enc),
-        )
+        body = create_request(ctx, instance_id, version, gateway_token=ctx.box.decrypt(token_enc))
         try:
             accepted = await ctx.services.create_instance(body)
         except TransientError as exc:
@@ -130,6 +142,26 @@ async def create_reserved(ctx: TickContext, instance_id: str) -> bool:
         return True
 
 
+def create_request(
+    ctx: TickContext, instance_id: str, version: TemplateVersion, *, gateway_token: str
+) -> InstanceCreate:
+    """What services makes for one instance of a template version: its image, its tools, its
+    env. A null image or tools is the deployment's (services' runtime image; POOL_TOOLS, or
+    services' SERVICES_DEFAULT_TOOLS when that is unset too)."""
+    tools = version.tools if version.tools is not None else ctx.settings.tools
+    env = dict(version.env)
+    if version.model:
+        env["AGENT_MODEL"] = version.model
+    return InstanceCreate(
+        instance_id=instance_id,
+        name=instance_name(instance_id),
+        tools=list(tools) if tools is not None else None,
+        env=env,
+        image=version.image,
+        gateway_token=gateway_token,
+    )
+
+
 async def promote(ctx: TickContext, action: Created) -> bool:
     """Services made the instance (phase `deploying`): the row becomes `starting` with its url,
     and the create counts as a success (ends a create backoff)."""
@@ -152,10 +184,12 @@ async def promote(ctx: TickContext, action: Created) -> bool:
     return kept
 
 
-async def create_instances(ctx: TickContext, count: int | None = None) -> list[str]:
-    """Reserve and create `count` instances (None: the deficit); returns the ids services accepted
-    (each `creating` until the tick sees it made)."""
-    ids = await reserve(ctx, count)
+async def create_instances(
+    ctx: TickContext, count: int | None = None, *, template_id: str = DEFAULT_TEMPLATE_ID
+) -> list[str]:
+    """Reserve and create `count` instances of a template (None: every template's deficit);
+    returns the ids services accepted (each `creating` until the tick sees it made)."""
+    ids = await reserve(ctx, count, template_id=template_id)
     created = []
     for instance_id, ok in zip(ids, await _create_all(ctx, ids), strict=True):
         if ok:
@@ -163,10 +197,10 @@ async def create_instances(ctx: TickContext, count: int | None = None) -> list[s
     return created
 
 
-async def refill(ctx: TickContext, planned: int | None = None) -> list[str]:
-    """Reserve and create in the background: the tick's `planned` count, or (None, after a claim)
-    the deficit now. Returns the ids reserved."""
-    ids = await reserve(ctx, planned, planned=planned is not None)
+async def refill(ctx: TickContext, planned: Create | None = None) -> list[str]:
+    """Reserve and create in the background: the tick's `planned` create, or (None, after a claim)
+    every template's deficit now. Returns the ids reserved."""
+    ids = await reserve(ctx, planned)
     for instance_id in ids:
         ctx.spawn(create_reserved(ctx, instance_id))
     return ids

@@ -109,7 +109,8 @@ async def accept_create(
                         name=body.name,
                         # Its platform is chosen when a worker reaches the platform step.
                         state="queued",
-                        runtime_image=settings.runtime_image,
+                        # The template version's image, else this deployment's.
+                        runtime_image=body.image or settings.runtime_image,
                         gateway_token_hash=hash_token(token),
                         gateway_token_enc=box.encrypt(token),  # for inbound notifications
                         create_tools=tool_ids,
@@ -194,6 +195,7 @@ async def run_create(
                 **request["env"],
                 **await ledger_service.tool_env(session, box=box, instance_id=instance_id),
             }
+            image = row.runtime_image if row is not None else None
         env.update(
             INSTANCE_ID=instance_id,
             POOL_URL=settings.pool_url,
@@ -201,7 +203,9 @@ async def run_create(
             GATEWAY_TOKEN=request["gateway_token"],
             INSTANCE_SERVICES_TOKEN=services_token,
         )
-        spec = InstanceSpec(instance_id=instance_id, name=name, env=env, image=settings.runtime_image)
+        spec = InstanceSpec(
+            instance_id=instance_id, name=name, env=env, image=image or settings.runtime_image
+        )
         entry, ref = await create_placed(
             sessionmaker,
             platforms=platforms,

@@ -32,16 +32,28 @@ async def make_instance(
 
 
 async def add_fleet_instances(
-    sessionmaker: Any, fleet: Any, count: int, *, status: str = "idle", **knobs: Any
+    sessionmaker: Any,
+    fleet: Any,
+    count: int,
+    *,
+    status: str = "idle",
+    row: dict[str, Any] | None = None,
+    **knobs: Any,
 ) -> list[str]:
-    """`count` instances served by the fake fleet, with pool rows in `status`, oldest first."""
+    """`count` instances served by the fake fleet, with pool rows in `status` (and `row`'s
+    columns), oldest first."""
     ids: list[str] = []
     async with sessionmaker() as session, session.begin():
         for _ in range(count):
             instance_id = new_instance_id()
             agent = fleet.add(instance_id, **knobs)
             await make_instance(
-                session, id=instance_id, token=agent.token, status=status, url=fleet.url(instance_id)
+                session,
+                id=instance_id,
+                token=agent.token,
+                status=status,
+                url=fleet.url(instance_id),
+                **(row or {}),
             )
             ids.append(instance_id)
     return ids

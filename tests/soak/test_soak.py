@@ -23,7 +23,11 @@ SHORT_SECONDS = float(os.environ.get("SOAK_SHORT_SECONDS", "20"))
 LONG_SECONDS = float(os.environ.get("SOAK_LONG_SECONDS", "300"))
 MODES = ["shared", "per-instance"]
 INVARIANTS: dict[str, tuple[str, ...]] = {
-    "no_5xx_but_the_documented_502_503_and_every_request_answered": ("5xx", "unanswered"),
+    "no_5xx_but_the_documented_502_503_with_a_json_body_and_every_request_answered": (
+        "5xx",
+        "5xx_not_json",
+        "unanswered",
+    ),
     "hostile_input_refused_with_4xx_and_changes_nothing": ("hostile_5xx", "hostile_accepted"),
     "no_instance_handed_to_two_claims_and_retries_get_the_first_answer": (
         "instance_two_claims",
@@ -39,6 +43,17 @@ INVARIANTS: dict[str, tuple[str, ...]] = {
     ),
     "the_pool_converges_to_its_target_after_faults_stop": ("no_convergence",),
     "every_fault_was_injected_by_the_harness": ("harness_error",),
+    # Issue 12: claims as resources (POST /api/pool/claims, followed by GET or their events, some
+    # cancelled, some timing out in the queue, some retried by key, some with a priority).
+    "a_cancelled_claim_never_gets_an_instance": ("cancelled_got_instance",),
+    "no_instance_held_by_two_claims_at_once_and_a_retried_key_gets_its_claim": (
+        "claim_instance_shared",
+        "claim_retry_other",
+    ),
+    "every_queued_claim_ends_by_its_deadline_plus_a_bound_readably": ("claim_unended", "claim_unreadable"),
+    "a_claim_never_goes_back_once_ended": ("claim_went_back",),
+    "the_queue_serves_earlier_and_higher_priority_claims_first": ("queue_order",),
+    "claims_as_resources_were_exercised": ("claims_idle",),
     # Issue 16: claimed agents call the proxy with their own credentials and some self-destruct (their
     # answers count in the 5xx invariant; what they tore down, in the leak one).
     "agents_used_their_tools_and_self_destructed": ("agents_idle",),

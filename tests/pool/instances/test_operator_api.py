@@ -178,8 +178,9 @@ async def test_metrics_are_prometheus_text_with_instances_and_claims(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     lines = response.text.splitlines()
-    assert 'pool_instances{status="claimed"} 1.0' in lines
-    assert 'pool_instances{status="idle"} 0.0' in lines
+    assert 'pool_instances{status="claimed",template="default"} 1.0' in lines
+    assert 'pool_instances{status="idle",template="default"} 0.0' in lines
+    assert any(line.startswith('pool_target_idle{template="default"} ') for line in lines)
     assert 'pool_claims_total{outcome="claimed"} 1.0' in lines
     assert 'pool_claims_total{outcome="empty"} 1.0' in lines
     assert "pool_claim_latency_seconds_count 2.0" in lines

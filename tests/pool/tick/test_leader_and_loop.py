@@ -17,7 +17,7 @@ from sqlalchemy import select
 from pool.models import TickState
 from pool.tick import replenish
 from pool.tick.loop import TickRunner
-from pool.tick.plan import Created
+from pool.tick.plan import Create, Created
 from shared.schemas import InstanceCreate
 from tests.pool.tick.conftest import statuses
 from tests.support import free_port, serve
@@ -145,10 +145,10 @@ async def test_the_tick_reserves_its_planned_count_never_more_than_the_deficit_u
 ) -> None:
     async with make_runner(DEAD_SERVICES, min_idle=5) as runner:
         # The plan's count is what the tick creates, not the deficit recounted (5).
-        assert len(await replenish.reserve(runner.ctx, 2, planned=True)) == 2
+        assert len(await replenish.reserve(runner.ctx, Create(2))) == 2
         # Another replica's refill reserved the rest meanwhile: a stale plan creates nothing more.
         assert len(await replenish.reserve(runner.ctx, None)) == 3
-        assert await replenish.reserve(runner.ctx, 2, planned=True) == []
+        assert await replenish.reserve(runner.ctx, Create(2)) == []
         assert sorted((await statuses(runner.ctx)).values()) == ["creating"] * 5
 
 

@@ -15,23 +15,32 @@ from pool.tick.plan import (
     Destroy,
     DestroyOrphan,
     Observed,
+    PoolTarget,
     Resend,
     Row,
     Target,
     Update,
     plan,
-    replenish_count,
+    replenish_counts,
 )
 from shared.schemas import HealthProbe, InstanceObservation, StatusBatch
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-TARGET = Target(min_idle=3, max_total=10, rules=Rules(900, 3), orphan_grace_seconds=600)
+DEFAULT = (PoolTarget(min_idle=3),)
+TARGET = Target(DEFAULT, max_total=10, rules=Rules(900, 3), orphan_grace_seconds=600)
 CLEAN = Runtime(None, clean=True)
 
 
 def row(i: int, status: Status, *, age: float = 60, failed: int = 0, conversation: str | None = None) -> Row:
     at = NOW - timedelta(seconds=age)
     return Row(f"i{i:011d}", status, at, at, failed, conversation, deploy_status="running")
+
+
+def template_row(
+    i: int, status: Status, template: str, version: int, *, conversation: str | None = None
+) -> Row:
+    at = NOW - timedelta(seconds=60)
+    return Row(iid(i), status, at, at, 0, conversation, "running", template, version)
 
 
 def seen(
@@ -177,7 +186,9 @@ def test_a_failed_create_is_removed_counted_and_replaced() -> None:
 
 
 def test_a_create_services_never_received_is_sent_again_then_dropped_after_the_bound() -> None:
-    target = Target(min_idle=1, max_total=10, create_resend_seconds=60, create_lost_seconds=600)
+    target = Target(
+        (PoolTarget(min_idle=1),), max_total=10, create_resend_seconds=60, create_lost_seconds=600
+    )
     rows = [row(1, "creating", age=10), row(2, "creating", age=61), row(3, "creating", age=601)]
     assert plan(Observed(rows, batch()), target, NOW) == [
         Resend(iid(2)),
@@ -202,6 +213,10 @@ def test_tainted_instance_is_destroyed_and_replaced() -> None:
     ]
 
 
+def _default(counts: dict[str, int]) -> Counter[tuple[str, str]]:
+    return Counter({("default", status): n for status, n in counts.items()})
+
+
 @pytest.mark.parametrize(
     ("counts", "target", "expected"),
     [
@@ -212,15 +227,41 @@ def test_tainted_instance_is_destroyed_and_replaced() -> None:
         ({"claimed": 9}, TARGET, 1),  # max_total caps the deficit
         ({"claimed": 10}, TARGET, 0),
         ({"crashed": 4, "claimed": 4, "idle": 1}, TARGET, 1),
-        ({}, Target(min_idle=3, max_total=10, may_create=False), 0),  # backing off
+        ({}, Target(DEFAULT, max_total=10, may_create=False), 0),  # backing off
         # Queued claims are demand on top of min_idle, in-flight creates already meet some of it.
-        ({"idle": 3}, Target(min_idle=3, max_total=10, queued=4), 4),
-        ({"idle": 3, "creating": 2}, Target(min_idle=3, max_total=10, queued=4), 2),
-        ({"claimed": 5, "idle": 3}, Target(min_idle=3, max_total=10, queued=4), 2),  # within max_total
+        ({"idle": 3}, Target((PoolTarget(min_idle=3, queued=4),), max_total=10), 4),
+        ({"idle": 3, "creating": 2}, Target((PoolTarget(min_idle=3, queued=4),), max_total=10), 2),
+        # within max_total
+        ({"claimed": 5, "idle": 3}, Target((PoolTarget(min_idle=3, queued=4),), max_total=10), 2),
     ],
 )
 def test_replenish_count(counts: dict[str, int], target: Target, expected: int) -> None:
-    assert replenish_count(Counter(counts), target) == expected
+    assert replenish_counts(_default(counts), target).get("default", 0) == expected
+
+
+def test_each_template_is_filled_to_its_own_target() -> None:
+    pools = (PoolTarget("default", 1, min_idle=2), PoolTarget("mail", 3, min_idle=1, queued=2))
+    counts = Counter({("default", "idle"): 1, ("mail", "idle"): 1, ("mail", "claimed"): 4})
+    assert replenish_counts(counts, Target(pools, max_total=20)) == {"default": 1, "mail": 2}
+    rows = [row(1, "idle"), template_row(2, "idle", "mail", 2)]
+    observed = Observed(rows, batch(seen(1), seen(2)), {iid(1): CLEAN, iid(2): CLEAN})
+    # Old-version idle instances still count toward their template's supply (on-replenish).
+    assert plan(observed, Target(pools, max_total=20), NOW) == [Create(1, "default", 1), Create(2, "mail", 3)]
+
+
+def test_short_room_goes_round_the_templates_short_of_their_targets() -> None:
+    pools = (PoolTarget("a", 1, min_idle=6), PoolTarget("b", 1, min_idle=2), PoolTarget("c", 1, min_idle=0))
+    counts = Counter({("a", "claimed"): 5})
+    # Room for 5: `a` is 6 short, `b` 2 short; one each in turn, so `b`'s floor is met.
+    assert replenish_counts(counts, Target(pools, max_total=10)) == {"a": 3, "b": 2}
+    assert replenish_counts(counts, Target(pools, max_total=6)) == {"a": 1}
+
+
+def test_an_archived_templates_idle_instances_are_drained_not_refilled() -> None:
+    rows = [template_row(1, "idle", "old", 1), template_row(2, "claimed", "old", 1, conversation="c")]
+    observed = Observed(rows, batch(seen(1), seen(2)), {iid(1): CLEAN, iid(2): Runtime("c", clean=False)})
+    actions = plan(observed, Target((), max_total=10), NOW)
+    assert actions == [Destroy(iid(1), "idle", "dead", "template old is archived")]
 
 
 def test_unprobed_instances_are_no_observation_but_their_deploy_status_still_counts() -> None:

@@ -1,0 +1,42 @@
+"""The pools the tick keeps warm: one per live template, at its current version (DESIGN.md §11).
+
+Read afresh wherever a target is weighed (the tick's plan, the reservation under the lock), so a
+template created, changed or archived takes effect at the next tick on every replica. A version
+whose `min_idle` is null keeps the deployment's POOL_MIN_IDLE, as before templates existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pool.claims import repository as claims_repo
+from pool.config import Settings
+from pool.models import Template, TemplateVersion
+from pool.tick.plan import PoolTarget
+
+
+async def live_pools(session: AsyncSession, settings: Settings) -> tuple[PoolTarget, ...]:
+    """Every live template's pool, its queued claims counted as demand."""
+    rows = await session.execute(
+        select(Template.id, Template.current_version, TemplateVersion.min_idle)
+        .join(
+            TemplateVersion,
+            (TemplateVersion.template_id == Template.id)
+            & (TemplateVersion.version == Template.current_version),
+        )
+        .where(Template.archived_at.is_(None))
+        .order_by(Template.created_at, Template.id)
+    )
+    queued: Mapping[str, int] = await claims_repo.queue_depths(session)
+    return tuple(
+        PoolTarget(
+            template_id=template_id,
+            version=version,
+            min_idle=settings.min_idle if min_idle is None else min_idle,
+            queued=queued.get(template_id, 0),
+        )
+        for template_id, version, min_idle in rows.all()
+    )
