@@ -204,7 +204,7 @@ async def agents_partial(
 class LaunchForm(InputModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    agent_name: str = Field(min_length=1, max_length=100)
+    agent_name: str = Field(default="", max_length=100)
     instructions: str = Field(default="", max_length=50_000)
     join_url: str | None = Field(default=None, max_length=2000)
     template_id: str | None = Field(default=None, max_length=100)
@@ -218,14 +218,13 @@ async def launch(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     try:
-        body = ClaimEnqueue.model_validate(
-            {
-                "agentName": form.agent_name,
-                "instructions": form.instructions,
-                "joinUrl": form.join_url or None,
-                "templateId": form.template_id or None,
-            }
-        )
+        fields: dict[str, str | None] = {
+            "agentName": form.agent_name.strip(),
+            "instructions": form.instructions,
+        }
+        fields |= {"joinUrl": form.join_url, "templateId": form.template_id}
+        # A blank name or instructions is left out: the chosen template's (or the claim's) default.
+        body = ClaimEnqueue.model_validate({name: value for name, value in fields.items() if value})
     except ValidationError as exc:
         # Name the fields and reasons only: pydantic's own text would echo the input back.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

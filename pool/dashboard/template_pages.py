@@ -52,7 +52,7 @@ async def templates(
     context = {
         "csrf_token": session.csrf,
         "templates": rows,
-        "counts": await views.template_counts(db),
+        "counts": await views.template_counts(db, request.state.settings),
         "archived": archived,
     }
     return render(request, "templates.html", context)
@@ -109,7 +109,7 @@ async def _detail_page(
         missing: dict[str, Any] = {"csrf_token": session.csrf, "missing": as_sentence(exc.message)}
         return render(request, "template_detail.html", missing, 404)
     versions = await templates_service.list_versions(db, template_id)
-    counts = await views.template_counts(db)
+    counts = await views.template_counts(db, request.state.settings)
     # A public template forks into the operator's own; a private one only into its owner's.
     owner = DEFAULT_OWNER if template.visibility == "public" else template.owner
     context: dict[str, Any] = {

@@ -11,52 +11,48 @@ import difflib
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pool.config import Settings
 from pool.models import Instance
 from pool.models import Template as TemplateRow
 from pool.status import BOUND
 from pool.templates import service as templates_service
+from pool.templates.pools import template_pools
 from pool.templates.schemas import DEFAULT_OWNER, DEFAULT_TEMPLATE_ID, Template, TemplateVersion
 
-STARTING = frozenset({"creating", "starting"})
+CLAIMED = ("claiming", *sorted(BOUND))
+STARTING = ("creating", "starting")
 
 
 @dataclass
 class TemplateCounts:
-    """A template's instances by what an operator asks of them: how many are warm, how many carry
-    an agent, how many are on their way."""
+    """A template's pool by what an operator asks of it: how many are warm against its target, how
+    many carry an agent, how many are on their way, how many claims wait for one."""
 
     idle: int = 0
     claimed: int = 0
     starting: int = 0
-    by_version: dict[int, int] = field(default_factory=dict)
+    target: int | None = None
+    queued: int = 0
+    idle_by_version: dict[str, int] = field(default_factory=dict)
 
 
-async def template_counts(session: AsyncSession) -> dict[str, TemplateCounts]:
-    """Live instances per template, from the pool DB.
-
-    PER-TEMPLATE STATUS: the status API's per-template breakdown (pools per template) is the
-    authority for targets and rollout progress; these counts are the same rows grouped here, so the
-    page needs nothing the status API may not have yet.
-    """
-    rows = await session.execute(
-        select(Instance.template_id, Instance.template_version, Instance.status, func.count())
-        .where(Instance.status.not_in(("dead", "tainted")))
-        .group_by(Instance.template_id, Instance.template_version, Instance.status)
-    )
-    counts: dict[str, TemplateCounts] = {}
-    for template_id, version, status, number in rows.all():
-        entry = counts.setdefault(str(template_id), TemplateCounts())
-        if status == "idle":
-            entry.idle += number
-        elif status in BOUND or status == "claiming":
-            entry.claimed += number
-        elif status in STARTING:
-            entry.starting += number
-        entry.by_version[int(version)] = entry.by_version.get(int(version), 0) + number
-    return counts
+async def template_counts(session: AsyncSession, settings: Settings) -> dict[str, TemplateCounts]:
+    """Each template's pool as the status API reports it (pool.templates.pools), from the pool DB."""
+    return {
+        pool.template_id: TemplateCounts(
+            idle=pool.counts.get("idle", 0),
+            claimed=sum(pool.counts.get(status, 0) for status in CLAIMED),
+            starting=sum(pool.counts.get(status, 0) for status in STARTING),
+            # An archived template aims at nothing: no target is shown rather than a 0.
+            target=None if pool.archived else pool.target,
+            queued=pool.queued,
+            idle_by_version=pool.idle_by_version,
+        )
+        for pool in await template_pools(session, settings)
+    }
 
 
 async def launchable(session: AsyncSession) -> list[Template]:

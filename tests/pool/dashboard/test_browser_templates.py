@@ -177,8 +177,6 @@ async def test_create_edit_fork_and_archive_templates_in_the_browser(templates_p
     assert not [html for html in pages if "xoxb-0123456789-abcdef" in html], "a refused secret sent back"
 
 
-# Until claims honour templateId (the coordinator's "Pools per template"), the default's instance is taken.
-@pytest.mark.xfail(strict=True, reason="claims do not honour templateId before pools per template")
 async def test_launching_from_a_chosen_template_gives_an_instance_of_that_template(
     templates_pool: TemplatesPool,
 ) -> None:
@@ -187,24 +185,26 @@ async def test_launching_from_a_chosen_template_gives_an_instance_of_that_templa
     async with logged_in(templates_pool.url, ADMIN_PASSWORD) as context:
         page = await context.new_page()
         template_id = await create_template(
-            page, templates_pool.url, **{"#slug": "mailer", "#name": "Mailer", "#visibility": "public"}
-        )
+            page, templates_pool.url, **{"#slug": "mailer", "#name": "Mailer", "#visibility": "public"},
+            **{"#agent-name-default": "Postie", "#template-instructions": "Answer mail."},
+        )  # fmt: skip
         # The default template's idle instance is the older one: a claim blind to templates takes it.
         default_instance = await templates_pool.add_idle("default")
         chosen_instance = await templates_pool.add_idle(template_id)
 
         await page.goto(templates_pool.url + "/dashboard")
         await page.select_option("#launch-template", template_id)
-        await page.fill("#agent-name", "Mail Bot")
+        # No agent name typed: the template's default is the agent's.
         await page.click("#launch-button")
 
         await expect(page.locator("#invite-qr")).to_be_visible(timeout=10_000)
         await expect(page.locator("#launch-result .result")).to_have_attribute(
             "data-instance", chosen_instance
         )
-        await expect(page.locator("#launch-result")).to_contain_text("Mailer")
-        invite = await page.locator("#invite-url").input_value()
-        assert invite == templates_pool.fleet.agents[chosen_instance].invite_url
+        await expect(page.locator("#launch-result strong").first).to_have_text("Postie")
+        await expect(page.locator("#launch-template-used")).to_have_text("From template Mailer (mailer v1).")
+        agent = templates_pool.fleet.agents[chosen_instance]
+        assert await page.locator("#invite-url").input_value() == agent.invite_url
         # The agents list says which template each instance is of.
         row = page.locator(f'#agent-list tr[data-id="{chosen_instance}"]')
         await expect(row).to_contain_text("mailer v1", timeout=10_000)

@@ -80,4 +80,7 @@ async def test_the_templates_page_counts_each_templates_instances(
     assert '<td data-count="idle">1</td>' in default_row and '<td data-count="claimed">0</td>' in default_row
     detail = (await browser.get(f"/dashboard/templates/{created['id']}")).text
     assert '<span class="n" id="count-idle">2</span>' in detail
-    assert "By version: v1 1, v2 4" in detail
+    assert '<span class="n" id="count-claimed">2</span>' in detail
+    # The deployment's POOL_MIN_IDLE (2) where the template sets no minIdle.
+    assert '<span class="n" id="count-target">2</span>' in detail
+    assert "Idle by version: v1 1, v2 1" in detail
