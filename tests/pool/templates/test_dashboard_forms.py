@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from pool.main import create_app
-from tests.pool.dashboard.conftest import API_KEY, dashboard_settings, form_token, log_in
+from tests.pool.dashboard.conftest import API_KEY, dashboard_settings, form_token, log_in, page_csrf
 from tests.support import serve
 
 BEARER = {"Authorization": f"Bearer {API_KEY}"}
@@ -241,3 +241,25 @@ async def test_the_launch_form_offers_live_templates_the_operator_may_use(
     assert offered[0] == "default" and set(offered) == {"default", mine, shared}
     assert '<option value="default" selected>' in select
     assert theirs not in select and gone not in select
+
+
+async def test_a_launch_from_an_archived_or_unknown_template_is_a_sentence_and_claims_nothing(
+    operator: httpx.AsyncClient,
+) -> None:
+    template_id = (await _create(operator, slug="retired")).headers["location"].rsplit("/", 1)[1]
+    await _submit(
+        operator, f"/dashboard/templates/{template_id}", f"/dashboard/templates/{template_id}/archive"
+    )
+    csrf = page_csrf((await operator.get("/dashboard")).text)
+
+    for chosen, status, sentence in [
+        (template_id, 409, f"Template {template_id} is archived"),
+        ("tpl_000000000000", 404, "No template tpl_000000000000"),
+    ]:
+        response = await operator.post(
+            "/dashboard/launch", json={"templateId": chosen}, headers={"X-CSRF-Token": csrf}
+        )
+        assert response.status_code == status, response.text
+        assert response.json()["error"].startswith(sentence)
+    claims = await operator.get("/api/pool/agents", headers=BEARER)
+    assert claims.status_code == 200 and claims.json() == []
