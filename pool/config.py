@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         "the tick deletes them; a record whose agent still holds its joinUrl is kept.",
     )
 
+    clone_max_state_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest agent state (the exported archive, in bytes) that "
+        "`POST /api/pool/instances/{id}/clone` moves; past it the clone answers 413 and nothing changes. "
+        "The reference runtime has its own cap, `RUNTIME_STATE_MAX_BYTES`.",
+    )
+
     # The service proxy and the instance callbacks (pool/callbacks/).
     proxy_send_limit: int = Field(
         30,

@@ -7,7 +7,10 @@ for a pooled connection included):
 - `status`: GET /convos/status: the tick and the prober (probe timeout), a claim's recovery
   (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
 - `provision`: POST /pool/provision: the claim (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
-- `reset`: POST /convos/reset: a claim's recovery (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS).
+- `reset`: POST /convos/reset: a claim's recovery (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
+- `capabilities`: GET /pool/health's `capabilities` (no auth): a clone, within the probe timeout;
+- `export_state` / `import_state`: POST /convos/export and /convos/import: a clone
+  (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS each), answers read up to POOL_CLONE_MAX_STATE_BYTES.
 `/convos/*` and `/pool/provision` are authed with that instance's own gateway token. Nothing is
 retried: a provision is not idempotent, the claim decides what a failure means, and the tick's
 next pass is the tick's retry.
@@ -20,15 +23,19 @@ aiohttp rather than httpx: on this project's 2-core machine httpx cost 1.6-3.3 m
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
 import json as jsonlib
+import math
 from typing import Any, Literal, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from shared.errors import UpstreamError
-from shared.instance_health import AnswerTooLarge, probe_health, read_capped
+from shared.errors import AppError, PayloadTooLarge, UpstreamError
+from shared.instance_health import MAX_BODY, AnswerTooLarge, probe_health, read_capped
 from shared.schemas import HealthProbe
 
 
@@ -55,6 +62,37 @@ class ProvisionRequest(_Camel):
     join_url: str | None = None
     profile_image: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+class Health(_Camel):
+    ready: bool
+    # Optional routes the runtime serves (DESIGN.md §4); a runtime that predates them announces none.
+    capabilities: list[str] = []
+
+
+class StateArchive(_Camel):
+    """An agent's exported state (the reference runtime: its memory as a base64 tar.gz), passed from
+    one instance's export to another's import as it is; the pool checks its size and sha256."""
+
+    format: str
+    encoding: str
+    size: int
+    sha256: str
+    archive: str
+
+
+class Imported(_Camel):
+    size: int
+    sha256: str
+
+
+# Room for the JSON around an archive's base64 text.
+ENVELOPE_BYTES = 1024
+
+
+def archive_answer_limit(max_state_bytes: int) -> int:
+    """The largest export answer that can carry an archive of `max_state_bytes` (base64 is 4/3)."""
+    return 4 * math.ceil(max_state_bytes / 3) + ENVELOPE_BYTES
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -108,11 +146,72 @@ class InstanceClient:
         except ValueError as exc:
             raise UpstreamError("instance /convos/reset answered a non-JSON body") from exc
 
+    async def capabilities(self, base_url: str, *, timeout: float) -> frozenset[str]:
+        """What a ready instance announces in `/pool/health`; UpstreamError when it is not ready."""
+        body = await self._send("GET", base_url, "/pool/health", None, timeout=timeout)
+        health = _parse(Health, "/pool/health", body)
+        if not health.ready:
+            raise UpstreamError("instance /pool/health answered not ready")
+        return frozenset(health.capabilities)
+
+    async def export_state(
+        self, base_url: str, token: str, *, max_bytes: int, timeout: float
+    ) -> tuple[StateArchive, bytes]:
+        """The instance's exported state, checked: at most `max_bytes`, its size and sha256 as
+        announced. PayloadTooLarge when it is over our cap or the runtime's own (its 413)."""
+        try:
+            body = await self._send(
+                "POST",
+                base_url,
+                "/convos/export",
+                token,
+                timeout=timeout,
+                limit=archive_answer_limit(max_bytes),
+            )
+        except _TooLarge as exc:
+            raise PayloadTooLarge(f"the agent's state is too large to clone: {exc.message}") from exc
+        state = _parse(StateArchive, "/convos/export", body)
+        try:
+            archive = base64.b64decode(state.archive, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise UpstreamError("instance /convos/export answered an archive that is not base64") from exc
+        if len(archive) > max_bytes:
+            raise PayloadTooLarge(
+                f"the agent's state is {len(archive)} bytes, over the {max_bytes} a clone takes"
+            )
+        if len(archive) != state.size or hashlib.sha256(archive).hexdigest() != state.sha256:
+            raise UpstreamError(
+                "instance /convos/export answered an archive whose size or sha256 does not match"
+            )
+        return state, archive
+
+    async def import_state(self, base_url: str, token: str, state: StateArchive, *, timeout: float) -> None:
+        """Restore `state` into the instance; it must confirm the same size and sha256."""
+        payload = state.model_dump(by_alias=True)
+        try:
+            answer = await self._send(
+                "POST", base_url, "/convos/import", token, json=payload, timeout=timeout
+            )
+        except _TooLarge as exc:
+            raise PayloadTooLarge(f"the target refused the agent's state: {exc.message}") from exc
+        imported = _parse(Imported, "/convos/import", answer)
+        if (imported.size, imported.sha256) != (state.size, state.sha256):
+            raise UpstreamError("instance /convos/import confirmed a different archive than the one sent")
+
     async def _send(
-        self, method: str, base_url: str, path: str, token: str, *, json: Any = None, timeout: float
+        self,
+        method: str,
+        base_url: str,
+        path: str,
+        token: str | None,
+        *,
+        json: Any = None,
+        timeout: float,
+        limit: int = MAX_BODY,
     ) -> bytes:
-        """The 2xx answer's body; anything else is an UpstreamError."""
+        """The 2xx answer's body; anything else is an UpstreamError (`_TooLarge` for a 413)."""
         url = base_url.rstrip("/") + path
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         try:
             async with (
                 asyncio.timeout(timeout),
@@ -120,22 +219,29 @@ class InstanceClient:
                     method,
                     url,
                     json=json,
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers=headers,
                     # A redirect is an answer the contract does not have: never follow it (nor
                     # send the token after it).
                     allow_redirects=False,
                 ) as response,
             ):
                 status = response.status
-                body = await read_capped(response)
+                body = await read_capped(response, limit)
         except AnswerTooLarge as exc:
+            if limit != MAX_BODY:
+                raise _TooLarge(f"answer larger than {limit} bytes") from exc
             raise UpstreamError(f"instance {path} answered {exc}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # ValueError: a bad URL
             raise UpstreamError(f"instance {path} unreachable: {type(exc).__name__}") from exc
         if not 200 <= status < 300:
             text = body.decode("utf-8", errors="replace")
-            raise UpstreamError(f"instance {path} answered {status}: {text[:200]}")
+            error: type[AppError] = _TooLarge if status == 413 else UpstreamError
+            raise error(f"instance {path} answered {status}: {text[:200]}")
         return body
+
+
+class _TooLarge(UpstreamError):
+    """An instance refused a body as too large (413), or answered one past the caller's limit."""
 
 
 def _parse(model: type[M], path: str, body: bytes) -> M:

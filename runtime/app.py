@@ -1,10 +1,9 @@
 import asyncio
-import hmac
 import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime.config import Settings
+from runtime.deps import AgentDep, require_token
 from runtime.errors import RuntimeAppError, Unauthorized
+from runtime.memory import MemoryStore
 from runtime.schemas import (
     ConvosStatus,
     Health,
@@ -24,25 +25,9 @@ from runtime.schemas import (
 )
 from runtime.service import Agent
 from runtime.state import BindingStore
+from runtime.state_routes import memory_router, state_router
 
 log = logging.getLogger("runtime")
-
-
-def get_agent(request: Request) -> Agent:
-    agent: Agent = request.app.state.agent
-    return agent
-
-
-AgentDep = Annotated[Agent, Depends(get_agent)]
-
-
-async def require_token(request: Request, agent: AgentDep) -> None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("missing bearer token")
-    expected = agent.settings.gateway_token.get_secret_value()
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise Unauthorized("invalid bearer token")
 
 
 public = APIRouter()
@@ -54,7 +39,7 @@ async def health(agent: AgentDep) -> Health | JSONResponse:
     """Report whether the instance is ready to be provisioned."""
     if not agent.ready():
         return JSONResponse({"ready": False}, status_code=503)
-    return Health(version=agent.settings.runtime_version)
+    return Health(version=agent.settings.runtime_version, capabilities=agent.settings.runtime_capabilities)
 
 
 @private.post("/pool/provision", response_model=ProvisionResult)
@@ -132,10 +117,13 @@ async def _crash_after(seconds: float) -> None:
 
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="warmpool-runtime", version=settings.runtime_version, lifespan=_lifespan(settings))
-    app.state.agent = Agent(settings, BindingStore(settings.data_dir / "binding.json"))
+    memory = MemoryStore(settings.data_dir / "memory", max_bytes=settings.runtime_state_max_bytes)
+    app.state.agent = Agent(settings, BindingStore(settings.data_dir / "binding.json"), memory)
     app.add_exception_handler(RuntimeAppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(public)
     app.include_router(private)
+    app.include_router(memory_router())
+    app.include_router(state_router(settings.runtime_capabilities))
     return app

@@ -1,7 +1,11 @@
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Capability = Literal["export", "import"]
+CAPABILITIES: tuple[Capability, ...] = ("export", "import")
 
 
 class Settings(BaseSettings):
@@ -19,6 +23,19 @@ class Settings(BaseSettings):
     runtime_data_dir: Path | None = None
     runtime_invite_base: str = "https://convos.local/invite/"
     runtime_version: str = "0.1.0"
+    # What /pool/health announces beyond the core contract (DESIGN.md §4); `[]` plays a runtime
+    # that cannot be cloned.
+    runtime_capabilities: list[Capability] = Field(
+        default_factory=lambda: list(CAPABILITIES),
+        description="Optional contract routes this runtime serves and announces in `/pool/health`, as JSON "
+        '(`["export", "import"]`); `[]` plays a runtime that cannot be cloned.',
+    )
+    runtime_state_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest agent state `/convos/export` hands out and `/convos/import` accepts, in bytes: "
+        "both the memory's files unpacked and the tar.gz archive; past it 413.",
+    )
 
     # Test knobs: they let the pool's tests play out slow, broken and crashing instances.
     runtime_startup_delay: float = Field(0.0, ge=0)
@@ -27,6 +44,7 @@ class Settings(BaseSettings):
     runtime_fail_provision: bool = False
     runtime_provision_delay: float = Field(0.0, ge=0)
     runtime_join_pending: bool = False
+    runtime_fail_import: bool = False
 
     @field_validator("gateway_token")
     @classmethod

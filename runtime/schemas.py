@@ -3,6 +3,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from runtime.memory import Note
+
 ProvisionStatus = Literal["created", "joined", "pending_acceptance"]
 
 
@@ -39,12 +41,6 @@ class ResetResult(_Camel):
     reset: Literal[True] = True
 
 
-class Health(_Camel):
-    ready: Literal[True] = True
-    version: str
-    runtime: str = "warmpool-runtime"
-
-
 class Notice(BaseModel):
     """An inbound mail or SMS for this agent, as services delivers it (`POST /convos/notify`)."""
 
@@ -56,3 +52,46 @@ class Notice(BaseModel):
 class Noticed(BaseModel):
     ok: Literal[True] = True
     received: int
+
+
+class Health(_Camel):
+    ready: Literal[True] = True
+    version: str
+    runtime: str = "warmpool-runtime"
+    # Optional routes of the contract this runtime serves (DESIGN.md §4): cloning needs both.
+    capabilities: list[Literal["export", "import"]] = []
+
+
+class Remember(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class Remembered(BaseModel):
+    ok: Literal[True] = True
+    notes: int
+
+
+class Memory(BaseModel):
+    notes: list[Note]
+
+
+ArchiveFormat = Literal["warmpool-memory/1"]
+ARCHIVE_FORMAT: ArchiveFormat = "warmpool-memory/1"
+
+
+class StateArchive(_Camel):
+    """The agent's state as `/convos/export` answers it and `/convos/import` takes it: the memory
+    directory as a tar.gz, base64 in JSON (the contract stays JSON), with its size and sha256."""
+
+    format: ArchiveFormat = ARCHIVE_FORMAT
+    encoding: Literal["tar+gzip+base64"] = "tar+gzip+base64"
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    archive: str
+
+
+class Imported(_Camel):
+    ok: Literal[True] = True
+    size: int
+    sha256: str
+    notes: int

@@ -1,4 +1,6 @@
 import asyncio
+import base64
+import binascii
 import hashlib
 import logging
 import secrets
@@ -7,8 +9,9 @@ from collections import deque
 from typing import Any
 
 from runtime.config import Settings
-from runtime.errors import Conflict, NotReady, ProvisionFailed
-from runtime.schemas import ConvosStatus, ProvisionRequest, ProvisionResult
+from runtime.errors import BadRequest, Conflict, ImportFailed, NotReady, ProvisionFailed, TooLarge
+from runtime.memory import MemoryStore
+from runtime.schemas import ConvosStatus, Imported, ProvisionRequest, ProvisionResult, StateArchive
 from runtime.state import Binding, BindingStore
 
 log = logging.getLogger("runtime")
@@ -17,9 +20,10 @@ log = logging.getLogger("runtime")
 class Agent:
     """A stand-in for the chat agent: there is no chat network, so conversations are just minted ids."""
 
-    def __init__(self, settings: Settings, store: BindingStore) -> None:
+    def __init__(self, settings: Settings, store: BindingStore, memory: MemoryStore) -> None:
         self.settings = settings
         self.store = store
+        self.memory = memory
         self._started = time.monotonic()
         # Held across a whole provision, delay included, so two concurrent provisions cannot both bind.
         self._lock = asyncio.Lock()
@@ -63,8 +67,9 @@ class Agent:
 
     def status(self) -> ConvosStatus:
         binding = self.store.binding
+        # Clean means nothing of any agent is left: no conversation and no memory (an import's too).
         if binding is None:
-            return ConvosStatus(conversation_id=None, inbox_id=None, pending=False, clean=True)
+            return ConvosStatus(conversation_id=None, inbox_id=None, pending=False, clean=self.memory.empty())
         return ConvosStatus(
             conversation_id=binding.conversation_id,
             inbox_id=binding.inbox_id,
@@ -76,7 +81,32 @@ class Agent:
         async with self._lock:
             previous = self.store.binding
             self.store.clear()
+            self.memory.clear()
         log.info("runtime.reset conversation_id=%s", previous.conversation_id if previous else None)
+
+    def export_state(self) -> StateArchive:
+        if not self.ready():
+            raise NotReady("runtime is still starting")
+        archive = self.memory.pack()
+        digest = hashlib.sha256(archive).hexdigest()
+        log.info("runtime.exported size=%s sha256=%s", len(archive), digest)
+        return StateArchive(size=len(archive), sha256=digest, archive=base64.b64encode(archive).decode())
+
+    async def import_state(self, body: StateArchive) -> Imported:
+        """Restore an exported state into this instance, which must be clean (no conversation, no memory)."""
+        if not self.ready():
+            raise NotReady("runtime is still starting")
+        archive = _checked_archive(body, self.settings.runtime_state_max_bytes)
+        async with self._lock:
+            if self.store.binding is not None or not self.memory.empty():
+                raise Conflict("import needs a clean instance: this one holds a conversation or a memory")
+            self.memory.restore(archive)
+            if self.settings.runtime_fail_import:
+                # After the restore, so the failure leaves state behind for the recovery to clean.
+                log.warning("runtime.import.failed reason=RUNTIME_FAIL_IMPORT")
+                raise ImportFailed("import failed (RUNTIME_FAIL_IMPORT)")
+        log.info("runtime.imported size=%s sha256=%s", body.size, body.sha256)
+        return Imported(size=body.size, sha256=body.sha256, notes=len(self.memory.notes()))
 
     def _bind(self, request: ProvisionRequest) -> Binding:
         if request.join_url is None:
@@ -103,6 +133,23 @@ class Agent:
         if suffix and suffix.replace("_", "").isalnum():
             return suffix
         return f"conv_{hashlib.sha256(join_url.encode()).hexdigest()[:16]}"
+
+
+def _checked_archive(body: StateArchive, max_bytes: int) -> bytes:
+    """The archive's bytes, once its size and checksum are what the body says."""
+    if body.size > max_bytes:
+        raise TooLarge(f"archive is larger than {max_bytes} bytes")
+    try:
+        archive = base64.b64decode(body.archive, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("archive is not valid base64") from exc
+    if len(archive) > max_bytes:
+        raise TooLarge(f"archive is larger than {max_bytes} bytes")
+    if len(archive) != body.size:
+        raise BadRequest(f"archive is {len(archive)} bytes, not the {body.size} announced")
+    if hashlib.sha256(archive).hexdigest() != body.sha256:
+        raise BadRequest("archive sha256 does not match: it was damaged or altered")
+    return archive
 
 
 def _result(binding: Binding) -> ProvisionResult:

@@ -196,7 +196,7 @@ MEANINGS: dict[str, str] = {
     "SERVICES_URL": "Services' URL, where the instance provisions its own tools with "
     "`INSTANCE_SERVICES_TOKEN`.",
     "INSTANCE_SERVICES_TOKEN": "The instance's own bearer on services' tool routes; minted per instance.",
-    "RUNTIME_DATA_DIR": "Where the binding persists; unset: `.data/runtime/<INSTANCE_ID>`.",
+    "RUNTIME_DATA_DIR": "Where the binding and the memory persist; unset: `.data/runtime/<INSTANCE_ID>`.",
     "RUNTIME_INVITE_BASE": "Base of the invite URLs the reference runtime makes up.",
     "RUNTIME_VERSION": "Version reported by `/pool/health`.",
     "RUNTIME_STARTUP_DELAY": "Test knob: seconds before `/pool/health` says ready.",
@@ -205,6 +205,7 @@ MEANINGS: dict[str, str] = {
     "RUNTIME_FAIL_PROVISION": "Test knob: `/pool/provision` fails.",
     "RUNTIME_PROVISION_DELAY": "Test knob: seconds `/pool/provision` takes.",
     "RUNTIME_JOIN_PENDING": "Test knob: joins end `pending_acceptance`.",
+    "RUNTIME_FAIL_IMPORT": "Test knob: `/convos/import` fails (500) after restoring, leaving state to reset.",
 }
 
 # Secrets with a development placeholder default: shown, but marked as refused in production.

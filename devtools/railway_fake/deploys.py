@@ -8,7 +8,8 @@ deployment runs, and health probes and `/pool/provision` go to the real process.
 on the service is a directory under the fake's data root, handed over as `RUNTIME_DATA_DIR`.
 
 Outcomes can be planned per deploy: "success", "fail" (FAILED while building), "crash" (CRASHED
-soon after SUCCESS), "hang" (never leaves BUILDING). A runtime that exits by itself turns its
+soon after SUCCESS), "hang" (never leaves BUILDING), or per image (`image_outcomes`: every deploy of
+that image ends so, the way a broken release does). A runtime that exits by itself turns its
 deployment CRASHED.
 
 With a `faults` profile (devtools/faults.py) each deploy takes its own time from the profile's
@@ -41,6 +42,8 @@ class DeploySettings:
     # Extra env for every runtime process (RUNTIME_STARTUP_DELAY and other runtime knobs).
     runtime_env: dict[str, str] = field(default_factory=dict)
     faults: Faults | None = None
+    # Image → the outcome of every deploy of it (a release that fails or crashes however often it is tried).
+    image_outcomes: dict[str, str] = field(default_factory=dict)
 
 
 class DeployEngine:
@@ -59,7 +62,9 @@ class DeployEngine:
 
     def start(self, instance: ServiceInstance) -> Deployment:
         deployment = self.store.add_deployment(instance, "QUEUED")
-        outcome = self.planned.popleft() if self.planned else self.default_outcome
+        outcome = self.settings.image_outcomes.get(instance.image or "")
+        if outcome is None:
+            outcome = self.planned.popleft() if self.planned else self.default_outcome
         task = asyncio.get_running_loop().create_task(self._run(deployment, outcome))
         self._tasks[deployment.id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(deployment.id, None))

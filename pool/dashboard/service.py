@@ -56,6 +56,8 @@ class AgentView:
     last_error: str | None
     # The template it was made from, as "slug vN" (its id where the template row is gone).
     template: str = ""
+    # The instance this agent was cloned from (DESIGN.md §11), if it was.
+    parent_instance: str | None = None
 
     @property
     def uptime(self) -> str:
@@ -108,6 +110,7 @@ async def list_agents(session: AsyncSession, *, group: str, query: str) -> list[
             since=row.claimed_at or row.created_at,
             last_error=row.last_error,
             template=f"{slugs.get(row.template_id, row.template_id)} v{row.template_version}",
+            parent_instance=row.parent_instance,
         )
         for row in reversed(rows)  # newest first
         if not needle or any(needle in (value or "").lower() for value in (row.id, row.name, row.agent_name))

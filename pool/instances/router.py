@@ -7,9 +7,10 @@ from fastapi.responses import Response
 
 from pool.auth import OperatorAuth
 from pool.deps import PoolDep
-from pool.instances import service
+from pool.instances import clone, service
 from pool.instances.schemas import (
     Agent,
+    Cloned,
     CountBody,
     Drained,
     Instance,
@@ -70,6 +71,28 @@ async def drain(body: CountBody, pool: PoolDep) -> Drained:
 async def kill(instance_id: InstanceIdPath, pool: PoolDep) -> Removed:
     """Destroy one instance, whatever its status."""
     return await service.kill_instance(pool, instance_id)
+
+
+@router.post(
+    "/instances/{instance_id}/clone",
+    response_model=Cloned,
+    responses={
+        404: {"description": "No such instance"},
+        409: {
+            "description": "The source is not claimed, or its runtime or the target's cannot export/import"
+        },
+        413: {
+            "description": "The agent's state is larger than POOL_CLONE_MAX_STATE_BYTES or its runtime's cap"
+        },
+        502: {
+            "description": "Export, import or provision failed (the source untouched, the target recovered)"
+        },
+        503: {"description": "No idle instance of the source's template (Retry-After says when to retry)"},
+    },
+)
+async def clone_instance(instance_id: InstanceIdPath, pool: PoolDep) -> Cloned:
+    """A new agent on an idle instance of the same template, with this agent's state (DESIGN.md §11)."""
+    return await clone.clone_instance(pool, instance_id)
 
 
 @router.delete("/crashed/{instance_id}", response_model=Removed)

@@ -53,6 +53,8 @@ class Agent(_Camel):
     profile_image: str | None
     metadata: dict[str, Any] | None = Field(validation_alias="metadata_")
     template_id: str | None
+    owner_id: str | None
+    parent_instance: str | None
     claimed_at: datetime | None
 
 
@@ -107,3 +109,17 @@ class Removed(_Camel):
 class PoolInfo(_Camel):
     environment: str
     version: str
+
+
+class Cloned(_Camel):
+    """A clone's answer: the new agent, where it came from, and the state it was given."""
+
+    instance_id: str
+    parent_instance: str
+    template_id: str
+    template_version: int
+    agent_name: str
+    conversation_id: str
+    invite_url: str
+    state_bytes: int
+    state_sha256: str

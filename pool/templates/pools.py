@@ -31,9 +31,9 @@ async def template_pools(session: AsyncSession, settings: Settings) -> list[Temp
             idle_by_version[template_id][version] = n
     live = {p.template_id: p for p in await live_pools(session, settings)}
     templates = await session.execute(
-        select(Template.id, Template.slug, Template.current_version, Template.archived_at).order_by(
-            Template.created_at, Template.id
-        )
+        select(
+            Template.id, Template.slug, Template.current_version, Template.archived_at, Template.rollout_state
+        ).order_by(Template.created_at, Template.id)
     )
     queued = await claims_repo.queue_depths(session)
     return [
@@ -46,7 +46,8 @@ async def template_pools(session: AsyncSession, settings: Settings) -> list[Temp
             queued=queued.get(template_id, 0),
             counts=counts[template_id],
             idle_by_version={str(v): n for v, n in sorted(idle_by_version[template_id].items())},
+            rollout=rollout,
         )
-        for template_id, slug, version, archived_at in templates.all()
+        for template_id, slug, version, archived_at, rollout in templates.all()
         if archived_at is None or template_id in counts
     ]

@@ -201,3 +201,5 @@ class TemplatePool(_Read):
     queued: int
     counts: dict[str, int]
     idle_by_version: dict[str, int]
+    # The latest rollout (pool.templates.rollout.Rollout.to_json): its phase, and why it ended.
+    rollout: dict[str, Any] | None = None

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pool.models import Template as TemplateRow
 from pool.models import TemplateVersion as VersionRow
 from pool.services_client import ServicesClient
+from pool.templates import rollouts
 from pool.templates.schemas import (
     DEFAULT_TEMPLATE_ID,
     PoolPolicy,
@@ -177,6 +178,7 @@ async def update_template(
     row = await _row(session, template_id, lock=True)
     if row.archived_at is not None:
         raise Conflict(f"template {template_id} is archived")
+    previous = row.current_version  # the update below refreshes `row`
     given = body.model_fields_set
     changes: dict[str, Any] = {name: getattr(body, name) for name in given & TEMPLATE_FIELDS}
     if given - TEMPLATE_FIELDS:
@@ -191,6 +193,9 @@ async def update_template(
         changes["current_version"] = version
     if changes:
         await session.execute(update(TemplateRow).where(TemplateRow.id == row.id).values(**changes))
+    if "current_version" in changes:
+        strategy = spec.rollout.model_dump(by_alias=True)
+        await rollouts.begin(session, row.id, strategy, version=changes["current_version"], previous=previous)
     await session.flush()
     return await get_template(session, template_id)
 

@@ -12,8 +12,8 @@ from pool.instance_client import InstanceClient
 from pool.metrics import PoolMetrics
 from pool.services_client import ServicesClient
 from pool.status import Rules
-from pool.tick.plan import PoolTarget, Target
 from pool.tick.state import FLEET
+from pool.tick.targets import PoolTarget, Target
 from shared.auth import SecretBox
 
 

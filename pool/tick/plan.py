@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pool.status import IN_FLIGHT, STATUSES, Observation, Rules, Runtime, Status, decide
+from pool.status import IN_FLIGHT, STATUSES, Observation, Runtime, Status, decide
 from pool.templates.schemas import DEFAULT_TEMPLATE_ID
+from pool.tick.targets import PoolTarget, Target, replenish_counts
 from shared.schemas import InstanceObservation, StatusBatch
 
 
@@ -42,40 +43,6 @@ class Observed:
     # Healthy instances the pool chose not to ask this tick (steady idle/claimed, off rotation):
     # their missing runtime is no observation, not an unreachable runtime.
     not_asked: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class PoolTarget:
-    """One template's pool (DESIGN.md §11): the version new creates use, and the idle supply it
-    aims at: `min_idle` plus the claims queued for it (each is demand an idle instance would meet)."""
-
-    template_id: str = DEFAULT_TEMPLATE_ID
-    version: int = 1
-    min_idle: int = 0
-    queued: int = 0
-
-
-@dataclass(frozen=True)
-class Target:
-    # One per live template; a template not here (archived) gets no creates, and its idle
-    # instances are drained.
-    pools: tuple[PoolTarget, ...]
-    max_total: int
-    rules: Rules = field(default_factory=Rules)
-    orphan_grace_seconds: float = 600.0
-    # A `creating` row services does not know this long after it was reserved is a create that
-    # never reached services (the pool died before asking, every attempt was lost): dropped.
-    # Longer than the pool's create call with all its retries, so a create still being handed
-    # over is never dropped. A create services knows is never timed out here: services bounds it.
-    create_lost_seconds: float = 600.0
-    # Before that, such a create is handed over again each tick once this old (idempotent: a
-    # create services holds is answered with its phase, never made twice).
-    create_resend_seconds: float = 60.0
-    # False while create failures are backing off.
-    may_create: bool = True
-
-    def pool(self, template_id: str) -> PoolTarget | None:
-        return next((p for p in self.pools if p.template_id == template_id), None)
 
 
 @dataclass(frozen=True)
@@ -148,8 +115,6 @@ class Create:
 
 
 Action = Update | Destroy | DestroyOrphan | Created | CreateFailed | Resend | Create
-# A row that still counts toward the target (or toward max_total) after the plan's destroys.
-SUPPLY: frozenset[Status] = frozenset({"idle", "starting", "creating"})
 
 
 def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
@@ -171,41 +136,37 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
         after[(row.template_id, action.status if isinstance(action, Update) else row.status)] += 1
     known = {row.id for row in observed.rows}
     actions += _orphans(batch, known, target, now)
+    for pool in target.pools:
+        if pool.floor is not None:
+            replaced = _replace_old(pool, observed.rows, actions)
+            actions += replaced
+            after[(pool.template_id, "idle")] -= len(replaced)
     wanted = replenish_counts(after, target)
     for pool in target.pools:
-        count = wanted.get(pool.template_id, 0)
-        if count > 0:
-            actions.append(Create(count, pool.template_id, pool.version))
+        for version, count in pool.versions_for(wanted.get(pool.template_id, 0)):
+            actions.append(Create(count, pool.template_id, version))
     return actions
 
 
-def replenish_counts(counts: Mapping[tuple[str, str], int], target: Target) -> dict[str, int]:
-    """The deficit per template: instances to create so that each template's supply reaches its
-    min_idle plus its queued claims, all within max_total. The one formula, for this plan and for
-    the reservation under the lock (`pool.tick.replenish`). When max_total leaves less room than
-    the deficits add up to, the room goes round the templates short of their targets, one each
-    in turn, so one template's burst never starves another's floor."""
-    if not target.may_create:
-        return {}
-    supply: Counter[str] = Counter()
-    for (template_id, status), n in counts.items():
-        if status in SUPPLY:
-            supply[template_id] += n
-    deficits = {
-        p.template_id: p.min_idle + p.queued - supply[p.template_id]
-        for p in target.pools
-        if p.min_idle + p.queued > supply[p.template_id]
-    }
-    room = target.max_total - sum(counts.values())
-    wanted: Counter[str] = Counter()
-    while room > 0 and deficits:
-        for template_id in list(deficits)[:room]:
-            wanted[template_id] += 1
-            room -= 1
-            deficits[template_id] -= 1
-            if deficits[template_id] == 0:
-                del deficits[template_id]
-    return dict(wanted)
+def _replace_old(pool: PoolTarget, rows: list[Row], actions: list[Action]) -> list[Action]:
+    """`recreate`: destroy the template's older idle instances, oldest first, while at least
+    `floor` of its idle instances remain after this tick's other actions. A row this tick acts
+    on otherwise is left for the next tick."""
+    acted = {a.instance_id: a for a in actions if isinstance(a, Update | Destroy)}
+
+    def stays_idle(row: Row) -> bool:
+        action = acted.get(row.id)
+        return action is None or (isinstance(action, Update) and action.status == "idle")
+
+    idle = [r for r in rows if r.template_id == pool.template_id and r.status == "idle" and stays_idle(r)]
+    old = sorted((r for r in idle if r.template_version < pool.version and r.id not in acted), key=_age)
+    room = max(0, len(idle) - (pool.floor or 0))
+    reason = f"replaced by version {pool.version} (recreate)"
+    return [Destroy(r.id, "idle", "dead", reason) for r in old[:room]]
+
+
+def _age(row: Row) -> datetime:
+    return row.created_at
 
 
 def settled(row: Row) -> bool:
@@ -276,9 +237,13 @@ def _plan_row(
         return plan_create(row, batch, target, now)
     if not settled(row):
         return None
-    if row.status == "idle" and target.pool(row.template_id) is None:
-        # Its template was archived: nobody may claim it any more.
-        return Destroy(row.id, row.status, "dead", f"template {row.template_id} is archived")
+    if row.status == "idle":
+        pool = target.pool(row.template_id)
+        if pool is None:
+            # Its template was archived: nobody may claim it any more.
+            return Destroy(row.id, row.status, "dead", f"template {row.template_id} is archived")
+        if row.template_version > pool.version and row.template_version != pool.canary_version:
+            return Destroy(row.id, row.status, "dead", f"version {row.template_version} was rolled back")
     obs = observation_for(row, batch, runtimes, now, unseen)
     decision = decide(row.status, obs, target.rules)
     if decision.action == "destroy":
@@ -329,10 +294,6 @@ def _orphans(batch: StatusBatch, known: set[str], target: Target, now: datetime)
         if (now - seen.created_at).total_seconds() >= target.orphan_grace_seconds:
             orphans.append(DestroyOrphan(instance_id, "services knows it, the pool does not"))
     return orphans
-
-
-def count_by_template(rows: Iterable[Row]) -> Counter[tuple[str, str]]:
-    return Counter((row.template_id, row.status) for row in rows)
 
 
 def count_statuses(rows: list[Row]) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""The pools the tick keeps warm: one per live template, at its current version (DESIGN.md §11).
+"""The pools the tick keeps warm: one per live template (DESIGN.md §11), in the phase its rollout
+is in (pool.templates.rollout).
 
 Read afresh wherever a target is weighed (the tick's plan, the reservation under the lock), so a
 template created, changed or archived takes effect at the next tick on every replica. A version
@@ -9,19 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import Integer, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.claims import repository as claims_repo
 from pool.config import Settings
-from pool.models import Template, TemplateVersion
-from pool.tick.plan import PoolTarget
+from pool.models import Instance, Template, TemplateVersion
+from pool.templates.rollout import Rollout, pool_target
+from pool.tick.targets import PoolTarget
 
 
 async def live_pools(session: AsyncSession, settings: Settings) -> tuple[PoolTarget, ...]:
     """Every live template's pool, its queued claims counted as demand."""
+    rollout_version = Template.rollout_state["version"].astext.cast(Integer)
+    canaries = (
+        select(func.count())
+        .where(and_(Instance.template_id == Template.id, Instance.template_version == rollout_version))
+        .scalar_subquery()
+    )
     rows = await session.execute(
-        select(Template.id, Template.current_version, TemplateVersion.min_idle)
+        select(
+            Template.id, Template.current_version, TemplateVersion.min_idle, Template.rollout_state, canaries
+        )
         .join(
             TemplateVersion,
             (TemplateVersion.template_id == Template.id)
@@ -32,11 +42,13 @@ async def live_pools(session: AsyncSession, settings: Settings) -> tuple[PoolTar
     )
     queued: Mapping[str, int] = await claims_repo.queue_depths(session)
     return tuple(
-        PoolTarget(
-            template_id=template_id,
-            version=version,
+        pool_target(
+            template_id,
+            version,
             min_idle=settings.min_idle if min_idle is None else min_idle,
             queued=queued.get(template_id, 0),
+            rollout=Rollout.from_json(state) if state else None,
+            canaries=int(canary_count or 0),
         )
-        for template_id, version, min_idle in rows.all()
+        for template_id, version, min_idle, state, canary_count in rows.all()
     )

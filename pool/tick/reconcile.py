@@ -26,6 +26,7 @@ from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
 from pool.models import Instance
 from pool.status import Status
+from pool.templates import rollouts
 from pool.tick import observed_writes, pools, replenish, runtimes, state
 from pool.tick.context import TickContext
 from pool.tick.instance_writes import apply_update, destroy, destroy_orphan
@@ -82,6 +83,11 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     actions = plan(observed, ctx.target(live, may_create=may_create), now)
     result = TickResult(counts=count_statuses(rows), error=error)
     await _act_all(ctx, observed, actions, result)
+    if batch is not None:
+        try:
+            await rollouts.advance_all(ctx, rows, actions, now)
+        except Exception as exc:  # noqa: BLE001 - the next tick advances them
+            log.warning("tick.rollouts_failed", error=f"{type(exc).__name__}: {exc}"[:300])
     # Promotions and recoveries may have made instances idle: the queue's head gets them first.
     ctx.on_idle()
     seconds = time.monotonic() - started

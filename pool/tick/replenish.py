@@ -30,7 +30,8 @@ from pool.models import Instance, TemplateVersion
 from pool.templates.schemas import DEFAULT_TEMPLATE_ID
 from pool.tick import pools, state
 from pool.tick.context import TickContext
-from pool.tick.plan import Create, Created, replenish_counts
+from pool.tick.plan import Create, Created
+from pool.tick.targets import PoolTarget, replenish_counts
 from shared.auth import mint_token
 from shared.errors import AppError, NotFound, TransientError
 from shared.ids import new_instance_id
@@ -60,20 +61,20 @@ async def reserve(
             )
         )
         counts: Counter[tuple[str, str]] = Counter({(str(r[0]), str(r[1])): int(r[2]) for r in rows})
-        live = await pools.live_pools(session, ctx.settings)
-        versions = {p.template_id: p.version for p in live}
+        live = {p.template_id: p for p in await pools.live_pools(session, ctx.settings)}
+        wanted: dict[tuple[str, int], int]
         if count is None:
             may_create = await state.may_create(session, ctx.fleet)
-            wanted = replenish_counts(counts, ctx.target(live, may_create=may_create))
+            deficits = replenish_counts(counts, ctx.target(tuple(live.values()), may_create=may_create))
+            wanted = {(t, v): n for t, count in deficits.items() for v, n in live[t].versions_for(count)}
         elif isinstance(count, Create):
-            deficit = replenish_counts(counts, ctx.target(live)).get(count.template_id, 0)
-            wanted = {count.template_id: min(count.count, deficit)}
-        elif template_id not in versions:
+            wanted = {(count.template_id, count.version): _planned(count, counts, live, ctx)}
+        elif template_id not in live:
             raise NotFound(f"no live template {template_id}")
         else:
             room = ctx.settings.max_total - sum(counts.values())
-            wanted = {template_id: max(0, min(count, room))}
-        made = [(new_instance_id(), t) for t, n in wanted.items() for _ in range(n)]
+            wanted = {(template_id, live[template_id].version): max(0, min(count, room))}
+        made = [(new_instance_id(), t, v) for (t, v), n in wanted.items() for _ in range(n)]
         if made:
             # The instance's gateway token is made here, stored (encrypted) before services hears
             # of it: no answer has to carry it back, and a lost answer loses nothing.
@@ -85,13 +86,27 @@ async def reserve(
                         "name": instance_name(i),
                         "status": "creating",
                         "template_id": t,
-                        "template_version": versions[t],
+                        "template_version": v,
                         "gateway_token_enc": ctx.box.encrypt(mint_token("pool_gw")),
                     }
-                    for i, t in made
+                    for i, t, v in made
                 ],
             )
-    return [i for i, _ in made]
+    return [i for i, _, _ in made]
+
+
+def _planned(
+    create: Create, counts: Counter[tuple[str, str]], live: dict[str, PoolTarget], ctx: TickContext
+) -> int:
+    """The tick's create, lowered to its template's deficit counted now; a canary create also to
+    the canaries still missing. A create of a version the template no longer uses makes nothing."""
+    pool = live.get(create.template_id)
+    if pool is None:
+        return 0
+    deficit = replenish_counts(counts, ctx.target(tuple(live.values()))).get(create.template_id, 0)
+    if create.version == pool.canary_version:
+        return min(create.count, deficit, pool.canary_missing)
+    return min(create.count, deficit) if create.version == pool.version else 0
 
 
 async def create_reserved(ctx: TickContext, instance_id: str) -> bool:

@@ -85,6 +85,9 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("POST", "/api/pool/replenish"): Sample(OPERATOR, json={"count": 1}),
     ("POST", "/api/pool/drain"): Sample(OPERATOR, json={"count": 1}),
     ("DELETE", "/api/pool/instances/{instance_id}"): Sample(OPERATOR, f"/api/pool/instances/{MISSING}"),
+    ("POST", "/api/pool/instances/{instance_id}/clone"): Sample(
+        OPERATOR, f"/api/pool/instances/{MISSING}/clone"
+    ),
     ("DELETE", "/api/pool/crashed/{instance_id}"): Sample(OPERATOR, f"/api/pool/crashed/{MISSING}"),
     ("POST", "/api/pool/recheck/{instance_id}"): Sample(OPERATOR, f"/api/pool/recheck/{MISSING}"),
     ("POST", "/api/pool/reconcile"): Sample(OPERATOR),

@@ -36,7 +36,12 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 async def test_health_is_ready_without_auth(client: httpx.AsyncClient) -> None:
     response = await client.get("/pool/health")
     assert response.status_code == 200
-    assert response.json() == {"ready": True, "version": "0.1.0", "runtime": "warmpool-runtime"}
+    assert response.json() == {
+        "ready": True,
+        "version": "0.1.0",
+        "runtime": "warmpool-runtime",
+        "capabilities": ["export", "import"],
+    }
 
 
 async def test_health_is_503_during_startup_delay_then_200(tmp_path: Path) -> None:

@@ -15,14 +15,12 @@ from pool.tick.plan import (
     Destroy,
     DestroyOrphan,
     Observed,
-    PoolTarget,
     Resend,
     Row,
-    Target,
     Update,
     plan,
-    replenish_counts,
 )
+from pool.tick.targets import PoolTarget, Target, replenish_counts
 from shared.schemas import HealthProbe, InstanceObservation, StatusBatch
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
