@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,6 +38,8 @@ class TemplateCounts:
     target: int | None = None
     queued: int = 0
     idle_by_version: dict[str, int] = field(default_factory=dict)
+    # The latest rollout as the status API shows it (phase, reason, versions); None: none yet.
+    rollout: dict[str, Any] | None = None
 
 
 async def template_counts(session: AsyncSession, settings: Settings) -> dict[str, TemplateCounts]:
@@ -50,6 +53,7 @@ async def template_counts(session: AsyncSession, settings: Settings) -> dict[str
             target=None if pool.archived else pool.target,
             queued=pool.queued,
             idle_by_version=pool.idle_by_version,
+            rollout=pool.rollout,
         )
         for pool in await template_pools(session, settings)
     }

@@ -54,6 +54,9 @@ async def test_the_templates_page_lists_templates_and_their_current_version(
     detail = (await browser.get(f"/dashboard/templates/{created['id']}")).text
     assert "openai/gpt-4o" in detail and "MODE=x\nREGION=eu" in detail
     assert "canary (count 2, windowSeconds 600)" in detail
+    # The rollout the edit started, as the status API reports it.
+    assert '<p class="meta" id="rollout">Rollout v1 → v2 (canary): <strong class="">canary</strong>' in detail
+    assert '<small data-rollout="canary">canary</small>' in row
     missing = await browser.get("/dashboard/templates/tpl_000000000000")
     assert missing.status_code == 404 and "No template tpl_000000000000." in missing.text
 
