@@ -47,6 +47,7 @@ LOGIN = "login"
 SERVICES_KEY = "test-services-key"
 MISSING = "000000000000"  # a well-formed id no row has
 MISSING_CLAIM = "0" * 32
+MISSING_TEMPLATE = "tpl_000000000000"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,20 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
         OPERATOR, f"/api/pool/instances/{MISSING}/upgrade"
     ),
     ("GET", "/dashboard/templates"): Sample(SESSION),
+    ("GET", "/dashboard/templates/new"): Sample(SESSION),
+    # Refused input (400), the default template (409), a missing one (404): each past the session check.
+    ("POST", "/dashboard/templates/new"): Sample(SESSION, form={"slug": "Bad Slug"}),
+    ("GET", "/dashboard/templates/{template_id}"): Sample(SESSION, "/dashboard/templates/default"),
+    ("GET", "/dashboard/templates/{template_id}/edit"): Sample(SESSION, "/dashboard/templates/default/edit"),
+    ("POST", "/dashboard/templates/{template_id}/edit"): Sample(
+        SESSION, f"/dashboard/templates/{MISSING_TEMPLATE}/edit", form={"name": "x"}
+    ),
+    ("POST", "/dashboard/templates/{template_id}/archive"): Sample(
+        SESSION, "/dashboard/templates/default/archive", form={}
+    ),
+    ("POST", "/dashboard/templates/{template_id}/fork"): Sample(
+        SESSION, f"/dashboard/templates/{MISSING_TEMPLATE}/fork", form={"owner": "operator"}
+    ),
     ("GET", "/dashboard/static/{name}"): Sample(OPEN, "/dashboard/static/style.css"),
     ("GET", "/dashboard/login"): Sample(OPEN),
     # Its own CSRF, throttle and secret checks are tested in tests/pool/dashboard.
