@@ -66,8 +66,11 @@ class ObserveSoon:
                 async with self._slots:
                     self._last_started[instance_id] = time.monotonic()
                     self.runs += 1
-                    await self._observe_once(instance_id)
+                    progressed = await self._observe_once(instance_id)
                 entry = self._entries[instance_id]
+                # A create just recorded as made (creating → starting) is looked at once more: the
+                # event that named it may already say the deploy is serving.
+                entry.again = entry.again or progressed
                 if not entry.again:
                     return
                 entry.again = False
@@ -75,13 +78,16 @@ class ObserveSoon:
             self._entries.pop(instance_id, None)
             self._forget_old()
 
-    async def _observe_once(self, instance_id: str) -> None:
+    async def _observe_once(self, instance_id: str) -> bool:
+        """Whether the observation recorded a finished create."""
         try:
             result = await self._observe(instance_id)
         except Exception as exc:  # noqa: BLE001 - a hint is best effort: the tick is the safety net
             log.warning("event.observe_failed", instance_id=instance_id, error=f"{type(exc).__name__}"[:100])
-            return
-        log.info("event.observed", instance_id=instance_id, actions=result.get("actions"))
+            return False
+        actions = result.get("actions") or {}
+        log.info("event.observed", instance_id=instance_id, actions=actions)
+        return bool(actions.get("created"))
 
     def _forget_old(self) -> None:
         """Spacing only matters for a while: drop start times older than it (bounded memory)."""
