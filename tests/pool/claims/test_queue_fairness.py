@@ -34,7 +34,12 @@ async def test_claims_are_served_in_arrival_order_none_twice_across_two_replicas
             return await replicas[n % 2].post("/api/pool/claim?wait=30", json=body)
 
         burst = [asyncio.create_task(claim(n)) for n in range(CLAIMS)]
-        await asyncio.sleep(1.0)
+        # Every claim has arrived (served or queued) before the first refill, however loaded the
+        # machine: then at least CLAIMS - IDLE of them must have queued.
+        for _ in range(300):
+            if len(await claim_rows(sessionmaker)) == CLAIMS:
+                break
+            await asyncio.sleep(0.1)
         for _ in range((CLAIMS - IDLE) // REFILL_BATCH):
             await add_fleet_instances(sessionmaker, fleet, REFILL_BATCH)
             await asyncio.sleep(0.3)

@@ -72,7 +72,8 @@ async def test_a_created_template_is_the_apis_and_its_page_shows_it_escaped(
     assert made["current"]["instructions"] == "Answer mail.\nBe brief."
     assert made["current"]["env"] == {"LOG_LEVEL": "debug", "GREETING": "<b>hi</b> & bye"}
     assert made["current"]["rollout"] == {"strategy": "recreate", "floor": 1}
-    assert made["current"]["poolPolicy"] == {"minIdle": 1, "maxIdle": 3}
+    policy = made["current"]["poolPolicy"]
+    assert (policy["minIdle"], policy["maxIdle"], policy["sizing"]) == (1, 3, None)
     page = (await operator.get(f"/dashboard/templates/{template_id}")).text
     assert "GREETING=&lt;b&gt;hi&lt;/b&gt; &amp; bye" in page and "<b>hi</b>" not in page
     listed = (await operator.get("/dashboard/templates")).text

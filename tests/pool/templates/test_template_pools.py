@@ -151,6 +151,7 @@ async def test_two_templates_are_kept_warm_and_claims_get_their_own_tools(fleet:
     )
     counts = fleet.vendors.counts()
     assert all(created == deleted for created, deleted in counts.values()), counts
-    assert counts["telnyx"][0] >= 3 and counts["openrouter"][0] >= 6
+    # Three office instances (two warm, one refill) and two chat ones at least.
+    assert counts["telnyx"][0] >= 3 and counts["openrouter"][0] >= 5
     sweep = (await fleet.services.post("/sweep", headers=SERVICES)).json()
     assert (sweep["removed"], sweep["orphans"], sweep["errors"]) == (0, [], [])
