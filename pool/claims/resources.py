@@ -73,6 +73,7 @@ async def create_claim(
             priority=body.priority,
         )
         if queued is not None:
+            pool["recorder"].claim("queued", None)  # a miss for the pictures; its wait is not known yet
             return ClaimTicket(
                 id=claim_id, status="queued", position=queued.position, eta_seconds=queued.eta_seconds
             )

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pool.activity import log as event_log
 from pool.claims import repository as claims_repo
 from pool.claims.db import DEFAULT_TEMPLATE
 from pool.config import Settings
@@ -119,7 +120,16 @@ async def refresh_metrics(session: AsyncSession, metrics: PoolMetrics, settings:
     return metrics.render()
 
 
-async def _mark_dead(pool: PoolState, instance_id: str, *, only_from: str | None, reason: str) -> None:
+async def _mark_dead(
+    pool: PoolState,
+    instance_id: str,
+    *,
+    only_from: str | None,
+    reason: str,
+    kind: str,
+    actor: str = "operator",
+) -> None:
+    """Mark it dead, its event-log entry (`kind`) in the same transaction."""
     async with pool["sessionmaker"]() as session, session.begin():
         row = await session.get(InstanceRow, instance_id)
         if row is None:
@@ -135,6 +145,9 @@ async def _mark_dead(pool: PoolState, instance_id: str, *, only_from: str | None
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"instance {instance_id} changed status meanwhile; retry")
+        await event_log.add(
+            session, instance_id, kind, actor=actor, **{"from": row.status, "to": "dead", "reason": reason}
+        )
 
 
 async def _destroy(pool: PoolState, instance_id: str) -> None:
@@ -147,7 +160,9 @@ async def _destroy(pool: PoolState, instance_id: str) -> None:
 
 async def mark_dead(pool: PoolState, instance_id: str, *, reason: str) -> None:
     """An instance's own self-destruct (pool/callbacks): dead now, from whatever status it had."""
-    await _mark_dead(pool, instance_id, only_from=None, reason=reason)
+    await _mark_dead(
+        pool, instance_id, only_from=None, reason=reason, kind="status.changed", actor="instance"
+    )
 
 
 async def destroy(pool: PoolState, instance_id: str) -> None:
@@ -156,13 +171,14 @@ async def destroy(pool: PoolState, instance_id: str) -> None:
 
 async def kill_instance(pool: PoolState, instance_id: str) -> Removed:
     """Destroy any instance, claimed ones included: an explicit operator decision."""
-    await _mark_dead(pool, instance_id, only_from=None, reason="killed by operator")
+    await _mark_dead(pool, instance_id, only_from=None, reason="killed by operator", kind="instance.killed")
     await _destroy(pool, instance_id)
     return Removed(instance_id=instance_id, removed=True)
 
 
 async def dismiss_crashed(pool: PoolState, instance_id: str) -> Removed:
-    await _mark_dead(pool, instance_id, only_from="crashed", reason="dismissed by operator")
+    reason = "dismissed by operator"
+    await _mark_dead(pool, instance_id, only_from="crashed", reason=reason, kind="instance.dismissed")
     await _destroy(pool, instance_id)
     return Removed(instance_id=instance_id, removed=True)
 
@@ -171,6 +187,7 @@ async def drain(pool: PoolState, count: int) -> Drained:
     """Remove up to `count` unclaimed instances, idle ones first; claimed ones are never drained."""
     async with pool["sessionmaker"]() as session, session.begin():
         ids = [row[0] for row in (await session.execute(DRAIN_PICK, {"count": count})).all()]
+        await event_log.add_many(session, ids, "instance.drained", actor="operator")
     limit = asyncio.Semaphore(pool["settings"].create_concurrency)
     failed: list[str] = []
 

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from sqlalchemy import select
 
+from pool.activity import samples
 from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
 from pool.models import Instance
@@ -114,9 +115,18 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
             error=error,
             platforms=platforms,
         )
+    await _sample(ctx)
     if ctx.metrics is not None:
         ctx.metrics.observe_tick(seconds)
     return result
+
+
+async def _sample(ctx: TickContext) -> None:
+    """The dashboard's minute samples (pool/activity/samples.py): informative, never fails a tick."""
+    try:
+        await samples.record_minute(ctx.sessionmaker, ctx.settings)
+    except Exception as exc:  # noqa: BLE001 - the next minute samples again
+        log.warning("tick.sample_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 async def _release_abandoned_claims(ctx: TickContext) -> None:
