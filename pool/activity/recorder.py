@@ -75,7 +75,8 @@ class Recorder:
         if len(self._events) >= MAX_PENDING:
             self._events.popleft()
             self._dropped += 1
-        self._events.append(entry(instance_id, kind, actor, summary))
+        # Stamped now, not at the flush: the log orders it where it happened (this replica's clock).
+        self._events.append({**entry(instance_id, kind, actor, summary), "at": datetime.now(UTC)})
 
     def claim(self, outcome: str, seconds: float | None) -> None:
         """One claim answered (or queued, `seconds` None: its wait is not known yet)."""

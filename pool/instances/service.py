@@ -136,17 +136,18 @@ async def _mark_dead(
             raise NotFound(f"no instance {instance_id}")
         if only_from is not None and row.status != only_from:
             raise Conflict(f"instance {instance_id} is {row.status}, not {only_from}")
+        was = row.status  # the UPDATE below refreshes the loaded row
         # Claims first: a claim in flight locks its claim row before the instance row.
         await claims_repo.release_claims_of(session, instance_id)
         result = await session.execute(
             update(InstanceRow)
-            .where(InstanceRow.id == instance_id, InstanceRow.status == row.status)
+            .where(InstanceRow.id == instance_id, InstanceRow.status == was)
             .values(status="dead", last_error=reason, status_changed_at=func.now())
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"instance {instance_id} changed status meanwhile; retry")
         await event_log.add(
-            session, instance_id, kind, actor=actor, **{"from": row.status, "to": "dead", "reason": reason}
+            session, instance_id, kind, actor=actor, **{"from": was, "to": "dead", "reason": reason}
         )
 
 
