@@ -63,7 +63,7 @@ async def last_day(session: AsyncSession, *, hours: float = 24, bucket_minutes: 
 
 
 async def _templates(session: AsyncSession, start: datetime) -> list[TemplateSeries]:
-    slugs = dict((await session.execute(select(Template.id, Template.slug))).tuples().all())
+    slugs = {str(i): str(s) for i, s in (await session.execute(select(Template.id, Template.slug))).all()}
     rows = await session.scalars(
         select(TemplateSample).where(TemplateSample.minute >= start).order_by(TemplateSample.minute)
     )

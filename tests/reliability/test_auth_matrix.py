@@ -106,6 +106,10 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
         OPERATOR, "/api/templates/default/versions/1"
     ),
     ("GET", "/dashboard/templates"): Sample(SESSION),
+    ("GET", "/dashboard/pictures"): Sample(SESSION),
+    ("GET", "/dashboard/instances/{instance_id}/events"): Sample(
+        SESSION, f"/dashboard/instances/{MISSING}/events"
+    ),
     ("GET", "/dashboard/static/{name}"): Sample(OPEN, "/dashboard/static/style.css"),
     ("GET", "/dashboard/login"): Sample(OPEN),
     # Its own CSRF, throttle and secret checks are tested in tests/pool/dashboard.
