@@ -25,8 +25,8 @@ async def test_one_row_per_template_per_minute_with_the_refill_times(
     async with sessionmaker() as session, session.begin():
         for n, (status, ready) in enumerate(
             [
-                ("idle", "20 seconds"),
-                ("idle", "40 seconds"),
+                ("idle", 20.0),
+                ("idle", 40.0),
                 ("claimed", None),
                 ("starting", None),
                 ("idle", None),
@@ -36,8 +36,8 @@ async def test_one_row_per_template_per_minute_with_the_refill_times(
             if ready is not None:  # created `ready` before it became idle, just now
                 await session.execute(
                     text(
-                        "UPDATE instances SET created_at = now() - CAST(:ready AS interval), ready_at = now()"
-                        " WHERE id = :id"
+                        "UPDATE instances SET created_at = now() - make_interval(secs => :ready),"
+                        " ready_at = now() WHERE id = :id"
                     ),
                     {"id": f"instance{n:04d}", "ready": ready},
                 )
