@@ -78,7 +78,7 @@ async def recover_instance(
             await event_log.add(
                 session, instance.id, "claim.failed", actor="pool", status=status, reason=reason
             )
-    log.info("claim.failed", instance_id=instance.id, status=status)
+    log.info("claim.recovered", instance_id=instance.id, status=status)
     return status
 
 
