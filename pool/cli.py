@@ -13,6 +13,7 @@ import httpx
 import segno
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pool.cli_http import (
     DEFAULT_URL,
@@ -227,6 +228,32 @@ def kill(
     """Destroy one instance, claimed or not."""
     call("DELETE", url, key, f"/api/pool/instances/{instance_id}")
     console.print(f"[green]killed[/] {instance_id}")
+
+
+def events_table(instance_id: str, events: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"Events of {instance_id} (newest first)")
+    for column in ("at", "kind", "actor", "details"):
+        table.add_column(column)
+    for event in events:
+        details = " ".join(f"{k}={v}" for k, v in sorted(event.get("summary", {}).items()))
+        # Text, not markup: a reason may hold brackets Rich would read as styles.
+        table.add_row(*(Text(str(v)) for v in (event["at"], event["kind"], event["actor"], details)))
+    return table
+
+
+@app.command()
+def events(
+    instance_id: Annotated[str, typer.Argument(help="Instance id.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = "",
+) -> None:
+    """An instance's event log: status changes and why, claims, rollouts, clones, kills, proxied calls."""
+    found = call("GET", url, key, f"/api/pool/instances/{instance_id}/events?limit={limit}")
+    if not found:
+        console.print(f"no events recorded for {instance_id}")
+        return
+    console.print(events_table(instance_id, found))
 
 
 @app.command()

@@ -217,6 +217,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Instance event log entries are kept this long, then the tick leader deletes them.",
     )
+    samples_retention_hours: float = Field(
+        48.0,
+        gt=0,
+        description="The dashboard's minute samples (pool and claims, for its pictures) are kept this long.",
+    )
 
     @property
     def claim_stale_seconds(self) -> float:

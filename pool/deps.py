@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypedDict
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pool.activity.recorder import Recorder
 from pool.claims.db import ClaimsDb
 from pool.claims.dispatcher import Dispatcher
 from pool.claims.templates import TemplateChooser
@@ -37,6 +38,8 @@ class PoolState(TypedDict):
     instances: InstanceClient
     box: SecretBox
     metrics: PoolMetrics
+    # The claim path's event-log entries and claim outcomes, written off its answer path.
+    recorder: Recorder
     # Reconcile now, create now, recheck one instance, refill soon (its loops run only when
     # POOL_TICK_ENABLED; the on-demand methods work on every replica).
     tick: Tick

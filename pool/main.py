@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from pool import locks
+from pool.activity.recorder import Recorder
 from pool.callbacks.router import callbacks as callbacks_router
 from pool.callbacks.router import operator as events_router
 from pool.callbacks.router import proxy as proxy_router
@@ -19,6 +20,7 @@ from pool.claims.dispatcher import Dispatcher
 from pool.claims.router import router as claims_router
 from pool.claims.templates import TemplateChooser
 from pool.config import Settings
+from pool.dashboard.pictures import router as pictures_router
 from pool.dashboard.router import router as dashboard_router
 from pool.dashboard.template_pages import router as template_pages_router
 from pool.deps import PoolState, lifespan_state
@@ -62,6 +64,8 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
     # An instance that may have become idle goes to the queue's head before any newcomer.
     ctx.on_idle = queue.kick
     tick = Tick(ctx)
+    recorder = Recorder(sessionmaker)
+    metrics.claim_listener = recorder.claim
     return PoolState(
         settings=settings,
         engine=engine,
@@ -73,6 +77,7 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
         instances=instances,
         box=box,
         metrics=metrics,
+        recorder=recorder,
         tick=tick,
     )
 
@@ -88,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
         # The tick also serves on-demand ticks, creates and rechecks (operator routes) when its
         # loops are off (POOL_TICK_ENABLED=false), so it always exists and is always stopped.
         state["tick"].start()
+        state["recorder"].start()
         state["queue"].start(functools.partial(provision_assigned, state))
         log.info("pool.started", tick=settings.tick_enabled, min_idle=settings.min_idle)
         try:
@@ -95,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await state["tick"].stop()
             await state["queue"].stop(grace_seconds=settings.claim_provision_timeout_seconds)
+            await state["recorder"].stop()
             await state["services"].aclose()
             await state["instances"].aclose()
             await state["claims_db"].close()
@@ -114,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(public_router)
     app.include_router(dashboard_router)
     app.include_router(template_pages_router)
+    app.include_router(pictures_router)
     app.include_router(callbacks_router)
     app.include_router(proxy_router)
     app.include_router(events_router)

@@ -9,6 +9,7 @@ queue's wait and ETA error are observed by the replica that moved the claim.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -23,6 +24,7 @@ QUEUE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800
 class PoolMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.claim_listener: Callable[[str, float | None], None] | None = None
         self.instances = Gauge(
             "pool_instances",
             "Instances by status and template",
@@ -92,6 +94,9 @@ class PoolMetrics:
     def record_claim(self, outcome: str, seconds: float) -> None:
         self.claims.labels(outcome=outcome).inc()
         self.claim_latency.observe(seconds)
+        # The dashboard's pictures count the same outcomes per minute (pool/activity/recorder.py).
+        if self.claim_listener is not None:
+            self.claim_listener(outcome, seconds)
 
     def observe_tick(self, seconds: float) -> None:
         self.tick_duration.observe(seconds)

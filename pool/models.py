@@ -31,7 +31,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pool import status as status_rules
@@ -308,3 +308,42 @@ class TemplateVersion(Base):
     # The strategy's parameters: `{"floor": n}` for recreate, `{"count", "windowSeconds"}` for canary.
     rollout: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TemplateSample(Base):
+    """One template's pool once a minute, written by the tick leader (pool/samples/tick.py) and
+    drawn by the dashboard's pictures; pruned past POOL_SAMPLES_RETENTION_HOURS."""
+
+    __tablename__ = "template_samples"
+
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    template_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    idle: Mapped[int] = mapped_column(Integer)
+    # creating + starting: instances on their way to idle.
+    starting: Mapped[int] = mapped_column(Integer)
+    # claiming + claimed + pending_acceptance: instances an agent holds (or is being given).
+    claimed: Mapped[int] = mapped_column(Integer)
+    queued: Mapped[int] = mapped_column(Integer)
+    target: Mapped[int] = mapped_column(Integer)
+    # Why the target is what it is (the status API's targetReason), when it gives one.
+    target_reason: Mapped[str | None] = mapped_column(Text)
+    # Create requested → idle of the instances that became idle in the minute before, in seconds.
+    refill_p50_seconds: Mapped[float | None] = mapped_column(Float)
+    refill_max_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class ClaimSample(Base):
+    """The claims every replica answered in one minute (pool/samples/recorder.py adds its counts
+    here every few seconds): outcomes, and latencies as a histogram over
+    `pool.samples.latency.BOUNDS`, so p50/p99 merge across replicas and minutes."""
+
+    __tablename__ = "claim_samples"
+
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    # Answered at once from an idle instance.
+    hits: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Found no idle instance: queued (answered later) or refused empty.
+    misses: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Provisioning failed, rejected, or replayed a duplicate's answer: neither hit nor miss.
+    other: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    latency_buckets: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))

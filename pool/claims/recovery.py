@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pool.activity import log as event_log
 from pool.claims import repository as repo
 from pool.config import Settings
 from pool.instance_client import InstanceClient
@@ -71,9 +72,12 @@ async def recover_instance(
         reason = f"{reason}; reset failed: {exc.message}"
     status = "idle" if clean else "dead"
     async with sessionmaker() as session, session.begin():
-        await repo.set_status_from_claiming(
+        if await repo.set_status_from_claiming(
             session, instance_id=instance.id, status=status, error=reason, claim_id=claim_id
-        )
+        ):
+            await event_log.add(
+                session, instance.id, "claim.failed", actor="pool", status=status, reason=reason
+            )
     log.info("claim.recovered", instance_id=instance.id, status=status)
     return status
 

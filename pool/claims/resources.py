@@ -77,6 +77,7 @@ async def create_claim(
             pool["tick"].wake()
             return ClaimTicket(id=claim_id, status="succeeded", claim=answer)
         if queued is not None:
+            pool["recorder"].claim("queued", None)  # a miss for the pictures; its wait is not known yet
             return ClaimTicket(
                 id=claim_id, status="queued", position=queued.position, eta_seconds=queued.eta_seconds
             )

@@ -210,6 +210,8 @@ async def let_join_go(pool: PoolState, ended: repo.ExistingClaim) -> None:
     """The agent on that joinUrl is gone (killed, dead, refused): the join may happen again."""
     async with pool["sessionmaker"]() as session, session.begin():
         await repo.release_join(session, ended.id)
+    if ended.instance_id is not None:
+        pool["recorder"].event(ended.instance_id, "claim.released", actor="claim", claimId=ended.id)
 
 
 async def provision_with_fallback(pool: PoolState, body: ClaimCreate, claim_id: str, first: Picked) -> Claim:
@@ -288,6 +290,7 @@ async def provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance:
         # An operator killed the instance, or the claim was ended, while it was being provisioned.
         raise UpstreamError("instance was removed while the claim was in flight")
     log.info("claim.claimed", instance_id=instance.id, status=new_status)
+    pool["recorder"].event(instance.id, "claim.claimed", actor="claim", claimId=claim_id, status=new_status)
     return result
 
 

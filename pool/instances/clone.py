@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from pool.activity import log as event_log
 from pool.claims import recovery
 from pool.claims import repository as repo
 from pool.claims.db import no_barging
@@ -261,4 +262,8 @@ async def _mark_cloned(
         "response": json.dumps(answer.model_dump(mode="json", by_alias=True)),
     }
     async with pool["sessionmaker"]() as session, session.begin():
-        return (await session.execute(text(MARK_CLONED), params)).first() is not None
+        if (await session.execute(text(MARK_CLONED), params)).first() is None:
+            return False
+        await event_log.add(session, source.id, "clone.source", actor=event_log.OPERATOR, target=target.id)
+        await event_log.add(session, target.id, "clone.target", actor=event_log.OPERATOR, source=source.id)
+        return True

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pool.activity import log as event_log
 from pool.claims import owners
 from pool.claims import repository as claims_repo
 from pool.claims.db import DEFAULT_TEMPLATE
@@ -122,22 +123,35 @@ async def refresh_metrics(session: AsyncSession, metrics: PoolMetrics, settings:
     return metrics.render()
 
 
-async def _mark_dead(pool: PoolState, instance_id: str, *, only_from: str | None, reason: str) -> None:
+async def _mark_dead(
+    pool: PoolState,
+    instance_id: str,
+    *,
+    only_from: str | None,
+    reason: str,
+    kind: str,
+    actor: str = "operator",
+) -> None:
+    """Mark it dead, its event-log entry (`kind`) in the same transaction."""
     async with pool["sessionmaker"]() as session, session.begin():
         row = await session.get(InstanceRow, instance_id)
         if row is None:
             raise NotFound(f"no instance {instance_id}")
         if only_from is not None and row.status != only_from:
             raise Conflict(f"instance {instance_id} is {row.status}, not {only_from}")
+        was = row.status  # the UPDATE below refreshes the loaded row
         # Claims first: a claim in flight locks its claim row before the instance row.
         await claims_repo.release_claims_of(session, instance_id)
         result = await session.execute(
             update(InstanceRow)
-            .where(InstanceRow.id == instance_id, InstanceRow.status == row.status)
+            .where(InstanceRow.id == instance_id, InstanceRow.status == was)
             .values(status="dead", last_error=reason, status_changed_at=func.now())
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"instance {instance_id} changed status meanwhile; retry")
+        await event_log.add(
+            session, instance_id, kind, actor=actor, **{"from": was, "to": "dead", "reason": reason}
+        )
 
 
 async def _destroy(pool: PoolState, instance_id: str) -> None:
@@ -150,7 +164,9 @@ async def _destroy(pool: PoolState, instance_id: str) -> None:
 
 async def mark_dead(pool: PoolState, instance_id: str, *, reason: str) -> None:
     """An instance's own self-destruct (pool/callbacks): dead now, from whatever status it had."""
-    await _mark_dead(pool, instance_id, only_from=None, reason=reason)
+    await _mark_dead(
+        pool, instance_id, only_from=None, reason=reason, kind="status.changed", actor="instance"
+    )
 
 
 async def destroy(pool: PoolState, instance_id: str) -> None:
@@ -159,13 +175,14 @@ async def destroy(pool: PoolState, instance_id: str) -> None:
 
 async def kill_instance(pool: PoolState, instance_id: str) -> Removed:
     """Destroy any instance, claimed ones included: an explicit operator decision."""
-    await _mark_dead(pool, instance_id, only_from=None, reason="killed by operator")
+    await _mark_dead(pool, instance_id, only_from=None, reason="killed by operator", kind="instance.killed")
     await _destroy(pool, instance_id)
     return Removed(instance_id=instance_id, removed=True)
 
 
 async def dismiss_crashed(pool: PoolState, instance_id: str) -> Removed:
-    await _mark_dead(pool, instance_id, only_from="crashed", reason="dismissed by operator")
+    reason = "dismissed by operator"
+    await _mark_dead(pool, instance_id, only_from="crashed", reason=reason, kind="instance.dismissed")
     await _destroy(pool, instance_id)
     return Removed(instance_id=instance_id, removed=True)
 
@@ -174,6 +191,7 @@ async def drain(pool: PoolState, count: int) -> Drained:
     """Remove up to `count` unclaimed instances, idle ones first; claimed ones are never drained."""
     async with pool["sessionmaker"]() as session, session.begin():
         ids = [row[0] for row in (await session.execute(DRAIN_PICK, {"count": count})).all()]
+        await event_log.add_many(session, ids, "instance.drained", actor="operator")
     limit = asyncio.Semaphore(pool["settings"].create_concurrency)
     failed: list[str] = []
 

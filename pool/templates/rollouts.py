@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pool.activity import log as event_log
 from pool.models import Template
 from pool.templates.rollout import Rollout, Seen, advance, start
 from pool.tick.context import TickContext
@@ -83,6 +84,8 @@ async def advance_all(
             if moved.phase == "rolled_back":
                 values["current_version"] = moved.previous
             await session.execute(update(Template).where(Template.id == template_id).values(**values))
+            if moved.phase == "rolled_back":
+                await event_log.rolled_back(session, template_id, rows, moved.version, moved.reason)
             log.info(
                 "template.rollout.moved",
                 template_id=template_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, update
 
+from pool.activity import log as event_log
 from pool.models import Instance
 from pool.tick.context import TickContext
 from pool.tick.plan import Destroy, DestroyOrphan, Update
@@ -38,6 +39,10 @@ async def apply_update(ctx: TickContext, action: Update) -> bool:
                 ),
             )
         )
+        if outcome.rowcount == 1 and changed:  # type: ignore[attr-defined]
+            await event_log.status_changed(
+                session, action.instance_id, action.read, action.status, action.reason
+            )
         return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -52,6 +57,7 @@ async def destroy(ctx: TickContext, action: Destroy) -> bool:
         )
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             return False
+        await event_log.destroying(session, action.instance_id, action.read, action.mark, action.reason)
     log.info(
         "tick.instance.destroying", instance_id=action.instance_id, was=action.read, reason=action.reason
     )

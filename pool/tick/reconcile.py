@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import select
 
+from pool.activity import samples
 from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
 from pool.models import Instance
@@ -118,6 +119,7 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
             error=error,
             platforms=platforms,
         )
+    await _sample(ctx)
     if ctx.metrics is not None:
         ctx.metrics.observe_tick(seconds)
     return result
@@ -131,6 +133,14 @@ async def _resize(ctx: TickContext, rows: list[Row], now: datetime) -> dict[str,
     except Exception as exc:  # noqa: BLE001 - sizing is advisory: the plan uses the last targets
         log.warning("tick.sizing_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         return {}
+
+
+async def _sample(ctx: TickContext) -> None:
+    """The dashboard's minute samples (pool/activity/samples.py): informative, never fails a tick."""
+    try:
+        await samples.record_minute(ctx.sessionmaker, ctx.settings)
+    except Exception as exc:  # noqa: BLE001 - the next minute samples again
+        log.warning("tick.sample_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 async def _release_abandoned_claims(ctx: TickContext) -> None:

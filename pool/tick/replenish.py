@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool import locks
+from pool.activity import log as event_log
 from pool.models import Instance, TemplateVersion
 from pool.templates.schemas import DEFAULT_TEMPLATE_ID
 from pool.tick import pools, state
@@ -92,6 +93,8 @@ async def reserve(
                     for i, t, v in made
                 ],
             )
+            actor = event_log.OPERATOR if isinstance(count, int) else event_log.POOL
+            await event_log.creates_requested(session, made, actor=actor)
     return [i for i, _, _ in made]
 
 
@@ -194,6 +197,7 @@ async def promote(ctx: TickContext, action: Created) -> bool:
         kept = bool(result.rowcount == 1)  # type: ignore[attr-defined]
         if kept:
             await _record(ctx, session, None)
+            await event_log.add(session, action.instance_id, "instance.created", actor=event_log.POOL)
     if kept:
         log.info("tick.instance.created", instance_id=action.instance_id)
     return kept
@@ -240,6 +244,7 @@ async def create_failed(
         result = await session.execute(
             delete(Instance).where(Instance.id == instance_id, Instance.status == "creating")
         )
+        await event_log.add(session, instance_id, "create.failed", actor=event_log.POOL, error=error)
         await _record(ctx, session, error)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 

@@ -138,6 +138,10 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("POST", "/dashboard/templates/{template_id}/fork"): Sample(
         SESSION, f"/dashboard/templates/{MISSING_TEMPLATE}/fork", form={"owner": "operator"}
     ),
+    ("GET", "/dashboard/pictures"): Sample(SESSION),
+    ("GET", "/dashboard/instances/{instance_id}/events"): Sample(
+        SESSION, f"/dashboard/instances/{MISSING}/events"
+    ),
     ("GET", "/dashboard/static/{name}"): Sample(OPEN, "/dashboard/static/style.css"),
     ("GET", "/dashboard/login"): Sample(OPEN),
     # Its own CSRF, throttle and secret checks are tested in tests/pool/dashboard.

@@ -85,6 +85,7 @@ async def test_no_page_or_asset_contains_a_secret(dashboard: Dashboard, client: 
     # The crawl found the assets and the rows, so the check below looked at real content.
     assert {"/dashboard/static/app.js", "/dashboard/static/style.css"} <= set(pages)
     assert "claimedinsta" in pages["/dashboard"] and "crashedinsta" in pages["/dashboard"]
+    assert {"/dashboard/pictures", "/dashboard/instances/claimedinsta/events"} <= set(pages)
     secrets = [
         API_KEY,
         ADMIN_PASSWORD,
