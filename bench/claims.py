@@ -240,6 +240,18 @@ async def one_run(
     }
 
 
+def pool_env(db_url: str, idle: int) -> dict[str, str]:
+    """The pool's settings for a claims run: its tick off, so nothing but claims runs."""
+    return {
+        "POOL_DATABASE_URL": db_url,
+        "POOL_API_KEY": API_KEY,
+        "POOL_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "POOL_SERVICES_URL": "http://127.0.0.1:9",
+        "POOL_TICK_ENABLED": "false",
+        "POOL_MAX_TOTAL": str(idle * 2),
+    }
+
+
 async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, Any]:
     # `POOL_WORKERS=2 python -m bench claims` measures two pool processes (inherited env).
     workers = int(os.environ.get("POOL_WORKERS", "1"))
@@ -247,14 +259,7 @@ async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, 
     try:
         async with fleet_process(log_dir) as fleet:
             await seed(db_url, fleet.url, config.idle)
-            env = {
-                "POOL_DATABASE_URL": db_url,
-                "POOL_API_KEY": API_KEY,
-                "POOL_ENCRYPTION_KEY": ENCRYPTION_KEY,
-                "POOL_SERVICES_URL": "http://127.0.0.1:9",
-                "POOL_TICK_ENABLED": "false",
-                "POOL_MAX_TOTAL": str(config.idle * 2),
-            }
+            env = pool_env(db_url, config.idle)
             async with app_process("pool-claims", "pool", env, log_dir) as pool, httpx.AsyncClient() as http:
                 pids = Pids(pool.popen.pid, fleet.popen.pid)
                 load_before = load_average()
