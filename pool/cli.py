@@ -24,6 +24,7 @@ from pool.cli_http import (
     console,
     fail,
 )
+from pool.instances import cli as instances_cli
 from pool.templates.cli import app as templates_app
 
 app = typer.Typer(help="Operate a warm pool of agent instances.", no_args_is_help=True, add_completion=False)
@@ -248,6 +249,11 @@ def replenish(
     """Create N more instances now."""
     body = call("POST", url, key, "/api/pool/replenish", json={"count": count})
     console.print(f"[green]replenish[/]: {body}")
+
+
+# One agent's template actions and an owner's agents (pool/instances/cli.py).
+for command in (instances_cli.sync, instances_cli.upgrade, instances_cli.agents):
+    app.command()(command)
 
 
 def main() -> None:

@@ -60,6 +60,24 @@ class Settings(BaseSettings):
 
     min_idle: int = Field(3, ge=0)
     max_total: int = Field(50, ge=1)
+    sizing: Literal["fixed", "demand"] = Field(
+        "fixed",
+        description="How a template whose pool policy leaves `sizing` out chooses its idle target: `fixed` "
+        "(its minIdle, else `POOL_MIN_IDLE`, raised by its schedules) or `demand` (sized from the claim "
+        "rate and refill time the pool measures; DESIGN.md §12).",
+    )
+    sizing_hit_target: float = Field(
+        0.99, gt=0, lt=1, description="Demand sizing: the share of claims that should find an idle instance."
+    )
+    sizing_margin: int = Field(
+        0, ge=0, description="Demand sizing: idle instances kept on top of what demand asks."
+    )
+    scale_down_cooldown_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A template whose ready and coming instances stay above its target this long has its "
+        "oldest idle ones drained down to it (never while claims are queued).",
+    )
     create_concurrency: int = Field(4, ge=1)
     tools: list[str] | None = Field(
         None,
@@ -151,6 +169,24 @@ class Settings(BaseSettings):
         description="Largest agent state (the exported archive, in bytes) that "
         "`POST /api/pool/instances/{id}/clone` moves; past it the clone answers 413 and nothing changes. "
         "The reference runtime has its own cap, `RUNTIME_STATE_MAX_BYTES`.",
+    )
+    # Template sync (DESIGN.md §11): pushing a template's instructions to its claimed agents.
+    sync_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Timeout of each call a template sync makes to an agent (`/pool/health` for its "
+        "capabilities, then `/convos/instructions`); an agent that does not answer in time is reported "
+        "failed and the others go on.",
+    )
+    sync_concurrency: int = Field(10, ge=1, le=200, description="Agents one template sync calls at once.")
+
+    owner_max_agents: int | None = Field(
+        None,
+        ge=0,
+        description="Live agents one owner (a claim's `ownerId`) may have at once, across templates: "
+        "claimed, pending acceptance, and claims queued or in flight. Past it a claim answers 429 and "
+        "nothing is provisioned. Unset or 0: no limit. A template's `ownerAgentLimit` caps the owner's "
+        "agents of that template as well. Claims without `ownerId` are not counted.",
     )
 
     # The service proxy and the instance callbacks (pool/callbacks/).

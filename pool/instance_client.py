@@ -8,9 +8,10 @@ for a pooled connection included):
   (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
 - `provision`: POST /pool/provision: the claim (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
 - `reset`: POST /convos/reset: a claim's recovery (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS);
-- `capabilities`: GET /pool/health's `capabilities` (no auth): a clone, within the probe timeout;
+- `capabilities`: GET /pool/health's `capabilities` (no auth): a clone or a sync, within its timeout;
 - `export_state` / `import_state`: POST /convos/export and /convos/import: a clone
-  (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS each), answers read up to POOL_CLONE_MAX_STATE_BYTES.
+  (POOL_CLAIM_PROVISION_TIMEOUT_SECONDS each), answers read up to POOL_CLONE_MAX_STATE_BYTES;
+- `set_instructions`: POST /convos/instructions: a template sync (POOL_SYNC_TIMEOUT_SECONDS).
 `/convos/*` and `/pool/provision` are authed with that instance's own gateway token. Nothing is
 retried: a provision is not idempotent, the claim decides what a failure means, and the tick's
 next pass is the tick's retry.
@@ -93,6 +94,10 @@ ENVELOPE_BYTES = 1024
 def archive_answer_limit(max_state_bytes: int) -> int:
     """The largest export answer that can carry an archive of `max_state_bytes` (base64 is 4/3)."""
     return 4 * math.ceil(max_state_bytes / 3) + ENVELOPE_BYTES
+
+
+class InstructionsSet(_Camel):
+    conversation_id: str
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -197,6 +202,18 @@ class InstanceClient:
         imported = _parse(Imported, "/convos/import", answer)
         if (imported.size, imported.sha256) != (state.size, state.sha256):
             raise UpstreamError("instance /convos/import confirmed a different archive than the one sent")
+
+    async def set_instructions(self, base_url: str, token: str, instructions: str, *, timeout: float) -> str:
+        """Replace the bound agent's instructions in place; the conversation it is bound to."""
+        answer = await self._send(
+            "POST",
+            base_url,
+            "/convos/instructions",
+            token,
+            json={"instructions": instructions},
+            timeout=timeout,
+        )
+        return _parse(InstructionsSet, "/convos/instructions", answer).conversation_id
 
     async def _send(
         self,

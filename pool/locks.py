@@ -29,3 +29,9 @@ def claim_queue(fleet: str) -> int:
     """Transaction-level, held while the dispatcher pairs queued claims with idle instances
     (pool.claims.queue_db.dispatch), so two replicas never hand out the same queue's head."""
     return _key("claim_queue", fleet)
+
+
+def owner_quota(owner_id: str) -> int:
+    """Transaction-level, held while one owner's claim counts its live agents and registers itself
+    (pool.claims.quota), so two claims of the owner never both fit under its limit."""
+    return _key("owner_quota", owner_id)

@@ -261,6 +261,8 @@ class Template(Base):
     current_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     # The current rollout's progress (pool.templates.rollout), shown in the status API; null: none.
     rollout_state: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # What the tick keeps between ticks to size the pool (pool.tick.sizing), with the target it set.
+    sizing_state: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -277,6 +279,7 @@ class TemplateVersion(Base):
         CheckConstraint(_in_list("rollout_strategy", ROLLOUT_STRATEGIES), name="rollout_strategy"),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("min_idle IS NULL OR max_idle IS NULL OR min_idle <= max_idle", name="idle_range"),
+        CheckConstraint("sizing IS NULL OR sizing IN ('fixed', 'demand')", name="sizing"),
     )
 
     template_id: Mapped[str] = mapped_column(
@@ -293,6 +296,12 @@ class TemplateVersion(Base):
     # The pool policy (DESIGN.md §12); null: the deployment's POOL_MIN_IDLE / POOL_MAX_TOTAL.
     min_idle: Mapped[int | None] = mapped_column(Integer)
     max_idle: Mapped[int | None] = mapped_column(Integer)
+    # How the idle target is chosen (DESIGN.md §12; pool.sizing): `fixed` or `demand`; null: POOL_SIZING.
+    sizing: Mapped[str | None] = mapped_column(Text)
+    # Windows that raise the floor (`weekdays 09-18 >= 10`), the idle-hours budget, recycling age.
+    schedules: Mapped[list[str] | None] = mapped_column(JSONB)
+    idle_hours_per_day: Mapped[float | None] = mapped_column(Float)
+    max_idle_age_seconds: Mapped[float | None] = mapped_column(Float)
     # Live agents one owner may have of this template; null: the deployment's POOL_OWNER_MAX_AGENTS.
     owner_agent_limit: Mapped[int | None] = mapped_column(Integer)
     rollout_strategy: Mapped[str] = mapped_column(Text, server_default="on-replenish")

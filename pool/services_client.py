@@ -19,7 +19,9 @@ from shared.schemas import (
     InstanceAccepted,
     InstanceCreate,
     InstanceDestroyed,
+    OperationResult,
     PlatformList,
+    RedeployRequest,
     Registry,
     StatusBatch,
     StatusBatchRequest,
@@ -113,6 +115,20 @@ class ServicesClient(ApiClient):
 
     async def destroy_instance(self, instance_id: str) -> InstanceDestroyed:
         return await self._call("destroy_instance", "DELETE", f"/destroy/{instance_id}", InstanceDestroyed)
+
+    async def redeploy_instance(self, instance_id: str, *, image: str | None) -> OperationResult:
+        """Redeploy an instance on its own platform, rolled to `image` if given (None: its current
+        configuration). One attempt: a redeploy is not idempotent, and the operator who asked sees
+        the failure."""
+        body = RedeployRequest(image=image).model_dump(by_alias=True, exclude_none=True)
+        return await self._call(
+            "redeploy_instance",
+            "POST",
+            f"/redeploy/{instance_id}",
+            OperationResult,
+            json=body,
+            idempotent=False,
+        )
 
     async def platforms(self) -> PlatformList:
         """Each platform as services' placement sees it (priority, capacity, use, health)."""

@@ -17,6 +17,8 @@ from runtime.memory import MemoryStore
 from runtime.schemas import (
     ConvosStatus,
     Health,
+    InstructionsResult,
+    InstructionsUpdate,
     Notice,
     Noticed,
     ProvisionRequest,
@@ -59,6 +61,16 @@ async def reset(agent: AgentDep) -> ResetResult:
     """Forget the conversation, returning the instance to a clean state."""
     await agent.reset()
     return ResetResult()
+
+
+@private.post(
+    "/convos/instructions",
+    response_model=InstructionsResult,
+    responses={409: {"description": "Not bound to a conversation"}},
+)
+async def instructions(body: InstructionsUpdate, agent: AgentDep) -> InstructionsResult:
+    """Replace the bound agent's instructions in place (the `instructions` capability: a template sync)."""
+    return await agent.set_instructions(body)
 
 
 @private.post("/convos/notify", response_model=Noticed)

@@ -4,8 +4,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Capability = Literal["export", "import"]
-CAPABILITIES: tuple[Capability, ...] = ("export", "import")
+Capability = Literal["export", "import", "instructions"]
+CAPABILITIES: tuple[Capability, ...] = ("export", "import", "instructions")
 
 
 class Settings(BaseSettings):
@@ -24,11 +24,11 @@ class Settings(BaseSettings):
     runtime_invite_base: str = "https://convos.local/invite/"
     runtime_version: str = "0.1.0"
     # What /pool/health announces beyond the core contract (DESIGN.md §4); `[]` plays a runtime
-    # that cannot be cloned.
+    # that cannot be cloned or synced.
     runtime_capabilities: list[Capability] = Field(
         default_factory=lambda: list(CAPABILITIES),
         description="Optional contract routes this runtime serves and announces in `/pool/health`, as JSON "
-        '(`["export", "import"]`); `[]` plays a runtime that cannot be cloned.',
+        '(`["export", "import", "instructions"]`); `[]` plays a runtime that cannot be cloned or synced.',
     )
     runtime_state_max_bytes: int = Field(
         8 * 1024 * 1024,

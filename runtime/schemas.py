@@ -41,6 +41,20 @@ class ResetResult(_Camel):
     reset: Literal[True] = True
 
 
+class InstructionsUpdate(_Camel):
+    """`POST /convos/instructions`: the bound agent's new instructions (a template sync), and
+    optionally its new name."""
+
+    instructions: str = Field(max_length=50_000)
+    agent_name: str | None = Field(None, min_length=1, max_length=100)
+
+
+class InstructionsResult(_Camel):
+    ok: Literal[True] = True
+    conversation_id: str
+    agent_name: str
+
+
 class Notice(BaseModel):
     """An inbound mail or SMS for this agent, as services delivers it (`POST /convos/notify`)."""
 
@@ -58,8 +72,9 @@ class Health(_Camel):
     ready: Literal[True] = True
     version: str
     runtime: str = "warmpool-runtime"
-    # Optional routes of the contract this runtime serves (DESIGN.md §4): cloning needs both.
-    capabilities: list[Literal["export", "import"]] = []
+    # Optional routes of the contract this runtime serves (DESIGN.md §4): cloning needs export and
+    # import, a template sync needs instructions.
+    capabilities: list[Literal["export", "import", "instructions"]] = []
 
 
 class Remember(BaseModel):

@@ -11,7 +11,15 @@ from typing import Any
 from runtime.config import Settings
 from runtime.errors import BadRequest, Conflict, ImportFailed, NotReady, ProvisionFailed, TooLarge
 from runtime.memory import MemoryStore
-from runtime.schemas import ConvosStatus, Imported, ProvisionRequest, ProvisionResult, StateArchive
+from runtime.schemas import (
+    ConvosStatus,
+    Imported,
+    InstructionsResult,
+    InstructionsUpdate,
+    ProvisionRequest,
+    ProvisionResult,
+    StateArchive,
+)
 from runtime.state import Binding, BindingStore
 
 log = logging.getLogger("runtime")
@@ -76,6 +84,21 @@ class Agent:
             pending=binding.pending,
             clean=False,
         )
+
+    async def set_instructions(self, update: InstructionsUpdate) -> InstructionsResult:
+        """Replace the bound agent's instructions (and name, if given) in place: the conversation
+        and everything else about the agent stay as they are."""
+        async with self._lock:
+            binding = self.store.binding
+            if binding is None:
+                raise Conflict("not bound to a conversation: there is no agent to instruct")
+            changes: dict[str, Any] = {"instructions": update.instructions}
+            if update.agent_name is not None:
+                changes["agent_name"] = update.agent_name
+            binding = binding.model_copy(update=changes)
+            self.store.save(binding)
+        log.info("runtime.instructions_set conversation_id=%s", binding.conversation_id)
+        return InstructionsResult(conversation_id=binding.conversation_id, agent_name=binding.agent_name)
 
     async def reset(self) -> None:
         async with self._lock:

@@ -26,6 +26,7 @@ session in `repository.py`: they share transactions with the rest of the app, an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from typing import Any
 
 import asyncpg
 
+from pool.claims.held import Held, held_here, holding
 from pool.claims.schemas import ClaimCreate
 from pool.templates.schemas import DEFAULT_TEMPLATE_ID
 from shared.db import libpq_url
@@ -198,6 +200,27 @@ class ClaimsDb:
         # Semaphore is first come, first served, so claims are served in arrival order.
         self._slots = asyncio.Semaphore(max_size)
 
+    async def _target(self) -> Any:
+        """Where this task's statements run: the asyncpg pool, or the connection of the
+        transaction it holds (`held_transaction`)."""
+        held = held_here()
+        return Held(held) if held is not None else await self._get()
+
+    def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        # A task inside its held transaction already has its slot: asking for a second one could
+        # wait forever on tasks that wait for its lock.
+        return contextlib.nullcontext() if held_here() is not None else self._slots
+
+    @asynccontextmanager
+    async def held_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One connection in one transaction, on which every statement of this module (and of
+        `queue_db`) that the current task runs goes until the block ends: committed on success,
+        rolled back on an exception. The per-owner quota (`pool.claims.quota`) takes its lock and
+        counts in it, so the claim is inserted in the same transaction. Other tasks are unaffected."""
+        async with self.connection() as connection, connection.transaction():
+            with holding(connection):
+                yield connection
+
     async def _get(self) -> asyncpg.Pool:
         if self._pool is None:
             async with self._lock:
@@ -210,8 +233,8 @@ class ClaimsDb:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """One connection of this pool, for the queue's statements (`pool.claims.queue_db`)."""
-        pool = await self._get()
-        async with self._slots, pool.acquire() as connection:
+        pool = await self._target()
+        async with self._slot(), pool.acquire() as connection:
             yield connection
 
     async def close(self) -> None:
@@ -233,8 +256,8 @@ class ClaimsDb:
     ) -> Picked | None:
         """The instance reserved for this new claim, or None: no idle instance of its template, or
         a duplicate."""
-        pool = await self._get()
-        async with self._slots:
+        pool = await self._target()
+        async with self._slot():
             row = await pool.fetchrow(
                 RESERVE, claim_id, [], key, digest, join_url, caller, template, source, owner_id
             )
@@ -261,8 +284,8 @@ class ClaimsDb:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
         and given an instance in one transaction; DUPLICATE when the key or the joinUrl already
         has a claim, None (nothing kept) when no instance is idle."""
-        pool = await self._get()
-        async with self._slots, pool.acquire() as connection:
+        pool = await self._target()
+        async with self._slot(), pool.acquire() as connection:
             try:
                 async with connection.transaction():
                     inserted = await connection.fetchval(
@@ -280,21 +303,21 @@ class ClaimsDb:
     async def take(self, *, claim_id: str, exclude: list[str], as_head: bool = False) -> Picked | None:
         """Another idle instance for a pending claim whose provision failed (not one in `exclude`);
         None when none is idle (or, unless `as_head`, others are queued) or the claim has ended."""
-        pool = await self._get()
-        async with self._slots:
+        pool = await self._target()
+        async with self._slot():
             if as_head:
                 return _picked(await pool.fetchrow(TAKE_AS_HEAD, claim_id, exclude))
             return _picked(await pool.fetchrow(TAKE, claim_id, exclude))
 
     async def delete_pending(self, claim_id: str) -> None:
-        pool = await self._get()
-        async with self._slots:
+        pool = await self._target()
+        async with self._slot():
             await pool.execute(DELETE_PENDING, claim_id)
 
     async def fail(self, *, claim_id: str, outcome: dict[str, str]) -> bool:
         """Record the claim's failure; False when it had already ended (its outcome stands)."""
-        pool = await self._get()
-        async with self._slots:
+        pool = await self._target()
+        async with self._slot():
             return await pool.fetchval(FAIL, claim_id, json.dumps(outcome)) is not None
 
     async def mark_claimed(
@@ -308,8 +331,8 @@ class ClaimsDb:
         invite_url: str,
         response: dict[str, Any],
     ) -> bool:
-        pool = await self._get()
-        async with self._slots:
+        pool = await self._target()
+        async with self._slot():
             row = await pool.fetchrow(
                 MARK_CLAIMED,
                 instance_id,

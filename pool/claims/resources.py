@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from pool.claims import queue, queue_db, service
+from pool.claims import queue, queue_db, quota, service
 from pool.claims import repository as repo
 from pool.claims.eta import eta_seconds
 from pool.claims.schemas import Claim, ClaimCreate, ClaimEnqueue, ClaimError, ClaimTicket
@@ -45,33 +45,37 @@ async def create_claim(
     template, claim = await pool["templates"].choose(sent)
     for _ in range(service.AFRESH_ROUNDS + 1):
         claim_id = uuid.uuid4().hex
-        picked = await pool["claims_db"].reserve(
-            claim_id=claim_id,
-            caller=caller,
-            key=idempotency_key,
-            digest=digest,
-            join_url=claim.join_url,
-            source=claim.source,
-            template=template,
-            owner_id=claim.owner_id,
-        )
+        # An owner's claim is counted and registered under the owner's lock (429 past its limit).
+        async with quota.held(pool, claim, template, caller=caller, key=idempotency_key):
+            picked = await pool["claims_db"].reserve(
+                claim_id=claim_id,
+                caller=caller,
+                key=idempotency_key,
+                digest=digest,
+                join_url=claim.join_url,
+                source=claim.source,
+                template=template,
+                owner_id=claim.owner_id,
+            )
+            queued = None
+            if picked is None:
+                queued = await queue.enqueue(
+                    pool,
+                    claim,
+                    claim_id=claim_id,
+                    caller=caller,
+                    key=idempotency_key,
+                    digest=digest,
+                    timeout_seconds=timeout,
+                    template=template,
+                    priority=body.priority,
+                )
         if picked is not None:
             started = time.monotonic()
             answer = await service.provision_with_fallback(pool, claim, claim_id, picked)
             pool["metrics"].record_claim("claimed", time.monotonic() - started)
             pool["tick"].wake()
             return ClaimTicket(id=claim_id, status="succeeded", claim=answer)
-        queued = await queue.enqueue(
-            pool,
-            claim,
-            claim_id=claim_id,
-            caller=caller,
-            key=idempotency_key,
-            digest=digest,
-            timeout_seconds=timeout,
-            template=template,
-            priority=body.priority,
-        )
         if queued is not None:
             return ClaimTicket(
                 id=claim_id, status="queued", position=queued.position, eta_seconds=queued.eta_seconds

@@ -9,6 +9,9 @@ from pydantic.alias_generators import to_camel
 from shared.validation import InputModel, JsonObject, utf8_at_most
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
+# Whose agent a claim makes: recorded on the instance, counted by the per-owner quota, listed by
+# `GET /api/pool/agents?ownerId=`.
+OWNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,200}$"
 MAX_METADATA_BYTES = 16_000
 MAX_METADATA_KEY_LENGTH = 200
 
@@ -43,7 +46,7 @@ class ClaimCreate(_Camel, InputModel):
     # The template to claim from (DESIGN.md §11); left out: the `default` template.
     template_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     # Whose agent this is: recorded on the instance, counted by the per-owner quota.
-    owner_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,200}$")] | None = None
+    owner_id: Annotated[str, StringConstraints(pattern=OWNER_ID_PATTERN)] | None = None
     # Where the claim came from (the original's landing server sends "landing"); recorded with it.
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
         None

@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from pool.claims import queue, recovery
+from pool.claims import queue, quota, recovery
 from pool.claims import repository as repo
 from pool.claims.db import Duplicate, Picked
 from pool.claims.schemas import Claim, ClaimCreate
@@ -91,7 +91,8 @@ async def _claim(
     template, body = await pool["templates"].choose(sent)
     afresh = 0
     while True:
-        reserved = await _reserve(pool, body, template, caller, key, digest, wait_seconds)
+        async with quota.held(pool, body, template, caller=caller, key=key):  # an owner's limit: 429
+            reserved = await _reserve(pool, body, template, caller, key, digest, wait_seconds)
         if isinstance(reserved, _Reserved) and reserved.instance is not None:
             claimed = await provision_with_fallback(pool, body, reserved.claim_id, reserved.instance)
             return claimed, "claimed"

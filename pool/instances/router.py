@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from pool.auth import OperatorAuth
+from pool.claims.schemas import OWNER_ID_PATTERN
 from pool.deps import PoolDep
-from pool.instances import clone, service
+from pool.instances import clone, service, upgrade
 from pool.instances.schemas import (
     Agent,
     Cloned,
@@ -18,7 +19,10 @@ from pool.instances.schemas import (
     PoolStatus,
     Removed,
     Replenished,
+    Upgraded,
 )
+from pool.templates import sync as template_sync
+from pool.templates.schemas import SyncOutcome
 from shared.db import SessionDep
 from shared.health import app_version
 
@@ -28,6 +32,7 @@ metrics_router = APIRouter(tags=["metrics"])
 public_router = APIRouter(prefix="/api/pool", tags=["public"])
 
 InstanceIdPath = Annotated[str, Path(pattern=r"^[0-9a-z]{12}$")]
+OwnerIdQuery = Annotated[str | None, Query(alias="ownerId", pattern=OWNER_ID_PATTERN)]
 
 
 @router.get("/counts")
@@ -37,10 +42,14 @@ async def counts(session: SessionDep) -> dict[str, int]:
 
 
 @router.get("/agents", response_model=list[Agent])
-async def agents(session: SessionDep) -> list[Agent]:
-    """Instances that carry an agent: claimed, pending acceptance, or crashed."""
-    rows = await service.list_agents(session)
-    return [Agent.model_validate(row) for row in rows]
+async def agents(session: SessionDep, owner_id: OwnerIdQuery = None) -> list[Agent]:
+    """Instances that carry an agent: claimed, pending acceptance, or crashed. With `ownerId`: that
+    owner's live agents (claimed, pending acceptance, or being claimed), what its quota counts."""
+    rows = await service.list_agents(session, owner_id=owner_id)
+    if owner_id is None:
+        return [Agent.model_validate(row) for row in rows]
+    # A row still being claimed names its owner only once the claim succeeds.
+    return [Agent.model_validate(row).model_copy(update={"owner_id": owner_id}) for row in rows]
 
 
 @router.get("/instances", response_model=list[Instance])
@@ -105,6 +114,32 @@ async def dismiss(instance_id: InstanceIdPath, pool: PoolDep) -> Removed:
 async def recheck(instance_id: InstanceIdPath, pool: PoolDep) -> dict[str, object]:
     """Observe one instance now and apply what the observation says."""
     return await service.recheck(pool, instance_id)
+
+
+@router.post(
+    "/instances/{instance_id}/sync",
+    response_model=SyncOutcome,
+    responses={
+        409: {"description": "Not a claimed agent, no capability, or no instructions"},
+        502: {"description": "The instance did not answer"},
+    },
+)
+async def sync(instance_id: InstanceIdPath, pool: PoolDep) -> SyncOutcome:
+    """Push its template's current instructions to one claimed agent, through the running instance."""
+    return await template_sync.sync_instance(pool, instance_id)
+
+
+@router.post(
+    "/instances/{instance_id}/upgrade",
+    response_model=Upgraded,
+    responses={
+        409: {"description": "Not an agent, or already on its template's current version"},
+        502: {"description": "Services could not redeploy it; nothing recorded"},
+    },
+)
+async def upgrade_instance(instance_id: InstanceIdPath, pool: PoolDep) -> Upgraded:
+    """Roll one agent to its template's current version through services' redeploy (its image)."""
+    return await upgrade.upgrade_instance(pool, instance_id)
 
 
 @router.post("/reconcile")

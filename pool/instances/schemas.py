@@ -53,8 +53,11 @@ class Agent(_Camel):
     profile_image: str | None
     metadata: dict[str, Any] | None = Field(validation_alias="metadata_")
     template_id: str | None
-    owner_id: str | None
-    parent_instance: str | None
+    template_version: int | None = None
+    owner_id: str | None = None
+    # The agent this one was cloned from (DESIGN.md §11).
+    parent_instance: str | None = None
+    template_synced_at: datetime | None = None
     claimed_at: datetime | None
 
 
@@ -123,3 +126,14 @@ class Cloned(_Camel):
     invite_url: str
     state_bytes: int
     state_sha256: str
+
+
+class Upgraded(_Camel):
+    """A claimed agent rolled to its template's current version through services' redeploy."""
+
+    instance_id: str
+    template_id: str
+    from_version: int
+    to_version: int
+    image: str | None = Field(description="The version's image; null: the deployment's (redeployed as it is)")
+    deploy_status: str | None

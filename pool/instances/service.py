@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pool.claims import owners
 from pool.claims import repository as claims_repo
 from pool.claims.db import DEFAULT_TEMPLATE
 from pool.config import Settings
@@ -64,9 +65,11 @@ async def list_instances(
     return list((await session.scalars(query)).all())
 
 
-async def list_agents(session: AsyncSession) -> list[InstanceRow]:
-    """Instances an agent lives on (`pool.status.BOUND`)."""
-    return await list_instances(session, statuses=BOUND)
+async def list_agents(session: AsyncSession, *, owner_id: str | None = None) -> list[InstanceRow]:
+    """Instances an agent lives on (`pool.status.BOUND`), or one owner's live agents."""
+    if owner_id is None:
+        return await list_instances(session, statuses=BOUND)
+    return await owners.live_agents_of(session, owner_id)
 
 
 async def loop_state(session: AsyncSession, settings: Settings) -> LoopState:

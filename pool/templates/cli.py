@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 import typer
 from rich.table import Table
 
-from pool.cli_http import DEFAULT_URL, KeyOpt, UrlOpt, call, console, fail
+from pool.cli_http import DEFAULT_URL, EXIT_REFUSED, KeyOpt, UrlOpt, call, console, fail
 
-app = typer.Typer(help="Templates agents are made from (issue 13: stored, not yet used to create).")
+app = typer.Typer(help="Templates agents are made from.")
 
 IdArg = Annotated[str, typer.Argument(help="Template id (`default` or `tpl_...`).")]
 Image = Annotated[str | None, typer.Option("--image", help="Runtime image (default: the deployment's).")]
@@ -203,3 +203,27 @@ def fork(
     """Fork a public template (or your own) into a private one of --owner."""
     body = {k: v for k, v in {"owner": owner, "slug": slug, "name": name}.items() if v is not None}
     _show(call("POST", url, key, f"/api/templates/{template_id}/fork", json=body), "forked")
+
+
+def sync_table(outcomes: list[dict[str, Any]]) -> Table:
+    table = Table(title="Sync")
+    for column in ("instance", "outcome", "reason"):
+        table.add_column(column)
+    for o in outcomes:
+        table.add_row(str(o.get("instanceId")), str(o.get("outcome")), str(o.get("reason") or ""))
+    return table
+
+
+@app.command()
+def sync(template_id: IdArg, url: UrlOpt = DEFAULT_URL, key: KeyOpt = "") -> None:
+    """Push the template's current instructions to every agent claimed from it (no redeploy).
+    Exits 1 if any agent did not answer; skipped agents (e.g. a runtime without the capability)
+    are listed with the reason."""
+    body = call("POST", url, key, f"/api/templates/{template_id}/sync", timeout=600.0)
+    console.print(sync_table(body["instances"]))
+    console.print(
+        f"[green]synced[/] {body['synced']}, skipped {body['skipped']}, failed {body['failed']} "
+        f"(version {body['version']})"
+    )
+    if body["failed"]:
+        fail(f"{body['failed']} agent(s) did not take the instructions", EXIT_REFUSED)

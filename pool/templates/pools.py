@@ -15,6 +15,9 @@ from pool.status import STATUSES
 from pool.templates.schemas import TemplatePool
 from pool.tick.pools import live_pools
 
+# What the status API shows of a template's sizing state (pool.tick.sizing); the rest is bookkeeping.
+SHOWN = ("sizing", "limitedBy", "claimsPerMinute", "refill", "idleHoursSpent", "at")
+
 
 async def template_pools(session: AsyncSession, settings: Settings) -> list[TemplatePool]:
     """Every live template, and any archived one that still has instances."""
@@ -32,7 +35,12 @@ async def template_pools(session: AsyncSession, settings: Settings) -> list[Temp
     live = {p.template_id: p for p in await live_pools(session, settings)}
     templates = await session.execute(
         select(
-            Template.id, Template.slug, Template.current_version, Template.archived_at, Template.rollout_state
+            Template.id,
+            Template.slug,
+            Template.current_version,
+            Template.archived_at,
+            Template.rollout_state,
+            Template.sizing_state,
         ).order_by(Template.created_at, Template.id)
     )
     queued = await claims_repo.queue_depths(session)
@@ -47,7 +55,9 @@ async def template_pools(session: AsyncSession, settings: Settings) -> list[Temp
             counts=counts[template_id],
             idle_by_version={str(v): n for v, n in sorted(idle_by_version[template_id].items())},
             rollout=rollout,
+            target_reason=(sizing or {}).get("reason"),
+            sizing={k: v for k, v in (sizing or {}).items() if k in SHOWN} or None,
         )
-        for template_id, slug, version, archived_at, rollout in templates.all()
+        for template_id, slug, version, archived_at, rollout, sizing in templates.all()
         if archived_at is None or template_id in counts
     ]

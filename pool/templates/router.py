@@ -6,13 +6,14 @@ from fastapi import APIRouter, Path, Query
 
 from pool.auth import OperatorAuth
 from pool.deps import PoolDep
-from pool.templates import service
+from pool.templates import service, sync
 from pool.templates.schemas import (
     TEMPLATE_ID_PATTERN,
     Owner,
     Template,
     TemplateCreate,
     TemplateFork,
+    TemplateSynced,
     TemplateUpdate,
     TemplateVersion,
     Visibility,
@@ -78,3 +79,12 @@ async def versions(template_id: TemplateIdPath, session: SessionDep) -> list[Tem
 async def version(template_id: TemplateIdPath, version: VersionPath, session: SessionDep) -> TemplateVersion:
     """One version of a template."""
     return await service.get_version(session, template_id, version)
+
+
+@router.post("/{template_id}/sync", response_model=TemplateSynced)
+async def sync_agents(template_id: TemplateIdPath, pool: PoolDep) -> TemplateSynced:
+    """Push the template's current instructions to every agent claimed from it, through the running
+    instance (never a redeploy). Each agent is reported: synced, skipped (with the reason, e.g. its
+    runtime lacks the `instructions` capability) or failed (it did not answer); 409 when the current
+    version has no instructions."""
+    return await sync.sync_template(pool, template_id)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from pool.sizing.schedule import parse_all
 from shared.validation import InputModel, JsonObject
 
 DEFAULT_TEMPLATE_ID = "default"
@@ -74,12 +75,27 @@ class PoolPolicy(_Camel, InputModel):
 
     min_idle: Annotated[int, Field(ge=0, le=1000)] | None = None
     max_idle: Annotated[int, Field(ge=0, le=1000)] | None = None
+    # `fixed`: the target is minIdle (raised by schedules); `demand`: sized from the measured claim
+    # rate and refill time (pool.sizing); null: the deployment's POOL_SIZING.
+    sizing: Literal["fixed", "demand"] | None = None
+    # Windows that raise the floor, one per line: `weekdays 09-18 >= 10` (pool.sizing.schedule).
+    schedules: Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=20)] = []
+    # The cost budget: idle instance-hours per rolling 24 h; null: none.
+    idle_hours_per_day: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    # Idle instances older than this are replaced by fresh ones; null: never.
+    max_idle_age_seconds: Annotated[float, Field(ge=60, le=30 * 86_400)] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> PoolPolicy:
         if self.min_idle is not None and self.max_idle is not None and self.min_idle > self.max_idle:
             raise ValueError("minIdle must not exceed maxIdle")
         return self
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules_parse(cls, lines: list[str]) -> list[str]:
+        parse_all(lines)  # a ScheduleError (a ValueError) names the line and what is wrong in it
+        return lines
 
 
 class OnReplenish(_Camel, InputModel):
@@ -117,6 +133,9 @@ class TemplateSpec(_Camel, InputModel):
     env: Annotated[dict[str, Annotated[str, StringConstraints(max_length=4000)]], Field(max_length=50)] = {}
     resources: JsonObject = {}
     pool_policy: PoolPolicy = PoolPolicy()
+    # Live agents one owner may have of this template (a claim past it: 429); null: no limit of
+    # the template's own (POOL_OWNER_MAX_AGENTS still caps the owner across templates).
+    owner_agent_limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
     rollout: Rollout = OnReplenish()
 
     @field_validator("tools")
@@ -170,6 +189,7 @@ class TemplateVersion(_Read):
     env: dict[str, str]
     resources: dict[str, Any]
     pool_policy: PoolPolicy
+    owner_agent_limit: int | None
     rollout: Rollout
     created_at: datetime
 
@@ -189,6 +209,28 @@ class Template(_Read):
     current: TemplateVersion
 
 
+SyncOutcomeKind = Literal["synced", "skipped", "failed"]
+
+
+class SyncOutcome(_Read):
+    """One agent's part of a sync: `synced` (its runtime took the instructions, recorded),
+    `skipped` (nothing to do or nothing it can do, with the reason), `failed` (it did not answer)."""
+
+    instance_id: str
+    outcome: SyncOutcomeKind
+    reason: str | None = None
+    template_synced_at: datetime | None = None
+
+
+class TemplateSynced(_Read):
+    template_id: str
+    version: int = Field(description="The template version whose instructions were pushed")
+    synced: int
+    skipped: int
+    failed: int
+    instances: list[SyncOutcome]
+
+
 class TemplatePool(_Read):
     """One template's pool: the idle supply it aims at, its queue, its instances by status, and
     its idle instances by version (a rollout's progress)."""
@@ -203,3 +245,7 @@ class TemplatePool(_Read):
     idle_by_version: dict[str, int]
     # The latest rollout (pool.templates.rollout.Rollout.to_json): its phase, and why it ended.
     rollout: dict[str, Any] | None = None
+    # Why the target is what it is (DESIGN.md §12: demand, schedule, budget, floor, cap).
+    target_reason: str | None = None
+    # The measured demand (claims/min), refill time (p50/p90, per platform) and idle-hours spent.
+    sizing: dict[str, Any] | None = None

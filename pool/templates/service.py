@@ -47,7 +47,15 @@ def _version_view(row: VersionRow) -> TemplateVersion:
         model=row.model,
         env=row.env,
         resources=row.resources,
-        pool_policy=PoolPolicy(min_idle=row.min_idle, max_idle=row.max_idle),
+        pool_policy=PoolPolicy(
+            min_idle=row.min_idle,
+            max_idle=row.max_idle,
+            sizing=row.sizing,
+            schedules=row.schedules or [],
+            idle_hours_per_day=row.idle_hours_per_day,
+            max_idle_age_seconds=row.max_idle_age_seconds,
+        ),
+        owner_agent_limit=row.owner_agent_limit,
         rollout={"strategy": row.rollout_strategy, **row.rollout},
         created_at=row.created_at,
     )
@@ -84,6 +92,11 @@ def _version_row(template_id: str, version: int, spec: TemplateSpec) -> VersionR
         resources=spec.resources,
         min_idle=spec.pool_policy.min_idle,
         max_idle=spec.pool_policy.max_idle,
+        sizing=spec.pool_policy.sizing,
+        schedules=spec.pool_policy.schedules or None,
+        idle_hours_per_day=spec.pool_policy.idle_hours_per_day,
+        max_idle_age_seconds=spec.pool_policy.max_idle_age_seconds,
+        owner_agent_limit=spec.owner_agent_limit,
         rollout_strategy=rollout.pop("strategy"),
         rollout=rollout,
     )

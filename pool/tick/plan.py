@@ -137,15 +137,28 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
     known = {row.id for row in observed.rows}
     actions += _orphans(batch, known, target, now)
     for pool in target.pools:
+        retired = _retired(pool, observed.rows, actions)
         if pool.floor is not None:
-            replaced = _replace_old(pool, observed.rows, actions)
-            actions += replaced
-            after[(pool.template_id, "idle")] -= len(replaced)
+            retired += _replace_old(pool, observed.rows, [*actions, *retired])
+        actions += retired
+        after[(pool.template_id, "idle")] -= len(retired)
     wanted = replenish_counts(after, target)
     for pool in target.pools:
         for version, count in pool.versions_for(wanted.get(pool.template_id, 0)):
             actions.append(Create(count, pool.template_id, version))
     return actions
+
+
+def _retired(pool: PoolTarget, rows: list[Row], actions: list[Action]) -> list[Action]:
+    """The idle instances the sizing step retires (recycled past their age, drained above the
+    target), unless this tick acts on them otherwise."""
+    acted = {a.instance_id for a in actions if isinstance(a, Update | Destroy)}
+    idle = {r.id for r in rows if r.template_id == pool.template_id and r.status == "idle"}
+    return [
+        Destroy(instance_id, "idle", "dead", reason)
+        for instance_id, reason in pool.retire
+        if instance_id in idle and instance_id not in acted
+    ]
 
 
 def _replace_old(pool: PoolTarget, rows: list[Row], actions: list[Action]) -> list[Action]:

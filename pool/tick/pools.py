@@ -2,8 +2,9 @@
 is in (pool.templates.rollout).
 
 Read afresh wherever a target is weighed (the tick's plan, the reservation under the lock), so a
-template created, changed or archived takes effect at the next tick on every replica. A version
-whose `min_idle` is null keeps the deployment's POOL_MIN_IDLE, as before templates existed.
+template created, changed or archived takes effect at the next tick on every replica. The target is
+the one the sizing step set at the last tick (`pool.tick.sizing`): a `fixed` template's is its
+`min_idle` (null: POOL_MIN_IDLE) raised by its schedules, as before sizing existed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ async def live_pools(session: AsyncSession, settings: Settings) -> tuple[PoolTar
     )
     rows = await session.execute(
         select(
-            Template.id, Template.current_version, TemplateVersion.min_idle, Template.rollout_state, canaries
+            Template.id,
+            Template.current_version,
+            TemplateVersion.min_idle,
+            Template.rollout_state,
+            canaries,
+            Template.sizing_state["target"].astext.cast(Integer),
         )
         .join(
             TemplateVersion,
@@ -45,10 +51,18 @@ async def live_pools(session: AsyncSession, settings: Settings) -> tuple[PoolTar
         pool_target(
             template_id,
             version,
-            min_idle=settings.min_idle if min_idle is None else min_idle,
+            min_idle=_target(settings, min_idle, sized),
             queued=queued.get(template_id, 0),
             rollout=Rollout.from_json(state) if state else None,
             canaries=int(canary_count or 0),
         )
-        for template_id, version, min_idle, state, canary_count in rows.all()
+        for template_id, version, min_idle, state, canary_count, sized in rows.all()
     )
+
+
+def _target(settings: Settings, min_idle: int | None, sized: int | None) -> int:
+    """The idle target the sizing step set at the last tick (pool.tick.sizing); before its first
+    tick, the template's floor."""
+    if sized is not None:
+        return sized
+    return settings.min_idle if min_idle is None else min_idle

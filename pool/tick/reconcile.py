@@ -17,7 +17,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from pool.claims import recovery as claims_recovery
 from pool.models import Instance
 from pool.status import Status
 from pool.templates import rollouts
-from pool.tick import observed_writes, pools, replenish, runtimes, state
+from pool.tick import observed_writes, pools, replenish, runtimes, sizing, state
 from pool.tick.context import TickContext
 from pool.tick.instance_writes import apply_update, destroy, destroy_orphan
 from pool.tick.plan import (
@@ -76,10 +77,13 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     # Services unreachable: not asked again (its retries would only lengthen a failed tick).
     platforms = await _platforms(ctx) if batch is not None else None
     observed = await _observed(ctx, rows, tokens, batch)
+    async with ctx.sessionmaker() as session:
+        now = await state.db_now(session)  # rows' ages on the clock that stamped them
+    retired = await _resize(ctx, rows, now) if batch is not None else {}
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
         live = await pools.live_pools(session, ctx.settings)
-        now = await state.db_now(session)  # rows' ages on the clock that stamped them
+    live = tuple(replace(p, retire=retired.get(p.template_id, ())) for p in live)
     actions = plan(observed, ctx.target(live, may_create=may_create), now)
     result = TickResult(counts=count_statuses(rows), error=error)
     await _act_all(ctx, observed, actions, result)
@@ -117,6 +121,16 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     if ctx.metrics is not None:
         ctx.metrics.observe_tick(seconds)
     return result
+
+
+async def _resize(ctx: TickContext, rows: list[Row], now: datetime) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each template's target for this tick and the idle instances it retires (pool.tick.sizing); a
+    failure keeps the last targets and retires nothing."""
+    try:
+        return await sizing.resize(ctx, rows, now)
+    except Exception as exc:  # noqa: BLE001 - sizing is advisory: the plan uses the last targets
+        log.warning("tick.sizing_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        return {}
 
 
 async def _release_abandoned_claims(ctx: TickContext) -> None:

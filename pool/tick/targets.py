@@ -32,6 +32,8 @@ class PoolTarget:
     # `canary` in progress: the canaries' version, and how many are still to be created.
     canary_version: int | None = None
     canary_missing: int = 0
+    # Idle instances the sizing step retires this tick (pool.tick.sizing): (instance id, why).
+    retire: tuple[tuple[str, str], ...] = ()
 
     def versions_for(self, count: int) -> list[tuple[int, int]]:
         """(version, how many) of `count` new instances: the missing canaries first, the rest of

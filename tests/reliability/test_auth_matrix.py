@@ -105,6 +105,14 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ("GET", "/api/templates/{template_id}/versions/{version}"): Sample(
         OPERATOR, "/api/templates/default/versions/1"
     ),
+    # Sync (issue 13): the default template has no instructions of its own (409), past the credentials.
+    ("POST", "/api/templates/{template_id}/sync"): Sample(OPERATOR, "/api/templates/default/sync"),
+    ("POST", "/api/pool/instances/{instance_id}/sync"): Sample(
+        OPERATOR, f"/api/pool/instances/{MISSING}/sync"
+    ),
+    ("POST", "/api/pool/instances/{instance_id}/upgrade"): Sample(
+        OPERATOR, f"/api/pool/instances/{MISSING}/upgrade"
+    ),
     ("GET", "/dashboard/templates"): Sample(SESSION),
     ("GET", "/dashboard/static/{name}"): Sample(OPEN, "/dashboard/static/style.css"),
     ("GET", "/dashboard/login"): Sample(OPEN),

@@ -40,7 +40,7 @@ async def test_health_is_ready_without_auth(client: httpx.AsyncClient) -> None:
         "ready": True,
         "version": "0.1.0",
         "runtime": "warmpool-runtime",
-        "capabilities": ["export", "import"],
+        "capabilities": ["export", "import", "instructions"],
     }
 
 

@@ -18,6 +18,15 @@ from tests.pool.test_cli import poolctl
 from tests.pool.tick.conftest import SERVICES_KEY
 from tests.support import serve
 
+NO_POLICY = {
+    "minIdle": None,
+    "maxIdle": None,
+    "sizing": None,
+    "schedules": [],
+    "idleHoursPerDay": None,
+    "maxIdleAgeSeconds": None,
+}
+
 
 @pytest.fixture
 async def pool_url(
@@ -60,7 +69,11 @@ async def test_templates_create_update_show_fork_archive_and_list(pool_url: str)
         ["openrouter", "agentmail"],
         {"strategy": "recreate", "floor": 2},
     )
-    assert first["env"] == {"LOG_LEVEL": "debug"} and first["poolPolicy"] == {"minIdle": 1, "maxIdle": 3}
+    assert first["env"] == {"LOG_LEVEL": "debug"} and first["poolPolicy"] == {
+        **NO_POLICY,
+        "minIdle": 1,
+        "maxIdle": 3,
+    }
 
     forked = await poolctl("templates", "fork", template_id, "--owner", "bob", url=pool_url)
     assert forked.code == 0 and "forked" in forked.out, forked.err

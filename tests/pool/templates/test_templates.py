@@ -25,7 +25,15 @@ DEFAULT_VERSION = {
     "model": None,
     "env": {},
     "resources": {},
-    "poolPolicy": {"minIdle": None, "maxIdle": None},
+    "poolPolicy": {
+        "minIdle": None,
+        "maxIdle": None,
+        "sizing": None,
+        "schedules": [],
+        "idleHoursPerDay": None,
+        "maxIdleAgeSeconds": None,
+    },
+    "ownerAgentLimit": None,
     "rollout": {"strategy": "on-replenish"},
 }
 SPEC = {
@@ -40,7 +48,15 @@ SPEC = {
     "model": "openai/gpt-4o-mini",
     "env": {"LOG_LEVEL": "debug"},
     "resources": {"cpu": 1, "memory": "512Mi"},
-    "poolPolicy": {"minIdle": 1, "maxIdle": 4},
+    "poolPolicy": {
+        "minIdle": 1,
+        "maxIdle": 4,
+        "sizing": "demand",
+        "schedules": ["weekdays 09-18 >= 3"],
+        "idleHoursPerDay": 48.0,
+        "maxIdleAgeSeconds": 86400.0,
+    },
+    "ownerAgentLimit": 2,
     "rollout": {"strategy": "recreate", "floor": 1},
 }
 
@@ -209,6 +225,8 @@ BAD_CREATES: list[tuple[dict[str, Any], int, str]] = [
     ({"tools": ["openrouter", "openrouter"]}, 422, "each tool may be named once"),
     ({"slug": "Not A Slug"}, 422, "slug"),
     ({"poolPolicy": {"minIdle": 5, "maxIdle": 2}}, 422, "minIdle must not exceed maxIdle"),
+    ({"poolPolicy": {"schedules": ["weekdays 09-25 >= 3"]}}, 422, "weekdays 09-25 >= 3"),
+    ({"poolPolicy": {"sizing": "magic"}}, 422, "sizing"),
     ({"rollout": {"strategy": "big-bang"}}, 422, "rollout"),
     ({"rollout": {"strategy": "canary", "count": 0}}, 422, "rollout"),
     ({"resources": {"blob": "x" * 3000}}, 422, "resources must serialise"),

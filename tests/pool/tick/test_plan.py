@@ -294,3 +294,15 @@ def test_a_healthy_instance_not_asked_for_its_runtime_is_left_alone() -> None:
         Update(iid(2), "idle", "idle", 1, "running", True, "runtime status unreachable"),
         Create(1),
     ]
+
+
+def test_the_sizing_steps_retirements_are_destroyed_and_refilled() -> None:
+    rows = [row(1, "idle"), row(2, "idle"), row(3, "claimed", conversation="c")]
+    pool = PoolTarget(min_idle=2, retire=((iid(1), "recycled: idle 25.0 h"), (iid(3), "drained")))
+    runtimes = {iid(1): CLEAN, iid(2): CLEAN, iid(3): Runtime("c", clean=False)}
+    observed = Observed(rows, batch(seen(1), seen(2), seen(3)), runtimes)
+    # Only idle rows are retired (a claimed one never is), and the plan refills what went.
+    assert plan(observed, Target((pool,), max_total=10), NOW) == [
+        Destroy(iid(1), "idle", "dead", "recycled: idle 25.0 h"),
+        Create(1),
+    ]
