@@ -119,7 +119,10 @@ async def profile(args: argparse.Namespace, admin_url: str, log_dir: Path) -> No
             await claims.seed(db_url, fleet.url, args.claims)
             env = claims.pool_env(db_url, args.claims)
             python_args = ("-m", "bench.profiled", str(stats_path)) if args.profiler == "cprofile" else ()
-            async with app_process("pool-profile", "pool", env, log_dir, python_args) as pool, httpx.AsyncClient() as http:
+            async with (
+                app_process("pool-profile", "pool", env, log_dir, python_args) as pool,
+                httpx.AsyncClient() as http,
+            ):
                 pids = claims.Pids(pool.popen.pid, fleet.popen.pid)
                 await claims.one_run(pool.url, db_url, fleet.url, http, args.delay_ms, 10, 50, pids)
                 spy = None
@@ -136,10 +139,11 @@ async def profile(args: argparse.Namespace, admin_url: str, log_dir: Path) -> No
                     if spy is not None:
                         await asyncio.to_thread(_stop, spy)
                 pool_cpu, _, _ = run["cpu_ms"]
+                doubles = sum(v for k, v in run["checks"].items() if k != "left_claiming")
                 print(
-                    f"{len(run['latency'])} claims at concurrency {args.concurrency}, runtime {args.delay_ms} ms: "
-                    f"{run['throughput']:.0f} claims/s, pool CPU {pool_cpu:.2f} ms/claim (profiler on), "
-                    f"double claims {sum(v for k, v in run['checks'].items() if k != 'left_claiming')}"
+                    f"{len(run['latency'])} claims at concurrency {args.concurrency}, "
+                    f"runtime {args.delay_ms} ms: {run['throughput']:.0f} claims/s, "
+                    f"pool CPU {pool_cpu:.2f} ms/claim (profiler on), double claims {doubles}"
                 )
     finally:
         await drop_database(admin_url, db_url)

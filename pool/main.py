@@ -13,6 +13,7 @@ from pool import locks
 from pool.callbacks.router import callbacks as callbacks_router
 from pool.callbacks.router import operator as events_router
 from pool.callbacks.router import proxy as proxy_router
+from pool.claims import endpoints as claim_endpoints
 from pool.claims.assign import provision_assigned
 from pool.claims.db import ClaimsDb
 from pool.claims.dispatcher import Dispatcher
@@ -105,6 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyTooLarge, max_bytes=settings.max_body_bytes)
     app.include_router(health_router("pool"))
+    # The two claim routes are served by lean endpoints, ahead of their FastAPI declarations (the
+    # schema): pool.claims.endpoints says why.
+    app.router.routes.extend(claim_endpoints.ROUTES)
     app.include_router(claims_router)
     app.include_router(instances_router)
     app.include_router(templates_router)

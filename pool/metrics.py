@@ -36,6 +36,9 @@ class PoolMetrics:
             registry=self.registry,
         )
         self.claims = Counter("pool_claims", "Claims by outcome", ["outcome"], registry=self.registry)
+        # `labels()` looks its child up under a lock on every call; a claim records one outcome
+        # of a handful, so each outcome's child is looked up once.
+        self._claims_by_outcome: dict[str, Counter] = {}
         self.claim_latency = Histogram(
             "pool_claim_latency_seconds", "Claim latency", buckets=CLAIM_BUCKETS, registry=self.registry
         )
@@ -90,7 +93,10 @@ class PoolMetrics:
         )
 
     def record_claim(self, outcome: str, seconds: float) -> None:
-        self.claims.labels(outcome=outcome).inc()
+        counter = self._claims_by_outcome.get(outcome)
+        if counter is None:
+            counter = self._claims_by_outcome[outcome] = self.claims.labels(outcome=outcome)
+        counter.inc()
         self.claim_latency.observe(seconds)
 
     def observe_tick(self, seconds: float) -> None:
