@@ -63,7 +63,7 @@ SELECT (SELECT count(*) FROM (SELECT instance_id FROM claims WHERE status = 'suc
 @dataclass
 class ClaimsConfig:
     idle: int = 1000
-    concurrencies: tuple[int, ...] = (1, 10, 100)
+    concurrencies: tuple[int, ...] = (1, 10, 50, 100)
     delays_ms: tuple[int, ...] = (0, 200)
     runs: int = 2
     # Claims per run by (delay_ms, concurrency); a run never needs more than `idle`.
@@ -71,9 +71,11 @@ class ClaimsConfig:
         default_factory=lambda: {
             (0, 1): 200,
             (0, 10): 500,
+            (0, 50): 500,
             (0, 100): 500,
             (200, 1): 30,
             (200, 10): 200,
+            (200, 50): 500,
             (200, 100): 500,
         }
     )
@@ -86,7 +88,16 @@ class ClaimsConfig:
 QUICK = ClaimsConfig(
     idle=300,
     runs=1,
-    claims={(0, 1): 50, (0, 10): 150, (0, 100): 300, (200, 1): 10, (200, 10): 50, (200, 100): 300},
+    claims={
+        (0, 1): 50,
+        (0, 10): 150,
+        (0, 50): 250,
+        (0, 100): 300,
+        (200, 1): 10,
+        (200, 10): 50,
+        (200, 50): 250,
+        (200, 100): 300,
+    },
     warmup_claims=20,
 )
 

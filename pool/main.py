@@ -101,7 +101,12 @@ def create_app(settings: Settings) -> FastAPI:
             await state["engine"].dispose()
 
     app = FastAPI(
-        title="warmpool pool", lifespan=lifespan, **docs_routes(settings.environment, settings.api_docs)
+        title="warmpool pool",
+        lifespan=lifespan,
+        # The pool exports its own Prometheus metrics and configures no OpenTelemetry: FastAPI's
+        # native telemetry would still look its providers up on every request (the claim's too).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        **docs_routes(settings.environment, settings.api_docs),
     )
     install_error_handlers(app)
     app.add_middleware(BodyTooLarge, max_bytes=settings.max_body_bytes)
