@@ -3,16 +3,16 @@
 Why not FastAPI's route: FastAPI solves a route's declared parameters on every request (the two
 dependencies, the query and header parameters, the body's content type, then the response model:
 validated, then serialised). On the claim, which is otherwise two statements and one HTTP call,
-that was ~900 of ~1,900 Python calls and about a third of the pool's CPU per claim
+that was ~780 of ~1,930 Python calls per claim and about a third of the pool's CPU
 (bench/findings.md, "Claim path at the physical limit"). These endpoints read the same inputs by
 the same rules and call the same service functions:
 
-- the caller must bear POOL_API_KEY (401, as `pool.auth.require_claim_caller`);
-- the body is parsed as FastAPI does (JSON when the content type says so; a body that is not JSON is
-  one 422 at once), `?wait=` (an integer) and the `Idempotency-Key` header (its pattern) are checked
-  and the body validated by the same model, every problem in one 422 in FastAPI's shape
-  (`RequestValidationError`, rendered by `shared.errors`). One difference, on purpose: the caller
-  is checked first, so a body that is not JSON from a caller without the key is a 401, not a 422;
+- the body is read first, as FastAPI does (so `shared.edge.BodyTooLarge` counts it): parsed when the
+  content type says JSON, a body that is not JSON being one 422 at once;
+- then the caller must bear POOL_API_KEY (401, as `pool.auth.require_claim_caller`);
+- then `?wait=` (an integer) and the `Idempotency-Key` header (its pattern) are checked and the body
+  validated by the same model, every problem in one 422 in FastAPI's shape (`RequestValidationError`,
+  rendered by `shared.errors`);
 - the answer is the response model, serialised once.
 
 The routes' OpenAPI description (what `/docs` shows and the fuzz tests call) is FastAPI's
@@ -45,8 +45,8 @@ _MISSING = object()
 
 
 async def claim(request: Request) -> Response:
-    pool, caller = _authorised(request)
     value = await _json_body(request)
+    pool, caller = _authorised(request)
     errors: list[dict[str, Any]] = []
     wait = _parameter(_WAIT, request.query_params.get("wait"), ("query", "wait"), errors)
     key = _parameter(_KEY, request.headers.get("idempotency-key"), ("header", "idempotency-key"), errors)
@@ -58,8 +58,8 @@ async def claim(request: Request) -> Response:
 
 
 async def create_claim(request: Request) -> Response:
-    pool, caller = _authorised(request)
     value = await _json_body(request)
+    pool, caller = _authorised(request)
     errors: list[dict[str, Any]] = []
     key = _parameter(_KEY, request.headers.get("idempotency-key"), ("header", "idempotency-key"), errors)
     body = _validated(ClaimEnqueue, value, errors)

@@ -25,6 +25,7 @@ REFUSED: list[tuple[str, str, dict[str, str], bytes]] = [
     ("/api/pool/claim", "", {"Content-Type": "application/json"}, BODY),
     ("/api/pool/claim", "", {"Authorization": "Bearer wrong", "Content-Type": "application/json"}, BODY),
     ("/api/pool/claim", "", JSON, b"{not json"),
+    ("/api/pool/claim", "", {"Content-Type": "application/json"}, b"{not json"),
     ("/api/pool/claim", "", JSON, b""),
     ("/api/pool/claim", "", JSON, b"[1, 2]"),
     ("/api/pool/claim", "", JSON, b'{"agentName": "", "metadata": {"a": NaN}}'),
