@@ -1,4 +1,5 @@
-"""`python -m bench [claims] [reconcile] [warmup] [queue] [sim] [--quick]`: run them, write BENCHMARKS.md.
+"""`python -m bench [claims] [reconcile] [warmup] [queue] [sim] [events] [--quick]`: run them, write
+BENCHMARKS.md.
 
 A full run (no `--quick`) merges its results into `bench/results/results.json` and rewrites
 `BENCHMARKS.md` and the plots; `--quick` writes everything under `.data/bench-quick/` instead,
@@ -23,11 +24,11 @@ from typing import Any
 
 import psutil
 
-from bench import claims, queue, reconcile, report, sim, warmup
+from bench import claims, events, queue, reconcile, report, sim, warmup
 from bench.procs import ROOT, embedded_postgres
 from bench.sim.traces import TraceError
 
-BENCHMARKS = ("claims", "reconcile", "warmup", "queue", "sim")
+BENCHMARKS = ("claims", "reconcile", "warmup", "queue", "sim", "events")
 
 
 def machine() -> dict[str, Any]:
@@ -66,6 +67,9 @@ async def run(
         elif name == "reconcile":
             config = reconcile.QUICK if quick else reconcile.ReconcileConfig()
             results[name] = await reconcile.run(admin_url, config, log_dir)
+        elif name == "events":
+            events_config = events.QUICK if quick else events.EventsConfig()
+            results[name] = await events.run(admin_url, events_config, log_dir)
         elif name == "queue":
             results[name] = await queue.run(admin_url, queue.QUICK if quick else queue.QueueConfig(), log_dir)
         else:

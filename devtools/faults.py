@@ -5,7 +5,8 @@ A fake answering in microseconds cannot show timeout, pacing or overlap bugs, so
 §11, an estimate until measured: log-normal latencies — queries median 250 ms / p99 1.5 s,
 mutations 800 ms / 5 s, `projectCreate` 2 s / 10 s — about 1 % 502/503, 0.5 % answers that never
 come before the client's timeout, 429 bursts with `Retry-After`, a 30 s project/volume cooldown per
-token, deploys of 60-180 s and a runtime boot of 20-60 s after them).
+token, deploys of 60-180 s and a runtime boot of 20-60 s after them, deploy events delivered after
+median 1 s / p99 10 s with 2 % never delivered).
 
 `time_scale` shrinks every duration of the profile (0.02: an hour of production in 72 s); rates are
 per call and do not scale. Everything random comes from one seeded RNG, so a seed replays the dice
@@ -68,6 +69,9 @@ class Profile:
     boot_seconds: tuple[float, float] = (0.0, 0.0)
     # How long an answer that "never comes" is held: longer than any client's timeout.
     hang_seconds: float = 120.0
+    # A deploy event (notification-rule webhook): delivered after this delay, or lost at this rate.
+    event_delay: Latency = NONE
+    event_loss_rate: float = 0.0
 
 
 INSTANT = Profile("instant")
@@ -84,6 +88,8 @@ REALISTIC = Profile(
     create_cooldown_seconds=30.0,
     deploy_seconds=(60.0, 180.0),
     boot_seconds=(20.0, 60.0),
+    event_delay=Latency(1.0, 10.0),
+    event_loss_rate=0.02,
 )
 PROFILES = {profile.name: profile for profile in (INSTANT, REALISTIC)}
 
@@ -138,6 +144,13 @@ class Faults:
     def uniform(self, bounds: tuple[float, float]) -> float:
         low, high = bounds
         return self.scaled(self.rng.uniform(low, high))
+
+    def event_delay(self) -> float | None:
+        """Seconds until a deploy event is delivered, or None when it is lost (counted)."""
+        if self.profile.event_loss_rate and self.rng.random() < self.profile.event_loss_rate:
+            self.injected["event_lost"] += 1
+            return None
+        return self.scaled(self.profile.event_delay.sample(self.rng))
 
     @property
     def retry_after(self) -> float:

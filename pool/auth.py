@@ -7,6 +7,9 @@
 - The production agent images call back in two more forms (specs/runtime-callbacks.md): body auth on
   `/api/pool/*` (`{"instanceId", "gatewayToken"}` in the JSON body) and `Bearer <instanceId>:<gatewayToken>`
   on `/api/proxy/*`. Both name the instance and carry its own gateway token, checked like the bearer form.
+- `POST /api/pool/internal/observe/{id}` is called by services (a platform event named the instance)
+  with the key the two apps already share, `POOL_SERVICES_API_KEY` (= `SERVICES_API_KEY`): services is
+  never given `POOL_API_KEY`, and this key opens nothing else here (an observation is harmless).
 - `/healthz`, `/version` and `/metrics` are open: they carry counts, never agent data or secrets.
 """
 
@@ -30,6 +33,13 @@ async def require_operator(request: Request, authorization: Annotated[str | None
 
 
 OperatorAuth = Depends(require_operator)
+
+
+async def require_services(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    require_bearer(authorization, request.state.settings.services_api_key)
+
+
+ServicesAuth = Depends(require_services)
 
 # Who made a claim: an Idempotency-Key is scoped to it (two callers' equal keys are two claims).
 # POOL_API_KEY is today the one claim credential, shared by every caller, so every claim has this

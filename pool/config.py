@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     tick_interval_seconds: float = Field(30.0, gt=0)
     starting_probe_interval_seconds: float = Field(2.0, gt=0)
     stuck_timeout_seconds: float = Field(600.0, gt=0)
+    event_observe_spacing_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Least time between two observations of one instance asked for by platform events "
+        "(`POST /api/pool/internal/observe/{id}`): a flood of events, forged ones included, observes an "
+        "instance at most this often; the first event of a quiet instance is observed at once.",
+    )
+    event_observe_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Instances observed at once because of platform events (the rest wait their turn).",
+    )
     failed_probes_for_death: int = Field(3, ge=1)
     orphan_grace_seconds: float = 600.0
     status_batch_timeout_seconds: float = Field(

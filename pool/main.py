@@ -24,6 +24,7 @@ from pool.dashboard.router import router as dashboard_router
 from pool.dashboard.template_pages import router as template_pages_router
 from pool.deps import PoolState, lifespan_state
 from pool.instance_client import InstanceClient
+from pool.instances.observe import router as observe_router
 from pool.instances.router import metrics_router, public_router
 from pool.instances.router import router as instances_router
 from pool.metrics import PoolMetrics
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.extend(claim_endpoints.ROUTES)
     app.include_router(claims_router)
     app.include_router(instances_router)
+    app.include_router(observe_router)
     app.include_router(templates_router)
     app.include_router(metrics_router)
     app.include_router(public_router)

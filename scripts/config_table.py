@@ -141,7 +141,12 @@ MEANINGS: dict[str, str] = {
     "project per instance (no ~100-services cap).",
     "RAILWAY_PROJECT_ID": "The project of shared mode (required there).",
     "RAILWAY_ENVIRONMENT_ID": "Shared mode's environment; empty: looked up once (`production`).",
-    "RAILWAY_WORKSPACE_ID": "Workspace new projects go in (per-instance mode).",
+    "RAILWAY_WORKSPACE_ID": "Workspace new projects go in (per-instance mode), and the deploy-event rule's "
+    "(shared mode looks it up from the project when empty).",
+    "RAILWAY_WEBHOOK_SECRET": "Deploy events (DESIGN.md §13): the secret in services' webhook URL "
+    "`<SERVICES_PUBLIC_URL>/webhooks/railway/<secret>` (24-128 of `A-Za-z0-9_-`; never an API key). Set: "
+    "services makes the workspace's notification rule at start-up unless one with that URL exists. "
+    "Empty: no events (the tick alone observes).",
     "RAILWAY_REQUESTS_PER_SECOND": "Client-side pacing per process (Railway Pro allows 50/s).",
     "RAILWAY_REQUESTS_PER_HOUR": "Client-side hourly budget per process (Railway Pro allows 10,000/h "
     "per account, shared by every replica and tool using it).",

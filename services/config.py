@@ -95,6 +95,18 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: float = Field(
         300.0, gt=0, description="A webhook whose signed timestamp is further off than this is refused."
     )
+    events_pool_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Timeout of services' call asking the pool to observe an instance a platform's deploy "
+        "event named (`POST /api/pool/internal/observe/{id}`).",
+    )
+    events_catchup_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="At start-up, deploy-event deliveries the platform lists from this far back are relayed "
+        "to the pool once (a catch-up after downtime); 0: none (the pool's tick still sees everything).",
+    )
     notify_timeout_seconds: float = Field(
         5.0,
         gt=0,

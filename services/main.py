@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.config import Settings
 from services.deps import State
+from services.events.router import router as events_router
+from services.events.subscribe import subscribe_all
 from services.inbound.router import router as inbound_router
 from services.inbound.service import InboundCounters
 from services.instances.router import router as instances_router
@@ -34,6 +36,14 @@ from shared.health import health_router
 from shared.logging import get_logger, register_secret
 
 log = get_logger("services.http")
+
+
+def loggable_path(path: str) -> str:
+    """The path without a webhook's secret: `/webhooks/<provider>/<secret>` logs as `.../***`."""
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[1] == "webhooks":
+        return "/".join([*parts[:3], "***"])
+    return path
 
 
 class RequestLogMiddleware:
@@ -61,7 +71,7 @@ class RequestLogMiddleware:
             log.info(
                 "http.request",
                 method=scope["method"],
-                path=scope["path"],
+                path=loggable_path(scope["path"]),
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
@@ -95,6 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
                     sessionmaker, tools=tools, platforms=platforms, settings=settings, http=http_client
                 )
             )
+        # Deploy events: the platforms' rules and the catch-up, in the background (start-up never waits).
+        subscriber = asyncio.create_task(subscribe_all(sessionmaker, http_client, settings, platforms))
         try:
             yield State(
                 settings=settings,
@@ -108,6 +120,9 @@ def create_app(settings: Settings) -> FastAPI:
             )
         finally:
             await workers.stop()
+            subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await subscriber
             if sweeper is not None:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -132,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(platforms_router)
     app.include_router(proxy_router)
     app.include_router(inbound_router)
+    app.include_router(events_router)
     # What the vendors' webhooks delivered and refused, in this process (GET /webhooks/counts).
     app.state.inbound_counters = InboundCounters()
     return app

@@ -14,6 +14,12 @@ from typing import TYPE_CHECKING, Any
 from graphql import GraphQLError
 
 from devtools.railway_fake.deploys import free_port
+from devtools.railway_fake.notification_views import (
+    m_notification_rule_create,
+    m_notification_rule_delete,
+    q_notification_deliveries,
+    q_notification_rules,
+)
 from devtools.railway_fake.store import Domain, Volume, VolumeInstance, new_id
 from devtools.railway_fake.views import PROBLEM, connection
 
@@ -286,6 +292,8 @@ QUERY: dict[str, Resolver] = {
     "serviceInstance": q_service_instance,
     "deployment": q_deployment,
     "variables": q_variables,
+    "notificationRules": q_notification_rules,
+    "notificationDeliveries": q_notification_deliveries,
 }
 
 MUTATION: dict[str, Resolver] = {
@@ -300,4 +308,6 @@ MUTATION: dict[str, Resolver] = {
     "variableCollectionUpsert": m_variable_collection_upsert,
     "serviceInstanceDeployV2": m_service_instance_deploy_v2,
     "serviceInstanceRedeploy": m_service_instance_redeploy,
+    "notificationRuleCreate": m_notification_rule_create,
+    "notificationRuleDelete": m_notification_rule_delete,
 }

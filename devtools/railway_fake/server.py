@@ -7,7 +7,8 @@ Limits: `services_per_project` (default 100) refuses a `serviceCreate` in a full
 `errors[]` entry (HTTP 200), as Railway does. Fault knobs: `error_rate` (random HTTP-200
 errors), `fail_next(n, status=429 | message=...)` for bursts, `latency_seconds` (every answer)
 and `operation_latency_seconds` (one operation's), per-token project/volume creation intervals,
-and planned deploy outcomes (`deploys.plan("hang")`).
+and planned deploy outcomes (`deploys.plan("hang")`). Notification rules deliver deploy events to
+their webhooks (`notifications.py`), late or lost under the `realistic` profile.
 `faults` (devtools/faults.py) adds a latency and fault profile: `realistic` delays queries and
 mutations (`projectCreate` the slowest), answers some calls 502/503, holds some answers past the
 client's timeout (a mutation is then carried out and its answer lost), opens 429 bursts, and sets
@@ -49,6 +50,7 @@ from graphql import (
 
 from devtools.faults import Faults, Kind
 from devtools.railway_fake.deploys import DeployEngine, DeploySettings
+from devtools.railway_fake.notifications import Notifications
 from devtools.railway_fake.resolvers import MUTATION, QUERY, Context
 from devtools.railway_fake.store import Store
 from devtools.railway_fake.views import PROBLEM, Views
@@ -130,6 +132,8 @@ class FakeRailway:
         self.store = Store()
         self.views = Views(self.store)
         self.deploys = DeployEngine(self.store, deploy or DeploySettings(), self.data_root)
+        # Notification rules, and the webhook deliveries of deploy events they make.
+        self.notifications = Notifications(self.store, self.settings.faults)
         self.calls: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self._last_create: dict[tuple[str, str], float] = {}
@@ -280,6 +284,7 @@ class FakeRailway:
     async def aclose(self) -> None:
         """Stop every deployment and runtime process (also run when the app shuts down)."""
         await self.deploys.aclose()
+        await self.notifications.aclose()
         if self._own_root:
             shutil.rmtree(self.data_root, ignore_errors=True)
 

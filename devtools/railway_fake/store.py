@@ -4,6 +4,7 @@ volumes, domains and variables. Deletes are soft, as on Railway: rows keep a `de
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,10 +74,14 @@ class Deployment:
     variables: dict[str, str]
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    # Told of every status change (the fake's notification rules deliver events from it).
+    on_move: Callable[[Deployment], None] | None = field(default=None, repr=False, compare=False)
 
     def move(self, status: str) -> None:
         self.status = status
         self.updated_at = utcnow()
+        if self.on_move is not None:
+            self.on_move(self)
 
 
 @dataclass
@@ -128,6 +133,7 @@ class Store:
     environment_index: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # Newest last, per (service_id, environment_id).
     history: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    on_deployment_move: Callable[[Deployment], None] | None = None
 
     def create_project(self, name: str, workspace_id: str | None, token: str, env_name: str) -> Project:
         project = Project(new_id(), name, workspace_id, created_by=token)
@@ -165,6 +171,7 @@ class Store:
             status,
             instance.image,
             dict(instance.variables),
+            on_move=self.on_deployment_move,
         )
         self.deployments[deployment.id] = deployment
         self.history.setdefault((instance.service_id, instance.environment_id), []).append(deployment.id)

@@ -103,8 +103,11 @@ class ClaimEnqueue(ClaimCreate):
     )
 
     def claim_body(self) -> ClaimCreate:
-        """The claim itself, as `POST /api/pool/claim` would take it (what is hashed and provisioned)."""
-        return ClaimCreate.model_validate(self.model_dump(exclude={"priority", "timeout_seconds"}))
+        """The claim itself, as `POST /api/pool/claim` would take it (what is hashed and provisioned).
+        Only the fields sent: a left-out agent name or instructions is the template's to fill in."""
+        return ClaimCreate.model_validate(
+            self.model_dump(exclude={"priority", "timeout_seconds"}, exclude_unset=True)
+        )
 
 
 class ClaimError(_Camel):

@@ -20,7 +20,7 @@ from pool.auth import DASHBOARD_CALLER
 from pool.claims import queue as claims_queue
 from pool.claims import resources as claims_resources
 from pool.claims.schemas import ClaimEnqueue, ClaimTicket
-from pool.dashboard import service
+from pool.dashboard import service, template_views
 from pool.dashboard.session import (
     COOKIE,
     DEVICE_COOKIE,
@@ -31,7 +31,7 @@ from pool.dashboard.session import (
     Sessions,
 )
 from pool.dashboard.throttle import ACCOUNT_LANE, attempt_login
-from pool.deps import PoolDep
+from pool.deps import PoolDep, PoolState
 from pool.instances import service as instances_service
 from pool.instances.schemas import CountBody
 from shared.auth import tokens_match
@@ -180,6 +180,7 @@ async def index(request: Request, db: SessionDep, session: SessionAuth) -> Respo
     summary = await service.get_summary(db, request.state.settings)
     agents = await service.list_agents(db, group="all", query="")
     context = {"csrf_token": session.csrf, "summary": summary, "agents": agents, "groups": service.GROUPS}
+    context["launch_templates"] = await template_views.launchable(db)
     return render(request, "index.html", context)
 
 
@@ -203,9 +204,10 @@ async def agents_partial(
 class LaunchForm(InputModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    agent_name: str = Field(min_length=1, max_length=100)
+    agent_name: str = Field(default="", max_length=100)
     instructions: str = Field(default="", max_length=50_000)
     join_url: str | None = Field(default=None, max_length=2000)
+    template_id: str | None = Field(default=None, max_length=100)
 
 
 @protected.post("/launch")
@@ -216,13 +218,13 @@ async def launch(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     try:
-        body = ClaimEnqueue.model_validate(
-            {
-                "agentName": form.agent_name,
-                "instructions": form.instructions,
-                "joinUrl": form.join_url or None,
-            }
-        )
+        fields: dict[str, str | None] = {
+            "agentName": form.agent_name.strip(),
+            "instructions": form.instructions,
+        }
+        fields |= {"joinUrl": form.join_url, "templateId": form.template_id}
+        # A blank name or instructions is left out: the chosen template's (or the claim's) default.
+        body = ClaimEnqueue.model_validate({name: value for name, value in fields.items() if value})
     except ValidationError as exc:
         # Name the fields and reasons only: pydantic's own text would echo the input back.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -230,19 +232,22 @@ async def launch(
     ticket = await claims_resources.create_claim(
         pool, body, caller=DASHBOARD_CALLER, idempotency_key=idempotency_key
     )
-    return _launch_view(request, ticket)
+    return await _launch_view(request, ticket, pool)
 
 
 @protected.get("/claims/{claim_id}")
 async def launched_claim(request: Request, claim_id: ClaimId, pool: PoolDep) -> Response:
     """The launch form follows its queued claim here: its place and ETA, then the invite."""
     ticket = await claims_resources.get_claim(pool, claim_id, caller=DASHBOARD_CALLER)
-    return _launch_view(request, ticket)
+    return await _launch_view(request, ticket, pool)
 
 
-def _launch_view(request: Request, ticket: ClaimTicket) -> Response:
+async def _launch_view(request: Request, ticket: ClaimTicket, pool: PoolState) -> Response:
     if ticket.claim is not None:
         context = {"claim": ticket.claim, "qr": service.qr_data_uri(ticket.claim.invite_url)}
+        context["template"] = await template_views.instance_template(
+            pool["sessionmaker"], ticket.claim.instance_id
+        )
         return render(request, "_launch_result.html", context)
     if ticket.status in ("failed", "cancelled") and ticket.error is not None:
         raise claims_queue.outcome_error(ticket.error.model_dump())

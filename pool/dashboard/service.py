@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import segno
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pool.config import Settings
 from pool.instances import service as instances_service
 from pool.instances.schemas import LoopState
+from pool.models import Template as TemplateRow
 from pool.status import IN_FLIGHT, STATUSES
 from shared.schemas import PlatformView
 
@@ -52,6 +54,8 @@ class AgentView:
     invite_url: str | None
     since: datetime
     last_error: str | None
+    # The template it was made from, as "slug vN" (its id where the template row is gone).
+    template: str = ""
     # The instance this agent was cloned from (DESIGN.md §11), if it was.
     parent_instance: str | None = None
 
@@ -94,6 +98,7 @@ async def get_summary(session: AsyncSession, settings: Settings) -> Summary:
 
 async def list_agents(session: AsyncSession, *, group: str, query: str) -> list[AgentView]:
     rows = await instances_service.list_instances(session, statuses=GROUPS.get(group, STATUSES))
+    slugs = {row.id: row.slug for row in await session.execute(select(TemplateRow.id, TemplateRow.slug))}
     needle = query.strip().lower()
     views = [
         AgentView(
@@ -104,6 +109,7 @@ async def list_agents(session: AsyncSession, *, group: str, query: str) -> list[
             invite_url=row.invite_url,
             since=row.claimed_at or row.created_at,
             last_error=row.last_error,
+            template=f"{slugs.get(row.template_id, row.template_id)} v{row.template_version}",
             parent_instance=row.parent_instance,
         )
         for row in reversed(rows)  # newest first

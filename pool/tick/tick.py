@@ -17,6 +17,7 @@ from pool.models import TickState
 from pool.tick import reconcile, replenish
 from pool.tick.context import TickContext
 from pool.tick.loop import TickRunner
+from pool.tick.observe_soon import ObserveSoon
 from shared.errors import Conflict
 
 
@@ -25,6 +26,12 @@ class Tick:
         self.ctx = ctx
         self.runner = TickRunner(ctx, holder_id=holder_id)
         self.loop_enabled = ctx.settings.tick_enabled
+        # Platform events ask for one instance to be observed soon (services' webhook, DESIGN.md §13).
+        self.observe_soon = ObserveSoon(
+            self.recheck,
+            spacing_seconds=ctx.settings.event_observe_spacing_seconds,
+            concurrency=ctx.settings.event_observe_concurrency,
+        )
 
     def start(self) -> None:
         """Start the periodic loops, if this replica runs them."""
@@ -32,6 +39,7 @@ class Tick:
             self.runner.start()
 
     async def stop(self) -> None:
+        await self.observe_soon.stop()
         await self.runner.stop()
 
     async def run_now(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import TransientError
 from shared.schemas import DeployState
@@ -114,3 +114,35 @@ class Platform(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeployEvent:
+    """A platform's push about one of its deployments, reduced to what services needs: which row
+    it may concern. `match` is a non-empty part of `PlatformRef.data` that the ref of the instance
+    it names contains (matched by JSON containment, like `orphan_match`); `kind` is the provider's
+    event word, for counts and logs only. The event is unsigned: it only asks for an observation."""
+
+    match: dict[str, Any]
+    kind: str
+
+
+@runtime_checkable
+class DeployEvents(Protocol):
+    """What a provider that pushes deploy events offers (DESIGN.md §13); optional for a provider.
+
+    `event_secret` is the secret of its webhook URL (`/webhooks/<provider>/<secret>`), empty when
+    events are off. `parse_event` returns None for anything that cannot concern our instances
+    (another kind of event, another project or environment, a malformed body). `subscribe_events`
+    makes sure the platform delivers to `url` (creates its rule or subscription unless one with
+    that URL exists) and says which ("created" | "exists"). `missed_events` lists what the
+    platform delivered (or tried to) since `since`, for a catch-up after services was down.
+    """
+
+    event_secret: str
+
+    def parse_event(self, body: Any) -> DeployEvent | None: ...
+
+    async def subscribe_events(self, url: str) -> str: ...
+
+    async def missed_events(self, since: datetime) -> list[DeployEvent]: ...

@@ -42,11 +42,18 @@ PROXY = "proxy"
 # A vendor's webhook: authenticated by the vendor's signature over the body (a bearer token is worth
 # nothing there). Wrong credentials are checked here; the right signatures in tests/pool/callbacks.
 SIGNED = "signed"
+# Services' key, presented to the pool by services (a platform event names an instance): never the
+# operator key, never an instance's token.
+SERVICES = "services"
+# A platform's deploy-event webhook: the secret is in the path (the platforms sign nothing), so a
+# wrong secret is a 404 whatever the headers; the right one is tested in tests/pool/e2e/test_deploy_events.py.
+PATH_SECRET = "path_secret"
 # The login form: open to all, but no bearer token (operator key included) gets a session from it.
 LOGIN = "login"
 SERVICES_KEY = "test-services-key"
 MISSING = "000000000000"  # a well-formed id no row has
 MISSING_CLAIM = "0" * 32
+MISSING_TEMPLATE = "tpl_000000000000"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,9 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
     ),
     ("DELETE", "/api/pool/crashed/{instance_id}"): Sample(OPERATOR, f"/api/pool/crashed/{MISSING}"),
     ("POST", "/api/pool/recheck/{instance_id}"): Sample(OPERATOR, f"/api/pool/recheck/{MISSING}"),
+    ("POST", "/api/pool/internal/observe/{instance_id}"): Sample(
+        SERVICES, f"/api/pool/internal/observe/{MISSING}"
+    ),
     ("POST", "/api/pool/reconcile"): Sample(OPERATOR),
     # Templates (issue 13, first step): samples name no tools, so none asks services' registry.
     ("GET", "/api/templates"): Sample(OPERATOR),
@@ -114,6 +124,20 @@ POOL_ROUTES: dict[tuple[str, str], Sample] = {
         OPERATOR, f"/api/pool/instances/{MISSING}/upgrade"
     ),
     ("GET", "/dashboard/templates"): Sample(SESSION),
+    ("GET", "/dashboard/templates/new"): Sample(SESSION),
+    # Refused input (400), the default template (409), a missing one (404): each past the session check.
+    ("POST", "/dashboard/templates/new"): Sample(SESSION, form={"slug": "Bad Slug"}),
+    ("GET", "/dashboard/templates/{template_id}"): Sample(SESSION, "/dashboard/templates/default"),
+    ("GET", "/dashboard/templates/{template_id}/edit"): Sample(SESSION, "/dashboard/templates/default/edit"),
+    ("POST", "/dashboard/templates/{template_id}/edit"): Sample(
+        SESSION, f"/dashboard/templates/{MISSING_TEMPLATE}/edit", form={"name": "x"}
+    ),
+    ("POST", "/dashboard/templates/{template_id}/archive"): Sample(
+        SESSION, "/dashboard/templates/default/archive", form={}
+    ),
+    ("POST", "/dashboard/templates/{template_id}/fork"): Sample(
+        SESSION, f"/dashboard/templates/{MISSING_TEMPLATE}/fork", form={"owner": "operator"}
+    ),
     ("GET", "/dashboard/static/{name}"): Sample(OPEN, "/dashboard/static/style.css"),
     ("GET", "/dashboard/login"): Sample(OPEN),
     # Its own CSRF, throttle and secret checks are tested in tests/pool/dashboard.
@@ -196,6 +220,9 @@ SERVICES_ROUTES: dict[tuple[str, str], Sample] = {
     ("POST", "/webhooks/agentmail"): Sample(SIGNED, json={"type": "event", "event_type": "message.received"}),
     ("POST", "/webhooks/telnyx"): Sample(SIGNED, json={"data": {"event_type": "message.received"}}),
     ("GET", "/webhooks/counts"): Sample(OPERATOR),
+    ("POST", "/webhooks/{provider}/{secret}"): Sample(
+        PATH_SECRET, "/webhooks/railway/not-the-secret-0123456789abcdef", json={"type": "Deployment.crashed"}
+    ),
     # The proxy the pool forwards to (issue 16): operator only; an unknown instance is a 404.
     **{
         (method, f"/proxy/{{instance_id}}{rest}"): Sample(
@@ -313,6 +340,11 @@ async def check_matrix(
             if sample.who == LOGIN:
                 if COOKIE in response.cookies or response.status_code >= 500:
                     problems.append(f"{method} {path} [{case}] login answered {response.status_code}")
+            elif sample.who == PATH_SECRET:
+                if response.status_code != 404:
+                    problems.append(
+                        f"{method} {path} [{case}] wrong path secret answered {response.status_code}"
+                    )
             elif sample.who == OPEN:
                 if response.status_code in (401, 403) or response.status_code >= 500:
                     problems.append(f"{method} {path} [{case}] open route answered {response.status_code}")
@@ -321,7 +353,7 @@ async def check_matrix(
             elif case == "another instance's token" and sample.who == TOOL:
                 if response.status_code != forbidden_code:
                     problems.append(f"{method} {path} [{case}] {response.status_code}, not {forbidden_code}")
-        if sample.who in (OPEN, LOGIN, SIGNED):
+        if sample.who in (OPEN, LOGIN, SIGNED, PATH_SECRET):
             continue
         right = caller.session_headers if sample.who == SESSION else caller.right[sample.who]
         response = await call(client, method, path, sample, caller, right)
@@ -352,6 +384,7 @@ async def test_pool_auth_matrix(
             other=other,
             right={
                 OPERATOR: {"Authorization": f"Bearer {POOL_KEY}"},
+                SERVICES: {"Authorization": f"Bearer {settings.services_api_key}"},
                 INSTANCE: {"Authorization": f"Bearer {fleet.agents[me].token}"},
                 PROXY: {"Authorization": f"Bearer {me}:{fleet.agents[me].token}"},
             },
@@ -368,6 +401,17 @@ async def test_pool_auth_matrix(
             response = await call(client, method, path, sample, caller, caller.right[OPERATOR])
             if not refused(response, SESSION):
                 problems.append(f"{method} {path} [operator key on the dashboard] {response.status_code}")
+        # The route services calls takes services' key only: the operator key is refused there, and
+        # services' key opens no operator route.
+        for (method, path), sample in sorted(POOL_ROUTES.items()):
+            if sample.who == SERVICES:
+                response = await call(client, method, path, sample, caller, caller.right[OPERATOR])
+            elif sample.who == OPERATOR:
+                response = await call(client, method, path, sample, caller, caller.right[SERVICES])
+            else:
+                continue
+            if response.status_code != 401:
+                problems.append(f"{method} {path} [the other app's key] {response.status_code}")
     assert problems == [], "\n".join(problems)
 
 

@@ -4,7 +4,8 @@
 
 (function () {
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  if (!csrfMeta) return; // login page: plain form, nothing to do
+  // The login page (a plain form) and the template pages (templates.js) have no pool view.
+  if (!csrfMeta || !document.getElementById("launch-form")) return;
   const csrf = csrfMeta.content;
   const headers = { "X-Requested-With": "fetch" };
 
@@ -179,6 +180,7 @@
     const body = {
       agentName: form.elements.agentName.value,
       instructions: form.elements.instructions.value,
+      templateId: form.elements.templateId.value,
     };
     if (form.elements.mode.value === "join") body.joinUrl = form.elements.joinUrl.value;
     try {

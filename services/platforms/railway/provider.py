@@ -13,12 +13,14 @@ settings, or one ProjectEnvironments lookup per process when not configured).
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from services.config import Settings
 from services.platforms.base import (
+    DeployEvent,
     FleetSnapshot,
     InstanceSpec,
     PlatformOrphanRef,
@@ -27,12 +29,13 @@ from services.platforms.base import (
 )
 from services.platforms.railway.client import RailwayClient
 from services.platforms.railway.errors import RailwayNotFound
+from services.platforms.railway.events import RailwayEvents, parse_event
 from services.platforms.railway.limits import Budget, shared_budget
 from services.platforms.railway.ref import RailwayRef
 from services.platforms.railway.settings import RailwaySettings
 from services.platforms.railway.status import orphan_instance_id, per_instance_status, shared_status
 from shared.errors import PermanentError
-from shared.logging import get_logger
+from shared.logging import get_logger, register_secret
 from shared.schemas import DeployState
 
 if TYPE_CHECKING:
@@ -52,6 +55,9 @@ class RailwayPlatform:
         self.settings = settings
         self.client = RailwayClient(settings, http_client, budget=budget)
         self._environment_id = settings.environment_id or None
+        register_secret(settings.webhook_secret)
+        self.event_secret = settings.webhook_secret
+        self._events = RailwayEvents(self.client, settings)
         # What this platform's orphan listing covers: the shared environment's services, or
         # every project of the workspace named with its prefix.
         api = settings.api_url
@@ -223,6 +229,15 @@ class RailwayPlatform:
         project_id = view.project_id or self.settings.project_id
         environment_id = view.environment_id or await self._shared_environment_id()
         return project_id, environment_id, view.service_id
+
+    def parse_event(self, body: Any) -> DeployEvent | None:
+        return parse_event(body, self.settings)
+
+    async def subscribe_events(self, url: str) -> str:
+        return await self._events.ensure_rule(url)
+
+    async def missed_events(self, since: datetime) -> list[DeployEvent]:
+        return await self._events.missed(since)
 
     def _mode_of(self, view: RailwayRef) -> str:
         # An instance keeps the mode it was created in, even if the setting changed since.

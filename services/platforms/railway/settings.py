@@ -43,6 +43,9 @@ class RailwaySettings(BaseSettings):
     target_port: int = 8080
     # Railway domains are served over https; the fake serves plain http on loopback.
     public_scheme: Literal["https", "http"] = "https"
+    # Deploy events (DESIGN.md §13): the secret in services' webhook URL, `/webhooks/railway/<secret>`.
+    # Empty: no notification rule is made and every delivery is answered 404.
+    webhook_secret: str = Field("", pattern=r"^(|[A-Za-z0-9_-]{24,128})$")
 
     @model_validator(mode="after")
     def _check(self) -> RailwaySettings:
