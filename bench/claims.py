@@ -63,7 +63,7 @@ SELECT (SELECT count(*) FROM (SELECT instance_id FROM claims WHERE status = 'suc
 @dataclass
 class ClaimsConfig:
     idle: int = 1000
-    concurrencies: tuple[int, ...] = (1, 10, 100)
+    concurrencies: tuple[int, ...] = (1, 10, 50, 100)
     delays_ms: tuple[int, ...] = (0, 200)
     runs: int = 2
     # Claims per run by (delay_ms, concurrency); a run never needs more than `idle`.
@@ -71,9 +71,11 @@ class ClaimsConfig:
         default_factory=lambda: {
             (0, 1): 200,
             (0, 10): 500,
+            (0, 50): 500,
             (0, 100): 500,
             (200, 1): 30,
             (200, 10): 200,
+            (200, 50): 500,
             (200, 100): 500,
         }
     )
@@ -86,7 +88,16 @@ class ClaimsConfig:
 QUICK = ClaimsConfig(
     idle=300,
     runs=1,
-    claims={(0, 1): 50, (0, 10): 150, (0, 100): 300, (200, 1): 10, (200, 10): 50, (200, 100): 300},
+    claims={
+        (0, 1): 50,
+        (0, 10): 150,
+        (0, 50): 250,
+        (0, 100): 300,
+        (200, 1): 10,
+        (200, 10): 50,
+        (200, 50): 250,
+        (200, 100): 300,
+    },
     warmup_claims=20,
 )
 
@@ -240,6 +251,18 @@ async def one_run(
     }
 
 
+def pool_env(db_url: str, idle: int) -> dict[str, str]:
+    """The pool's settings for a claims run: its tick off, so nothing but claims runs."""
+    return {
+        "POOL_DATABASE_URL": db_url,
+        "POOL_API_KEY": API_KEY,
+        "POOL_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "POOL_SERVICES_URL": "http://127.0.0.1:9",
+        "POOL_TICK_ENABLED": "false",
+        "POOL_MAX_TOTAL": str(idle * 2),
+    }
+
+
 async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, Any]:
     # `POOL_WORKERS=2 python -m bench claims` measures two pool processes (inherited env).
     workers = int(os.environ.get("POOL_WORKERS", "1"))
@@ -247,14 +270,7 @@ async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, 
     try:
         async with fleet_process(log_dir) as fleet:
             await seed(db_url, fleet.url, config.idle)
-            env = {
-                "POOL_DATABASE_URL": db_url,
-                "POOL_API_KEY": API_KEY,
-                "POOL_ENCRYPTION_KEY": ENCRYPTION_KEY,
-                "POOL_SERVICES_URL": "http://127.0.0.1:9",
-                "POOL_TICK_ENABLED": "false",
-                "POOL_MAX_TOTAL": str(config.idle * 2),
-            }
+            env = pool_env(db_url, config.idle)
             async with app_process("pool-claims", "pool", env, log_dir) as pool, httpx.AsyncClient() as http:
                 pids = Pids(pool.popen.pid, fleet.popen.pid)
                 load_before = load_average()

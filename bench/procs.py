@@ -129,11 +129,14 @@ async def wait_http(proc: Proc, path: str, timeout: float = 60.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def app_process(name: str, module: str, env: dict[str, str], log_dir: Path) -> AsyncIterator[Proc]:
-    """`python -m pool` or `python -m services` on a free port, stopped on exit."""
+async def app_process(
+    name: str, module: str, env: dict[str, str], log_dir: Path, python_args: tuple[str, ...] = ()
+) -> AsyncIterator[Proc]:
+    """`python -m pool` or `python -m services` on a free port, stopped on exit; `python_args` go
+    before `-m` (a profiler: `("-m", "cProfile", "-o", path)`)."""
     port = free_port()
     prefix = "POOL_" if module == "pool" else "SERVICES_"
-    proc = _spawn(name, ["-m", module], {**env, f"{prefix}PORT": str(port)}, log_dir)
+    proc = _spawn(name, [*python_args, "-m", module], {**env, f"{prefix}PORT": str(port)}, log_dir)
     proc.url = f"http://127.0.0.1:{port}"
     try:
         await wait_http(proc, "/healthz")

@@ -87,6 +87,35 @@ def warmup_plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _claim_path_readings(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 15's targets: the pool's CPU per claim, throughput and overhead near the ideal."""
+    at = {(r["delay_ms"], r["concurrency"]): r for r in rows}
+    lines = []
+    for c in (10, 50):
+        if (0, c) in at:
+            cpu = at[(0, c)]["cpu_ms_per_claim"]["pool"]
+            lines.append(
+                f"- Pool CPU per claim at concurrency {c}, 0 ms runtime: {_fmt(cpu)} ms (median of the runs; "
+                f"target ≤ 1.5 ms): {_ok(cpu <= 1.5)}."
+            )
+    if (200, 50) in at:
+        row = at[(200, 50)]
+        rate, p99 = row["throughput"]["median"], row["overhead_ms"]["p99"]
+        met = rate >= 225 and p99 <= 50
+        lines.append(
+            f"- 200 ms runtime at concurrency 50: {_fmt(rate)} claims/s ({rate / 250:.0%} of the ideal 250; "
+            f"target ≥ 225) and overhead p99 {_fmt(p99)} ms (target ≤ 50 ms): {_ok(met)}."
+        )
+    for delay in (0, 200):
+        if (delay, 1) in at:
+            p50 = at[(delay, 1)]["overhead_ms"]["p50"]
+            lines.append(
+                f"- Overhead p50 at concurrency 1, {delay} ms runtime: {_fmt(p50)} ms (target ≤ 2 ms): "
+                f"{_ok(p50 <= 2)}."
+            )
+    return lines
+
+
 def claims_section(result: dict[str, Any], image: str) -> list[str]:
     lines = [
         "## Claim",
@@ -131,6 +160,7 @@ def claims_section(result: dict[str, Any], image: str) -> list[str]:
             f"p99 {_fmt(o['p99'])} ms ({o['p99'] / 50:.1f}× the 50 ms target): "
             f"{_ok(o['p50'] <= 10 and o['p99'] <= 50)}."
         )
+    lines += _claim_path_readings(result["rows"])
     lines.append(
         f"- Throughput with a 0 ms runtime: best median {_fmt(best)} claims/s = {best / 300:.2f}× the 300/s "
         f"target: {_ok(best >= 300)}."

@@ -23,7 +23,6 @@ aiohttp rather than httpx: on this project's 2-core machine httpx cost 1.6-3.3 m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -121,6 +120,8 @@ class InstanceClient:
                 # Instances are called directly, as the pool sees them; no proxy or ~/.netrc
                 # from the environment (shared.instance_health says what that costs).
                 trust_env=False,
+                # The contract has no cookies: none kept, none looked up per request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -230,18 +231,19 @@ class InstanceClient:
         url = base_url.rstrip("/") + path
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         try:
-            async with (
-                asyncio.timeout(timeout),
-                self._client().request(
-                    method,
-                    url,
-                    json=json,
-                    headers=headers,
-                    # A redirect is an answer the contract does not have: never follow it (nor
-                    # send the token after it).
-                    allow_redirects=False,
-                ) as response,
-            ):
+            async with self._client().request(
+                method,
+                url,
+                json=json,
+                headers=headers,
+                # A redirect is an answer the contract does not have: never follow it (nor
+                # send the token after it).
+                allow_redirects=False,
+                # aiohttp's total covers the whole call: waiting for a pooled connection, the
+                # request and reading the body to its end (one timer per call; on the claim path
+                # a second, asyncio's, cost as much again).
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
                 status = response.status
                 body = await read_capped(response, limit)
         except AnswerTooLarge as exc:

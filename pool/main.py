@@ -14,6 +14,7 @@ from pool.activity.recorder import Recorder
 from pool.callbacks.router import callbacks as callbacks_router
 from pool.callbacks.router import operator as events_router
 from pool.callbacks.router import proxy as proxy_router
+from pool.claims import endpoints as claim_endpoints
 from pool.claims.assign import provision_assigned
 from pool.claims.db import ClaimsDb
 from pool.claims.dispatcher import Dispatcher
@@ -108,11 +109,19 @@ def create_app(settings: Settings) -> FastAPI:
             await state["engine"].dispose()
 
     app = FastAPI(
-        title="warmpool pool", lifespan=lifespan, **docs_routes(settings.environment, settings.api_docs)
+        title="warmpool pool",
+        lifespan=lifespan,
+        # The pool exports its own Prometheus metrics and configures no OpenTelemetry: FastAPI's
+        # native telemetry would still look its providers up on every request (the claim's too).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        **docs_routes(settings.environment, settings.api_docs),
     )
     install_error_handlers(app)
     app.add_middleware(BodyTooLarge, max_bytes=settings.max_body_bytes)
     app.include_router(health_router("pool"))
+    # The two claim routes are served by lean endpoints, ahead of their FastAPI declarations (the
+    # schema): pool.claims.endpoints says why.
+    app.router.routes.extend(claim_endpoints.ROUTES)
     app.include_router(claims_router)
     app.include_router(instances_router)
     app.include_router(observe_router)

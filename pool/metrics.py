@@ -38,6 +38,9 @@ class PoolMetrics:
             registry=self.registry,
         )
         self.claims = Counter("pool_claims", "Claims by outcome", ["outcome"], registry=self.registry)
+        # `labels()` looks its child up under a lock on every call; a claim records one outcome
+        # of a handful, so each outcome's child is looked up once.
+        self._claims_by_outcome: dict[str, Counter] = {}
         self.claim_latency = Histogram(
             "pool_claim_latency_seconds", "Claim latency", buckets=CLAIM_BUCKETS, registry=self.registry
         )
@@ -92,7 +95,10 @@ class PoolMetrics:
         )
 
     def record_claim(self, outcome: str, seconds: float) -> None:
-        self.claims.labels(outcome=outcome).inc()
+        counter = self._claims_by_outcome.get(outcome)
+        if counter is None:
+            counter = self._claims_by_outcome[outcome] = self.claims.labels(outcome=outcome)
+        counter.inc()
         self.claim_latency.observe(seconds)
         # The dashboard's pictures count the same outcomes per minute (pool/activity/recorder.py).
         if self.claim_listener is not None:

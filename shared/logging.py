@@ -90,6 +90,10 @@ class RedactingFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
+    # The format names no thread or process: don't look them up for every record (a claim logs one).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()

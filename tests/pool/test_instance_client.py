@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -64,6 +65,18 @@ async def test_provision_reads_an_answer_that_arrives_in_pieces(client: Instance
         )
     assert provisioned.conversation_id == ANSWER["conversationId"]
     assert provisioned.invite_url == ANSWER["inviteUrl"]
+
+
+async def test_the_timeout_covers_an_answer_that_trickles_in(client: InstanceClient) -> None:
+    body = json.dumps(ANSWER).encode()
+    pieces = [body[i : i + 10] for i in range(0, len(body), 10)]
+    async with _serve(pieces, pause=0.2) as url:
+        started = time.monotonic()
+        with pytest.raises(UpstreamError, match="unreachable"):
+            await client.provision(
+                url, "tok", ProvisionRequest(agent_name="a", instructions="i"), timeout=0.5
+            )
+    assert time.monotonic() - started < 1.5  # the headers came at once; the body's pieces ran it out
 
 
 async def test_an_answer_past_the_size_cap_is_an_upstream_error(client: InstanceClient) -> None:
