@@ -18,9 +18,9 @@ from pool.tick.targets import PoolTarget, Target, replenish_counts
 from shared.schemas import InstanceObservation, StatusBatch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
-    """The columns of an `instances` row the plan reads."""
+    """The columns of an `instances` row the plan reads (slotted: a tick holds one per instance)."""
 
     id: str
     status: Status
@@ -43,6 +43,9 @@ class Observed:
     # Healthy instances the pool chose not to ask this tick (steady idle/claimed, off rotation):
     # their missing runtime is no observation, not an unreachable runtime.
     not_asked: frozenset[str] = frozenset()
+    # Rows this tick did not ask services about at all (`pool.tick.selection`): no observation,
+    # so no change but what needs none (an archived template, a rolled-back version).
+    unobserved: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
         return []
     actions: list[Action] = []
     after: Counter[tuple[str, str]] = Counter()
-    unseen = _Unseen(frozenset(batch.unprobed), observed.not_asked)
+    unseen = _Unseen(frozenset(batch.unprobed), observed.not_asked, observed.unobserved)
     for row in observed.rows:
         action = _plan_row(row, batch, observed.runtimes, unseen, target, now)
         if action is not None:
@@ -195,6 +198,7 @@ class _Unseen:
 
     unprobed: frozenset[str] = frozenset()
     not_asked: frozenset[str] = frozenset()
+    unobserved: frozenset[str] = frozenset()
 
 
 def observation_for(
@@ -244,6 +248,8 @@ def _plan_row(
             return Destroy(row.id, row.status, "dead", f"template {row.template_id} is archived")
         if row.template_version > pool.version and row.template_version != pool.canary_version:
             return Destroy(row.id, row.status, "dead", f"version {row.template_version} was rolled back")
+    if row.id in unseen.unobserved:
+        return None
     obs = observation_for(row, batch, runtimes, now, unseen)
     decision = decide(row.status, obs, target.rules)
     if decision.action == "destroy":

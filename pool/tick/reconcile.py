@@ -1,9 +1,12 @@
 """One tick: observe → plan → act → record.
 
-- Observe afresh every tick: the pool's rows, `POST services /status/batch` (one attempt: a
-  retry would repeat the whole observation, platform calls included; the next tick is the retry),
-  and `/convos/status` of the healthy instances whose state the plan could change
-  (`pool.tick.runtimes`). If services does not answer, nothing changes.
+- Observe afresh every tick what can have changed (`pool.tick.selection`: starting, failing,
+  marked by an event or the listing, plus a bounded rotation of the steady rest): the pool's
+  rows, `POST services /status/batch` about those (one attempt: a retry would repeat the whole
+  observation, platform calls included; the next tick is the retry), and `/convos/status` of the
+  healthy instances whose state the plan could change (`pool.tick.runtimes`). A row not observed
+  is no observation. If services does not answer, nothing changes. The platform's full listing
+  is the separate safety net (`pool.tick.listing`).
 - Plan is pure (`pool.tick.plan`).
 - Act: each status change and destroy in its own transaction and its own `try`; the updates
   that keep the status (probe counter, deploy status) and the last-seen stamps go in a few
@@ -27,7 +30,7 @@ from pool.claims import recovery as claims_recovery
 from pool.models import Instance
 from pool.status import Status
 from pool.templates import rollouts
-from pool.tick import observed_writes, pools, replenish, runtimes, state
+from pool.tick import observed_writes, pools, replenish, runtimes, selection, state
 from pool.tick.context import TickContext
 from pool.tick.instance_writes import apply_update, destroy, destroy_orphan
 from pool.tick.plan import (
@@ -44,6 +47,7 @@ from pool.tick.plan import (
     count_statuses,
     plan,
     seen_healthy,
+    settled,
 )
 from shared.logging import get_logger
 from shared.schemas import PlatformList, StatusBatch, StatusBatchRequest
@@ -71,11 +75,14 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     await instance_events.prune(
         ctx.sessionmaker, retention_hours=ctx.settings.instance_events_retention_hours
     )
-    rows, tokens = await _read_rows(ctx)
-    batch, error = await _observe(ctx)
+    rows = await _read_rows(ctx)
+    chosen = await selection.select(ctx, rows)
+    batch, error = await _observe(ctx, _request(ctx, chosen))
+    if batch is None:
+        ctx.observe_soon(chosen.marked)  # still to be observed
     # Services unreachable: not asked again (its retries would only lengthen a failed tick).
     platforms = await _platforms(ctx) if batch is not None else None
-    observed = await _observed(ctx, rows, tokens, batch)
+    observed = await _observed(ctx, rows, batch, asked=set(chosen.observe))
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
         live = await pools.live_pools(session, ctx.settings)
@@ -92,8 +99,13 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     ctx.on_idle()
     seconds = time.monotonic() - started
     summary = result.summary(ctx.settings.min_idle)
+    summary["observed"] = len(chosen.observe)
+    summary["rotated"] = chosen.rotated
     if batch is not None:
-        summary["orphans_on_platform"] = len(batch.orphans)
+        # The listing's count, unless this tick listed the whole fleet itself (rotation off).
+        summary["orphans_on_platform"] = (
+            len(batch.orphans) if batch.fleet is None and _whole(ctx) else ctx.listing.orphans
+        )
     log.info(
         "tick.summary",
         **result.counts,
@@ -126,9 +138,9 @@ async def _release_abandoned_claims(ctx: TickContext) -> None:
     await claims_recovery.upkeep(ctx.sessionmaker, ctx.instances, ctx.box, ctx.settings)
 
 
-async def _read_rows(
-    ctx: TickContext, instance_id: str | None = None
-) -> tuple[list[Row], dict[str, tuple[str | None, str | None]]]:
+async def _read_rows(ctx: TickContext, instance_id: str | None = None) -> list[Row]:
+    """Every row's plan columns (slotted `Row`s: ~10,000 of them per tick); the gateway tokens
+    are read later, only for the instances whose runtime a tick asks."""
     query = select(
         Instance.id,
         Instance.status,
@@ -137,8 +149,6 @@ async def _read_rows(
         Instance.failed_probes,
         Instance.conversation_id,
         Instance.deploy_status,
-        Instance.url,
-        Instance.gateway_token_enc,
         Instance.template_id,
         Instance.template_version,
     )
@@ -146,17 +156,35 @@ async def _read_rows(
         query = query.where(Instance.id == instance_id)
     async with ctx.sessionmaker.begin() as session:
         found = await session.execute(query)
-        rows, tokens = [], {}
-        for r in found:
-            rows.append(Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6], r[9], r[10]))
-            tokens[r[0]] = (r[7], r[8])
-    return rows, tokens
+        return [Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in found]
 
 
-async def _observe(ctx: TickContext, ids: list[str] | None = None) -> tuple[StatusBatch | None, str | None]:
+async def _tokens(ctx: TickContext, ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """(url, encrypted gateway token) of the instances whose runtime the tick asks."""
+    if not ids:
+        return {}
+    query = select(Instance.id, Instance.url, Instance.gateway_token_enc).where(Instance.id.in_(ids))
+    async with ctx.sessionmaker.begin() as session:
+        return {r[0]: (r[1], r[2]) for r in await session.execute(query)}
+
+
+def _whole(ctx: TickContext) -> bool:
+    """Rotation off: every tick observes every instance and lists the platforms (the old tick)."""
+    return ctx.settings.observe_rotation_seconds <= 0
+
+
+def _request(ctx: TickContext, chosen: selection.Selection) -> StatusBatchRequest:
+    if _whole(ctx):
+        return StatusBatchRequest()
+    return StatusBatchRequest(instance_ids=chosen.observe, platform_ids=chosen.platform)
+
+
+async def _observe(
+    ctx: TickContext, request: StatusBatchRequest | None = None
+) -> tuple[StatusBatch | None, str | None]:
     try:
         batch = await ctx.services.status_batch(
-            StatusBatchRequest(instance_ids=ids), timeout=ctx.settings.status_batch_timeout_seconds
+            request or StatusBatchRequest(), timeout=ctx.settings.status_batch_timeout_seconds
         )
     except Exception as exc:  # noqa: BLE001 - services down is an outcome, not a crash
         log.warning("tick.observe_failed", error=f"{type(exc).__name__}: {exc}"[:300])
@@ -179,19 +207,30 @@ async def _platforms(ctx: TickContext) -> PlatformList | None:
 async def _observed(
     ctx: TickContext,
     rows: list[Row],
-    tokens: dict[str, tuple[str | None, str | None]],
     batch: StatusBatch | None,
     *,
+    asked: set[str] | None = None,
     everything: bool = False,
 ) -> Observed:
+    """`asked`: the ids the tick asked services about (None: all); a row neither asked nor
+    reported is unobserved, while one asked and not reported is unknown to services."""
     if batch is None:
         return Observed(rows, None)
     ask, not_asked = runtimes.select(ctx, rows, batch, everything=everything)
-    urls = {i: (seen.url if (seen := batch.instances.get(i)) and seen.url else tokens[i][0]) for i in ask}
-    answers = await runtimes.ask(ctx, ask, urls, {i: tokens[i][1] for i in ask})
+    tokens = await _tokens(ctx, ask)
+    urls = {
+        i: (seen.url if (seen := batch.instances.get(i)) and seen.url else tokens.get(i, (None, None))[0])
+        for i in ask
+    }
+    answers = await runtimes.ask(ctx, ask, urls, {i: tokens.get(i, (None, None))[1] for i in ask})
     # Asked but unanswerable (no url or token): an unreachable runtime, as before.
     answers.update({i: None for i in ask if i not in answers})
-    return Observed(rows, batch, answers, frozenset(not_asked))
+    unobserved = (
+        frozenset()
+        if asked is None
+        else frozenset(row.id for row in rows if row.id not in asked and row.id not in batch.instances)
+    )
+    return Observed(rows, batch, answers, frozenset(not_asked), unobserved)
 
 
 async def _act_all(
@@ -209,11 +248,18 @@ async def _act_all(
             await _act(ctx, action, result)
     acted = {a.instance_id for a in actions if isinstance(a, Update | Destroy | Created | CreateFailed)}
     batch = observed.batch
-    if batch is not None:
-        await observed_writes.record_platforms(ctx, batch)
-    if batch is None or not batch.platform_ok:
+    if batch is None:
         return
-    seen = [(row.id, row.status) for row in seen_healthy(observed.rows, batch) if row.id not in acted]
+    await observed_writes.record_platforms(ctx, batch)
+    # Every row observed and left alone is stamped (the rotation's order, `pool.tick.selection`),
+    # its last-healthy too when healthy; a row not probed before services' deadline is not.
+    healthy = {row.id for row in seen_healthy(observed.rows, batch)}
+    unprobed = set(batch.unprobed)
+    seen = [
+        (row.id, row.status, row.id in healthy)
+        for row in observed.rows
+        if row.id in batch.instances and row.id not in acted and row.id not in unprobed and settled(row)
+    ]
     try:
         await observed_writes.stamp_seen(ctx, seen)
     except Exception as exc:  # noqa: BLE001 - a stamp is informative only
@@ -258,13 +304,13 @@ async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
 
 async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     """Observe one instance now and apply the same rules a tick would (operator route)."""
-    rows, tokens = await _read_rows(ctx, instance_id)
+    rows = await _read_rows(ctx, instance_id)
     if not rows:
         return {"action": "none", "reason": "no such row"}
-    batch, error = await _observe(ctx, [instance_id])
+    batch, error = await _observe(ctx, StatusBatchRequest(instance_ids=[instance_id]))
     if batch is None:
         return {"action": "none", "reason": error}
-    observed = await _observed(ctx, rows, tokens, batch, everything=True)
+    observed = await _observed(ctx, rows, batch, everything=True)
     async with ctx.sessionmaker() as session:
         live = await pools.live_pools(session, ctx.settings)
         now = await state.db_now(session)
