@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, cast
 
 from sqlalchemy import select
@@ -154,9 +155,24 @@ async def _read_rows(ctx: TickContext, instance_id: str | None = None) -> list[R
     )
     if instance_id is not None:
         query = query.where(Instance.id == instance_id)
+    rows: list[Row] = []
+    # Read in chunks through a cursor, so the driver's records for 10,000 rows never sit in memory
+    # at once (the peak RSS is the high-water mark: Python keeps what it once held); the few
+    # distinct words (status, deploy status, template) are shared rather than copied per row.
     async with ctx.sessionmaker.begin() as session:
-        found = await session.execute(query)
-        return [Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in found]
+        found = await session.stream(query.execution_options(yield_per=READ_CHUNK))
+        async for r in found:
+            rows.append(
+                Row(r[0], cast(Status, intern(r[1])), r[2], r[3], r[4], r[5], _word(r[6]), intern(r[7]), r[8])
+            )
+    return rows
+
+
+READ_CHUNK = 1000
+
+
+def _word(value: str | None) -> str | None:
+    return None if value is None else intern(value)
 
 
 async def _tokens(ctx: TickContext, ids: list[str]) -> dict[str, tuple[str | None, str | None]]:

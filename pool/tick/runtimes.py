@@ -92,7 +92,7 @@ def select(
         period=s.idle_runtime_check_seconds,
         interval=s.tick_interval_seconds,
         cap=s.idle_runtime_checks_per_tick,
-        population=sum(1 for row in rows if row.status == "idle"),
+        population=sum(1 for row in rows if row.status == "idle" and row.failed_probes == 0),
     )
     last.update(dict.fromkeys(due, now))
     ctx.runtime_checked = last
