@@ -83,7 +83,7 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
         ctx.observe_soon(chosen.marked)  # still to be observed
     # Services unreachable: not asked again (its retries would only lengthen a failed tick).
     platforms = await _platforms(ctx) if batch is not None else None
-    observed = await _observed(ctx, rows, batch, asked=set(chosen.observe))
+    observed = await _observed(ctx, rows, batch, asked=frozenset(chosen.observe))
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
         live = await pools.live_pools(session, ctx.settings)
@@ -225,11 +225,10 @@ async def _observed(
     rows: list[Row],
     batch: StatusBatch | None,
     *,
-    asked: set[str] | None = None,
+    asked: frozenset[str] | None = None,
     everything: bool = False,
 ) -> Observed:
-    """`asked`: the ids the tick asked services about (None: all); a row neither asked nor
-    reported is unobserved, while one asked and not reported is unknown to services."""
+    """`asked`: the ids the tick asked services about (None: all); see `Observed.asked`."""
     if batch is None:
         return Observed(rows, None)
     ask, not_asked = runtimes.select(ctx, rows, batch, everything=everything)
@@ -241,12 +240,7 @@ async def _observed(
     answers = await runtimes.ask(ctx, ask, urls, {i: tokens.get(i, (None, None))[1] for i in ask})
     # Asked but unanswerable (no url or token): an unreachable runtime, as before.
     answers.update({i: None for i in ask if i not in answers})
-    unobserved = (
-        frozenset()
-        if asked is None
-        else frozenset(row.id for row in rows if row.id not in asked and row.id not in batch.instances)
-    )
-    return Observed(rows, batch, answers, frozenset(not_asked), unobserved)
+    return Observed(rows, batch, answers, frozenset(not_asked), asked)
 
 
 async def _act_all(

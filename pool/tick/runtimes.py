@@ -82,9 +82,10 @@ def select(
     if everything:
         return wanted, []
     s, now = ctx.settings, time.monotonic()
-    present = {row.id for row in rows}
-    # Only ids still in the pool are remembered, so the map never outgrows the fleet.
-    last = {i: t for i, t in ctx.runtime_checked.items() if i in present}
+    # Only ids still in the pool are remembered, so the map never outgrows the fleet (built from
+    # the rows, without a set of every id: a tick's transient containers make its peak RSS).
+    checked = ctx.runtime_checked
+    last = {row.id: t for row in rows if (t := checked.get(row.id)) is not None}
     due = rotation(
         last,
         idle,

@@ -99,8 +99,7 @@ async def select(ctx: TickContext, rows: list[Row]) -> Selection:
             rotated = list(found.scalars())
     # Marked ids the pool has no row for (services holds them): observed so the plan's orphan
     # rule sees them.
-    known = {row.id for row in rows}
-    strangers = sorted(marked - known)
+    strangers = sorted(marked - {row.id for row in rows if row.id in marked})
     return Selection(
         observe=creating + hot + rotated + strangers,
         platform=hot + strangers + rotated[:floor],
