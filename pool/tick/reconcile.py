@@ -5,8 +5,8 @@
   rows, `POST services /status/batch` about those (one attempt: a retry would repeat the whole
   observation, platform calls included; the next tick is the retry), and `/convos/status` of the
   healthy instances whose state the plan could change (`pool.tick.runtimes`). A row not observed
-  is no observation. If services does not answer, nothing changes. The platform's full listing
-  is the separate safety net (`pool.tick.listing`).
+  is no observation (`pool.tick.observe`). If services does not answer, nothing changes. The
+  platform's full listing is the separate safety net (`pool.tick.listing`).
 - Plan is pure (`pool.tick.plan`).
 - Act: each status change and destroy in its own transaction and its own `try`; the updates
   that keep the status (probe counter, deploy status) and the last-seen stamps go in a few
@@ -21,17 +21,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from sys import intern
-from typing import Any, cast
-
-from sqlalchemy import select
+from typing import Any
 
 from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
-from pool.models import Instance
-from pool.status import Status
 from pool.templates import rollouts
-from pool.tick import observed_writes, pools, replenish, runtimes, selection, state
+from pool.tick import observe, observed_writes, pools, replenish, selection, state
 from pool.tick.context import TickContext
 from pool.tick.instance_writes import apply_update, destroy, destroy_orphan
 from pool.tick.plan import (
@@ -43,7 +38,6 @@ from pool.tick.plan import (
     DestroyOrphan,
     Observed,
     Resend,
-    Row,
     Update,
     count_statuses,
     plan,
@@ -51,7 +45,7 @@ from pool.tick.plan import (
     settled,
 )
 from shared.logging import get_logger
-from shared.schemas import PlatformList, StatusBatch, StatusBatchRequest
+from shared.schemas import StatusBatchRequest
 
 log = get_logger("pool.tick")
 
@@ -76,14 +70,14 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     await instance_events.prune(
         ctx.sessionmaker, retention_hours=ctx.settings.instance_events_retention_hours
     )
-    rows = await _read_rows(ctx)
+    rows = await observe.read_rows(ctx)
     chosen = await selection.select(ctx, rows)
-    batch, error = await _observe(ctx, _request(ctx, chosen))
+    batch, error = await observe.observe(ctx, observe.request_for(ctx, chosen))
     if batch is None:
         ctx.observe_soon(chosen.marked)  # still to be observed
     # Services unreachable: not asked again (its retries would only lengthen a failed tick).
-    platforms = await _platforms(ctx) if batch is not None else None
-    observed = await _observed(ctx, rows, batch, asked=frozenset(chosen.observe))
+    platforms = await observe.platforms(ctx) if batch is not None else None
+    observed = await observe.observed_from(ctx, rows, batch, asked=frozenset(chosen.observe))
     async with ctx.sessionmaker.begin() as session:
         may_create = await state.may_create(session, ctx.fleet)
         live = await pools.live_pools(session, ctx.settings)
@@ -104,9 +98,7 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     summary["rotated"] = chosen.rotated
     if batch is not None:
         # The listing's count, unless this tick listed the whole fleet itself (rotation off).
-        summary["orphans_on_platform"] = (
-            len(batch.orphans) if batch.fleet is None and _whole(ctx) else ctx.listing.orphans
-        )
+        summary["orphans_on_platform"] = len(batch.orphans) if observe.whole(ctx) else ctx.listing.orphans
     log.info(
         "tick.summary",
         **result.counts,
@@ -137,110 +129,6 @@ async def _release_abandoned_claims(ctx: TickContext) -> None:
     instance forever: the claims' upkeep ends such claims, recovers every `claiming` instance no
     pending claim holds (reset → idle, else dead) and prunes old claim records."""
     await claims_recovery.upkeep(ctx.sessionmaker, ctx.instances, ctx.box, ctx.settings)
-
-
-async def _read_rows(ctx: TickContext, instance_id: str | None = None) -> list[Row]:
-    """Every row's plan columns (slotted `Row`s: ~10,000 of them per tick); the gateway tokens
-    are read later, only for the instances whose runtime a tick asks."""
-    query = select(
-        Instance.id,
-        Instance.status,
-        Instance.created_at,
-        Instance.status_changed_at,
-        Instance.failed_probes,
-        Instance.conversation_id,
-        Instance.deploy_status,
-        Instance.template_id,
-        Instance.template_version,
-    )
-    if instance_id is not None:
-        query = query.where(Instance.id == instance_id)
-    rows: list[Row] = []
-    # Read in chunks through a cursor, so the driver's records for 10,000 rows never sit in memory
-    # at once (the peak RSS is the high-water mark: Python keeps what it once held); the few
-    # distinct words (status, deploy status, template) are shared rather than copied per row.
-    async with ctx.sessionmaker.begin() as session:
-        found = await session.stream(query.execution_options(yield_per=READ_CHUNK))
-        async for r in found:
-            rows.append(
-                Row(r[0], cast(Status, intern(r[1])), r[2], r[3], r[4], r[5], _word(r[6]), intern(r[7]), r[8])
-            )
-    return rows
-
-
-READ_CHUNK = 1000
-
-
-def _word(value: str | None) -> str | None:
-    return None if value is None else intern(value)
-
-
-async def _tokens(ctx: TickContext, ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
-    """(url, encrypted gateway token) of the instances whose runtime the tick asks."""
-    if not ids:
-        return {}
-    query = select(Instance.id, Instance.url, Instance.gateway_token_enc).where(Instance.id.in_(ids))
-    async with ctx.sessionmaker.begin() as session:
-        return {r[0]: (r[1], r[2]) for r in await session.execute(query)}
-
-
-def _whole(ctx: TickContext) -> bool:
-    """Rotation off: every tick observes every instance and lists the platforms (the old tick)."""
-    return ctx.settings.observe_rotation_seconds <= 0
-
-
-def _request(ctx: TickContext, chosen: selection.Selection) -> StatusBatchRequest:
-    if _whole(ctx):
-        return StatusBatchRequest()
-    return StatusBatchRequest(instance_ids=chosen.observe, platform_ids=chosen.platform)
-
-
-async def _observe(
-    ctx: TickContext, request: StatusBatchRequest | None = None
-) -> tuple[StatusBatch | None, str | None]:
-    try:
-        batch = await ctx.services.status_batch(
-            request or StatusBatchRequest(), timeout=ctx.settings.status_batch_timeout_seconds
-        )
-    except Exception as exc:  # noqa: BLE001 - services down is an outcome, not a crash
-        log.warning("tick.observe_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-        return None, f"services unreachable: {type(exc).__name__}"
-    if not batch.platform_ok:
-        return batch, f"platform error: {batch.platform_error or 'unknown'}"[:300]
-    return batch, None
-
-
-async def _platforms(ctx: TickContext) -> PlatformList | None:
-    """Services' platforms for the status API, the dashboard and the metrics; read each tick (two
-    queries in services, no platform call). A failure keeps the last view."""
-    try:
-        return await ctx.services.platforms()
-    except Exception as exc:  # noqa: BLE001 - informative only: the tick goes on without it
-        log.warning("tick.platforms_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-        return None
-
-
-async def _observed(
-    ctx: TickContext,
-    rows: list[Row],
-    batch: StatusBatch | None,
-    *,
-    asked: frozenset[str] | None = None,
-    everything: bool = False,
-) -> Observed:
-    """`asked`: the ids the tick asked services about (None: all); see `Observed.asked`."""
-    if batch is None:
-        return Observed(rows, None)
-    ask, not_asked = runtimes.select(ctx, rows, batch, everything=everything)
-    tokens = await _tokens(ctx, ask)
-    urls = {
-        i: (seen.url if (seen := batch.instances.get(i)) and seen.url else tokens.get(i, (None, None))[0])
-        for i in ask
-    }
-    answers = await runtimes.ask(ctx, ask, urls, {i: tokens.get(i, (None, None))[1] for i in ask})
-    # Asked but unanswerable (no url or token): an unreachable runtime, as before.
-    answers.update({i: None for i in ask if i not in answers})
-    return Observed(rows, batch, answers, frozenset(not_asked), asked)
 
 
 async def _act_all(
@@ -314,13 +202,13 @@ async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
 
 async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     """Observe one instance now and apply the same rules a tick would (operator route)."""
-    rows = await _read_rows(ctx, instance_id)
+    rows = await observe.read_rows(ctx, instance_id)
     if not rows:
         return {"action": "none", "reason": "no such row"}
-    batch, error = await _observe(ctx, StatusBatchRequest(instance_ids=[instance_id]))
+    batch, error = await observe.observe(ctx, StatusBatchRequest(instance_ids=[instance_id]))
     if batch is None:
         return {"action": "none", "reason": error}
-    observed = await _observed(ctx, rows, batch, everything=True)
+    observed = await observe.observed_from(ctx, rows, batch, everything=True)
     async with ctx.sessionmaker() as session:
         live = await pools.live_pools(session, ctx.settings)
         now = await state.db_now(session)
