@@ -7,10 +7,14 @@ The pool (`python -m pool`, tick loop off) runs ticks on demand (`POST /api/pool
 services (`python -m services`, platform `railway`) talks to the fake, which runs in this process
 so its call counter and its own time spent per tick can be read.
 
-A steady-state tick changes nothing, so it measures observation: Railway pages, health probes
-from services (overlapping the pages), `/convos/status` from the pool of the idle instances due on
-its rotation (`pool.tick.runtimes`; with the defaults one in 20 idle instances per tick, at most
-200), the plan, and the set-based last-seen stamps.
+A steady-state tick changes nothing, so it measures observation: what the tick chose to observe
+(`pool.tick.selection`: with the defaults, at 10,000 idle, the 1,000 least recently observed, the
+platform asked about 100 of them), services' health probes of those, `/convos/status` from the
+pool of the idle instances due on its rotation (`pool.tick.runtimes`), the plan, and the
+set-based stamps. The platform's safety-net listing (`pool.tick.listing`) is measured once per
+case, as the one services call the pool makes for it (`changesOnly`), and the hourly Railway
+budget is worked out from both: ticks per hour × a steady tick's calls + listings per hour × a
+listing's calls, at the default tick interval and listing pacing.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from bench.procs import (
 )
 from bench.stats import spread
 from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
+from pool.config import Settings as PoolSettings
+from pool.tick.listing import interval as listing_interval
 from shared.auth import SecretBox
 
 SERVICES_KEY = "bench-services-key"
@@ -55,9 +61,9 @@ BATCH_SIZE = 50
 class ReconcileConfig:
     sizes: tuple[int, ...] = (500, 2000, 10000)
     modes: tuple[str, ...] = ("shared", "per-instance")
-    ticks: int = 2
-    # Fleets this large get one tick: on the reference machine one takes minutes.
-    one_tick_from: int = 5000
+    ticks: int = 3
+    # Fleets this large get one tick (a tick of the old code took minutes at 10,000).
+    one_tick_from: int = 1_000_000
     health_latency: float = 0.02
     # Extra env for services and the pool (a variant with other settings).
     services_env: tuple[tuple[str, str], ...] = ()
@@ -80,8 +86,9 @@ class TimedFakeRailway(FakeRailway):
 
 
 def expected_calls(mode: str, size: int) -> int:
-    pages = math.ceil(size / PAGE_SIZE)
-    return pages if mode == "shared" else pages + math.ceil(size / BATCH_SIZE)
+    """A steady tick's platform calls: the rotation's first `POOL_OBSERVE_FLOOR_PER_TICK` (100)
+    instances, asked in batches of 50 (`serviceInstance` or `environment` aliases), either mode."""
+    return math.ceil(min(size, 100) / BATCH_SIZE)
 
 
 def seed_railway(fake: FakeRailway, mode: str, ids: list[str]) -> dict[str, tuple[str, str, str]]:
@@ -211,6 +218,7 @@ async def one_case(
                     }
                     count = 1 if size >= config.one_tick_from else config.ticks
                     ticks = [await _tick(pool.url, pool_db, fake, pids) for _ in range(count)]
+                    listed = await _listing(services.url, fake)
                     rss = {
                         "pool_rss_mb": round(pool.rss_mb(), 1),
                         "pool_peak_rss_mb": round(peak_rss_mb(pool), 1),
@@ -234,6 +242,8 @@ async def one_case(
             name: round(statistics.median(t["cpu_s"][name] for t in ticks), 2) for name in ticks[0]["cpu_s"]
         },
         "actions": [t["actions"] for t in ticks],
+        "listing": listed,
+        "calls_per_hour": _calls_per_hour(statistics.median(t["railway_calls"] for t in ticks), listed),
         "errors": [t["error"] for t in ticks if t["error"]],
         **rss,
     }
@@ -262,6 +272,45 @@ async def _tick(pool_url: str, pool_db: str, fake: TimedFakeRailway, pids: dict[
         "cpu_s": cpu,
         "actions": _actions(summary),
         "error": _error(summary),
+    }
+
+
+async def _listing(services_url: str, fake: TimedFakeRailway) -> dict[str, Any]:
+    """The safety net's full listing, as the pool asks for it (`pool.tick.listing`)."""
+    calls = sum(fake.calls.values())
+    started = time.perf_counter()
+    async with httpx.AsyncClient(
+        base_url=services_url, headers={"Authorization": f"Bearer {SERVICES_KEY}"}, timeout=600
+    ) as http:
+        response = await http.post("/status/batch", json={"changesOnly": True, "probe": False})
+    response.raise_for_status()
+    body = response.json()
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "railway_calls": sum(fake.calls.values()) - calls,
+        "reported": len(body["instances"]),
+        "fleet": len(body.get("fleet") or []),
+        "bytes": len(response.content),
+    }
+
+
+def _calls_per_hour(tick_calls: float, listed: dict[str, Any]) -> dict[str, float]:
+    """Steady-state Railway calls per hour at the pool's defaults (30 s ticks; listings every
+    `listing.interval` of what one costs, 300 s and 2,500 calls/hour)."""
+    defaults = PoolSettings.model_fields
+    tick_interval = float(defaults["tick_interval_seconds"].default)
+    every = listing_interval(
+        listed["railway_calls"],
+        every=float(defaults["listing_interval_seconds"].default),
+        calls_per_hour=int(defaults["listing_calls_per_hour"].default),
+    )
+    ticks = tick_calls * 3600 / tick_interval
+    listings = listed["railway_calls"] * 3600 / every
+    return {
+        "ticks": round(ticks),
+        "listings": round(listings),
+        "total": round(ticks + listings),
+        "listing_every_s": round(every, 1),
     }
 
 

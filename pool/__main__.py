@@ -3,16 +3,23 @@
 uvicorn picks uvloop and httptools when installed (`uvicorn[standard]`, loop="auto", http="auto"):
 on the claim path they cost a fraction of asyncio's loop and h11. With POOL_WORKERS > 1 uvicorn
 runs that many processes on one socket, each building its app from the environment.
+
+httpx imports its command-line tool (`httpx._main`: rich, pygments, click) whenever those are
+installed, and they are (`poolctl` uses rich): ~5 MB of RSS in a server that never runs it. The
+server tells httpx that module is absent, which httpx handles (its `main` then says so).
 """
 
 import gc
+import sys
 
-import uvicorn
-from fastapi import FastAPI
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from pool.config import Settings
-from pool.main import create_app
-from shared.logging import configure_logging
+import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from pool.config import Settings  # noqa: E402
+from pool.main import create_app  # noqa: E402
+from shared.logging import configure_logging  # noqa: E402
 
 
 def create_worker_app() -> FastAPI:

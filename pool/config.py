@@ -120,6 +120,34 @@ class Settings(BaseSettings):
         ge=1,
         description="Most idle instances whose `/convos/status` one tick asks (the rotation above).",
     )
+    observe_rotation_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="The tick's safety net: each `idle`, `claimed`, `pending_acceptance` or `sleeping` "
+        "instance is observed (health probe, the platform's last word) at least once per this period "
+        "plus two ticks, on a rotation of the least recently observed, ceil(count × tick interval ÷ "
+        "period) per tick. Instances that can have changed (starting, failing, crashed, marked by an "
+        "event or a listing) are observed every tick. 0 observes every instance every tick.",
+    )
+    observe_floor_per_tick: int = Field(
+        100,
+        ge=0,
+        description="Each tick observes at least this many of the steady instances of the rotation above "
+        "(all of a fleet this small), the platform asked about them too (in batches of the platform's size); "
+        "the rest of a larger rotation is probed for health only.",
+    )
+    listing_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="The platform's safety net: services lists every platform in full at most this "
+        "often (deploy events are the fast path); what changed is observed at the next tick.",
+    )
+    listing_calls_per_hour: int = Field(
+        2500,
+        ge=1,
+        description="Most platform API calls per hour the full listings may spend: the listing "
+        "interval stretches to (calls the last listing cost) × 3600 ÷ this.",
+    )
     probe_timeout_seconds: float = Field(
         5.0,
         gt=0,

@@ -100,8 +100,15 @@ class InstanceDestroyed(WireAnswer):
 
 
 class StatusBatchRequest(WireModel):
+    # None: every instance services knows, the platforms listed in full (orphans found).
     instance_ids: list[InstanceId] | None = None
     probe: bool = True
+    # Of `instance_ids`, the ones the platform is asked about now (batched, no listing); the
+    # others carry the deploy status services last observed. None: all of them.
+    platform_ids: list[InstanceId] | None = None
+    # The pool's safety-net listing (with `instance_ids` None): every platform listed in full,
+    # but only the instances whose deploy status is not `running` reported, plus `fleet`.
+    changes_only: bool = False
 
 
 class HealthProbe(WireAnswer):
@@ -146,6 +153,10 @@ class StatusBatch(WireAnswer):
     orphans: list[PlatformOrphan] = Field(default_factory=list)
     platform_ok: bool = True
     platform_error: str | None = None
+    # With `changes_only`: every instance id services holds, and the platform calls the listing
+    # cost (the pool paces its listings by them). Null otherwise.
+    fleet: list[str] | None = None
+    platform_calls: int | None = None
 
 
 PlatformHealthWord = Literal["ok", "full", "backing off", "draining"]

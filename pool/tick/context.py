@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,14 @@ from pool.status import Rules
 from pool.tick.state import FLEET
 from pool.tick.targets import PoolTarget, Target
 from shared.auth import SecretBox
+
+
+@dataclass
+class ListingState:
+    # `time.monotonic()` of the last listing that answered; None: none yet (the first is due now).
+    at: float | None = None
+    platform_calls: int = 0
+    orphans: int = 0
 
 
 @dataclass
@@ -37,6 +45,11 @@ class TickContext:
     create_slots: asyncio.Semaphore | None = None
     # Idle instance id → when the tick last asked its /convos/status (`pool.tick.runtimes`).
     runtime_checked: dict[str, float] = field(default_factory=dict)
+    # Instances the next tick observes first, platform included (`pool.tick.selection`): marked
+    # by a deploy event or by the safety-net listing (`pool.tick.listing`) through `observe_soon`.
+    observe_now: set[str] = field(default_factory=set)
+    # The last safety-net listing: when (monotonic), what it cost, the orphans it saw.
+    listing: ListingState = field(default_factory=lambda: ListingState())
     # Called when an instance may have become idle (promoted, recovered): the claim queue's
     # dispatcher hands it to the queue's head (`pool.claims.dispatcher`, wired in `pool.main`).
     on_idle: Callable[[], None] = field(default=lambda: None)
@@ -63,6 +76,11 @@ class TickContext:
             create_resend_seconds=s.services_timeout_seconds,
             may_create=may_create,
         )
+
+    def observe_soon(self, instance_ids: Iterable[str]) -> None:
+        """Have the next tick observe these instances (health and platform), whatever their
+        place on the rotation: the hook for deploy events and for the listing's findings."""
+        self.observe_now.update(instance_ids)
 
     def slots(self) -> asyncio.Semaphore:
         if self.create_slots is None:

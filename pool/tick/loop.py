@@ -1,4 +1,5 @@
-"""The runner: one reconcile loop, one starting prober and one refill waker per process.
+"""The runner: one reconcile loop, one starting prober, one platform listing (the safety net,
+`pool.tick.listing`: looked at every tick interval, run when due) and one refill waker per process.
 
 - Each loop runs its body every N seconds measured from the *start* of the previous run; an
   overrun is logged and the next run starts at once (ticks never overlap: one task, one lock).
@@ -18,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pool.tick import replenish
+from pool.tick import listing, replenish
 from pool.tick.context import TickContext
 from pool.tick.leader import Leadership
 from pool.tick.prober import probe_starting
@@ -54,6 +55,12 @@ class TickRunner:
             return 0
         return await probe_starting(self.ctx)
 
+    async def list_once(self) -> set[str] | None:
+        """The safety-net listing, if this replica leads and one is due."""
+        if not await self.leadership.acquire():
+            return None
+        return await listing.list_if_due(self.ctx)
+
     async def refill_once(self) -> list[str]:
         return await replenish.refill(self.ctx)
 
@@ -68,6 +75,10 @@ class TickRunner:
             asyncio.create_task(
                 self._every(settings.starting_probe_interval_seconds, self.probe_once, "prober", None),
                 name="pool.tick.prober",
+            ),
+            asyncio.create_task(
+                self._every(settings.tick_interval_seconds, self.list_once, "listing", None),
+                name="pool.tick.listing",
             ),
             asyncio.create_task(self._refill_on_wake(), name="pool.tick.refill"),
         ]

@@ -2,11 +2,11 @@
 
 A tick used to run one transaction per `Update`, status change or not; under load most of them
 were probe-counter bumps, and at 10,000 instances a bad minute meant thousands of transactions.
-Here a tick's counter/deploy-status updates go in one statement per chunk, and the last-seen
-stamps of the healthy instances it left alone in one more. Both stay conditional on the status
-the tick read (`AND status = <read>`), so a claim that moved a row meanwhile wins, as with every
-status write. Status CHANGES still go one by one (`instance_writes.apply_update`), each in its own
-transaction, so each is logged and can fail alone.
+Here a tick's counter/deploy-status updates go in one statement per chunk, and the stamps of
+the instances it observed and left alone (last observed; last healthy) in one more. Both stay
+conditional on the status the tick read (`AND status = <read>`), so a claim that moved a row
+meanwhile wins, as with every status write. Status CHANGES still go one by one
+(`instance_writes.apply_update`), each in its own transaction, so each is logged and can fail alone.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ _PLATFORMS = text(
 _SEEN = text(
     """
     UPDATE instances AS i
-    SET last_probe_at = now(), last_healthy_at = now()
-    FROM unnest(CAST(:ids AS text[]), CAST(:reads AS text[])) AS v(id, read)
+    SET last_probe_at = now(),
+        last_healthy_at = CASE WHEN v.healthy THEN now() ELSE i.last_healthy_at END
+    FROM unnest(CAST(:ids AS text[]), CAST(:reads AS text[]), CAST(:healthy AS boolean[]))
+        AS v(id, read, healthy)
     WHERE i.id = v.id AND i.status = v.read
     """
 )
@@ -78,11 +80,16 @@ async def write_counters(ctx: TickContext, updates: Sequence[Update]) -> set[str
     return done
 
 
-async def stamp_seen(ctx: TickContext, seen: Sequence[tuple[str, str]]) -> None:
-    """Last-seen stamps of (id, status read) pairs observed healthy and left unchanged."""
+async def stamp_seen(ctx: TickContext, seen: Sequence[tuple[str, str, bool]]) -> None:
+    """Observed stamps of (id, status read, healthy) for rows observed and left unchanged: the
+    last observation (`last_probe_at`, which orders the rotation) and, if healthy, last-healthy."""
     for start in range(0, len(seen), CHUNK):
         chunk = seen[start : start + CHUNK]
-        params = {"ids": [i for i, _ in chunk], "reads": [r for _, r in chunk]}
+        params = {
+            "ids": [i for i, _, _ in chunk],
+            "reads": [r for _, r, _ in chunk],
+            "healthy": [h for *_, h in chunk],
+        }
         async with ctx.sessionmaker.begin() as session:
             await session.execute(_SEEN, params)
 

@@ -18,9 +18,9 @@ from pool.tick.targets import PoolTarget, Target, replenish_counts
 from shared.schemas import InstanceObservation, StatusBatch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
-    """The columns of an `instances` row the plan reads."""
+    """The columns of an `instances` row the plan reads (slotted: a tick holds one per instance)."""
 
     id: str
     status: Status
@@ -43,6 +43,10 @@ class Observed:
     # Healthy instances the pool chose not to ask this tick (steady idle/claimed, off rotation):
     # their missing runtime is no observation, not an unreachable runtime.
     not_asked: frozenset[str] = frozenset()
+    # The ids this tick asked services about (`pool.tick.selection`; None: every row). A row
+    # neither asked nor reported is unobserved: no change but what needs no observation (an
+    # archived template, a rolled-back version). Asked and not reported: unknown to services.
+    asked: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
         return []
     actions: list[Action] = []
     after: Counter[tuple[str, str]] = Counter()
-    unseen = _Unseen(frozenset(batch.unprobed), observed.not_asked)
+    unseen = _Unseen(frozenset(batch.unprobed), observed.not_asked, observed.asked)
     for row in observed.rows:
         action = _plan_row(row, batch, observed.runtimes, unseen, target, now)
         if action is not None:
@@ -134,7 +138,8 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
             after[(row.template_id, "starting")] += 1
             continue
         after[(row.template_id, action.status if isinstance(action, Update) else row.status)] += 1
-    known = {row.id for row in observed.rows}
+    # Only the ids the batch reports matter to the orphan rule (a set of every row would not).
+    known = {row.id for row in observed.rows if row.id in batch.instances}
     actions += _orphans(batch, known, target, now)
     for pool in target.pools:
         retired = _retired(pool, observed.rows, actions)
@@ -208,6 +213,7 @@ class _Unseen:
 
     unprobed: frozenset[str] = frozenset()
     not_asked: frozenset[str] = frozenset()
+    asked: frozenset[str] | None = None
 
 
 def observation_for(
@@ -257,6 +263,8 @@ def _plan_row(
             return Destroy(row.id, row.status, "dead", f"template {row.template_id} is archived")
         if row.template_version > pool.version and row.template_version != pool.canary_version:
             return Destroy(row.id, row.status, "dead", f"version {row.template_version} was rolled back")
+    if unseen.asked is not None and row.id not in unseen.asked and row.id not in batch.instances:
+        return None  # not observed this tick
     obs = observation_for(row, batch, runtimes, now, unseen)
     decision = decide(row.status, obs, target.rules)
     if decision.action == "destroy":

@@ -1,9 +1,12 @@
 """One tick: observe → plan → act → record.
 
-- Observe afresh every tick: the pool's rows, `POST services /status/batch` (one attempt: a
-  retry would repeat the whole observation, platform calls included; the next tick is the retry),
-  and `/convos/status` of the healthy instances whose state the plan could change
-  (`pool.tick.runtimes`). If services does not answer, nothing changes.
+- Observe afresh every tick what can have changed (`pool.tick.selection`: starting, failing,
+  marked by an event or the listing, plus a bounded rotation of the steady rest): the pool's
+  rows, `POST services /status/batch` about those (one attempt: a retry would repeat the whole
+  observation, platform calls included; the next tick is the retry), and `/convos/status` of the
+  healthy instances whose state the plan could change (`pool.tick.runtimes`). A row not observed
+  is no observation (`pool.tick.observe`). If services does not answer, nothing changes. The
+  platform's full listing is the separate safety net (`pool.tick.listing`).
 - Plan is pure (`pool.tick.plan`).
 - Act: each status change and destroy in its own transaction and its own `try`; the updates
   that keep the status (probe counter, deploy status) and the last-seen stamps go in a few
@@ -19,17 +22,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, cast
-
-from sqlalchemy import select
+from typing import Any
 
 from pool.activity import samples
 from pool.callbacks import events as instance_events
 from pool.claims import recovery as claims_recovery
-from pool.models import Instance
-from pool.status import Status
 from pool.templates import rollouts
-from pool.tick import observed_writes, pools, replenish, runtimes, sizing, state
+from pool.tick import observe, observed_writes, pools, replenish, selection, sizing, state
 from pool.tick.context import TickContext
 from pool.tick.instance_writes import apply_update, destroy, destroy_orphan
 from pool.tick.plan import (
@@ -46,9 +45,10 @@ from pool.tick.plan import (
     count_statuses,
     plan,
     seen_healthy,
+    settled,
 )
 from shared.logging import get_logger
-from shared.schemas import PlatformList, StatusBatch, StatusBatchRequest
+from shared.schemas import StatusBatchRequest
 
 log = get_logger("pool.tick")
 
@@ -73,11 +73,14 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     await instance_events.prune(
         ctx.sessionmaker, retention_hours=ctx.settings.instance_events_retention_hours
     )
-    rows, tokens = await _read_rows(ctx)
-    batch, error = await _observe(ctx)
+    rows = await observe.read_rows(ctx)
+    chosen = await selection.select(ctx, rows)
+    batch, error = await observe.observe(ctx, observe.request_for(ctx, chosen))
+    if batch is None:
+        ctx.observe_soon(chosen.marked)  # still to be observed
     # Services unreachable: not asked again (its retries would only lengthen a failed tick).
-    platforms = await _platforms(ctx) if batch is not None else None
-    observed = await _observed(ctx, rows, tokens, batch)
+    platforms = await observe.platforms(ctx) if batch is not None else None
+    observed = await observe.observed_from(ctx, rows, batch, asked=frozenset(chosen.observe))
     async with ctx.sessionmaker() as session:
         now = await state.db_now(session)  # rows' ages on the clock that stamped them
     retired = await _resize(ctx, rows, now) if batch is not None else {}
@@ -97,8 +100,11 @@ async def reconcile(ctx: TickContext, *, leader_id: str) -> TickResult:
     ctx.on_idle()
     seconds = time.monotonic() - started
     summary = result.summary(ctx.settings.min_idle)
+    summary["observed"] = len(chosen.observe)
+    summary["rotated"] = chosen.rotated
     if batch is not None:
-        summary["orphans_on_platform"] = len(batch.orphans)
+        # The listing's count, unless this tick listed the whole fleet itself (rotation off).
+        summary["orphans_on_platform"] = len(batch.orphans) if observe.whole(ctx) else ctx.listing.orphans
     log.info(
         "tick.summary",
         **result.counts,
@@ -150,74 +156,6 @@ async def _release_abandoned_claims(ctx: TickContext) -> None:
     await claims_recovery.upkeep(ctx.sessionmaker, ctx.instances, ctx.box, ctx.settings)
 
 
-async def _read_rows(
-    ctx: TickContext, instance_id: str | None = None
-) -> tuple[list[Row], dict[str, tuple[str | None, str | None]]]:
-    query = select(
-        Instance.id,
-        Instance.status,
-        Instance.created_at,
-        Instance.status_changed_at,
-        Instance.failed_probes,
-        Instance.conversation_id,
-        Instance.deploy_status,
-        Instance.url,
-        Instance.gateway_token_enc,
-        Instance.template_id,
-        Instance.template_version,
-    )
-    if instance_id is not None:
-        query = query.where(Instance.id == instance_id)
-    async with ctx.sessionmaker.begin() as session:
-        found = await session.execute(query)
-        rows, tokens = [], {}
-        for r in found:
-            rows.append(Row(r[0], cast(Status, r[1]), r[2], r[3], r[4], r[5], r[6], r[9], r[10]))
-            tokens[r[0]] = (r[7], r[8])
-    return rows, tokens
-
-
-async def _observe(ctx: TickContext, ids: list[str] | None = None) -> tuple[StatusBatch | None, str | None]:
-    try:
-        batch = await ctx.services.status_batch(
-            StatusBatchRequest(instance_ids=ids), timeout=ctx.settings.status_batch_timeout_seconds
-        )
-    except Exception as exc:  # noqa: BLE001 - services down is an outcome, not a crash
-        log.warning("tick.observe_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-        return None, f"services unreachable: {type(exc).__name__}"
-    if not batch.platform_ok:
-        return batch, f"platform error: {batch.platform_error or 'unknown'}"[:300]
-    return batch, None
-
-
-async def _platforms(ctx: TickContext) -> PlatformList | None:
-    """Services' platforms for the status API, the dashboard and the metrics; read each tick (two
-    queries in services, no platform call). A failure keeps the last view."""
-    try:
-        return await ctx.services.platforms()
-    except Exception as exc:  # noqa: BLE001 - informative only: the tick goes on without it
-        log.warning("tick.platforms_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-        return None
-
-
-async def _observed(
-    ctx: TickContext,
-    rows: list[Row],
-    tokens: dict[str, tuple[str | None, str | None]],
-    batch: StatusBatch | None,
-    *,
-    everything: bool = False,
-) -> Observed:
-    if batch is None:
-        return Observed(rows, None)
-    ask, not_asked = runtimes.select(ctx, rows, batch, everything=everything)
-    urls = {i: (seen.url if (seen := batch.instances.get(i)) and seen.url else tokens[i][0]) for i in ask}
-    answers = await runtimes.ask(ctx, ask, urls, {i: tokens[i][1] for i in ask})
-    # Asked but unanswerable (no url or token): an unreachable runtime, as before.
-    answers.update({i: None for i in ask if i not in answers})
-    return Observed(rows, batch, answers, frozenset(not_asked))
-
-
 async def _act_all(
     ctx: TickContext, observed: Observed, actions: Sequence[Action], result: TickResult
 ) -> None:
@@ -233,11 +171,18 @@ async def _act_all(
             await _act(ctx, action, result)
     acted = {a.instance_id for a in actions if isinstance(a, Update | Destroy | Created | CreateFailed)}
     batch = observed.batch
-    if batch is not None:
-        await observed_writes.record_platforms(ctx, batch)
-    if batch is None or not batch.platform_ok:
+    if batch is None:
         return
-    seen = [(row.id, row.status) for row in seen_healthy(observed.rows, batch) if row.id not in acted]
+    await observed_writes.record_platforms(ctx, batch)
+    # Every row observed and left alone is stamped (the rotation's order, `pool.tick.selection`),
+    # its last-healthy too when healthy; a row not probed before services' deadline is not.
+    healthy = {row.id for row in seen_healthy(observed.rows, batch)}
+    unprobed = set(batch.unprobed)
+    seen = [
+        (row.id, row.status, row.id in healthy)
+        for row in observed.rows
+        if row.id in batch.instances and row.id not in acted and row.id not in unprobed and settled(row)
+    ]
     try:
         await observed_writes.stamp_seen(ctx, seen)
     except Exception as exc:  # noqa: BLE001 - a stamp is informative only
@@ -282,13 +227,13 @@ async def _act(ctx: TickContext, action: Action, result: TickResult) -> None:
 
 async def recheck(ctx: TickContext, instance_id: str) -> dict[str, Any]:
     """Observe one instance now and apply the same rules a tick would (operator route)."""
-    rows, tokens = await _read_rows(ctx, instance_id)
+    rows = await observe.read_rows(ctx, instance_id)
     if not rows:
         return {"action": "none", "reason": "no such row"}
-    batch, error = await _observe(ctx, [instance_id])
+    batch, error = await observe.observe(ctx, StatusBatchRequest(instance_ids=[instance_id]))
     if batch is None:
         return {"action": "none", "reason": error}
-    observed = await _observed(ctx, rows, tokens, batch, everything=True)
+    observed = await observe.observed_from(ctx, rows, batch, everything=True)
     async with ctx.sessionmaker() as session:
         live = await pools.live_pools(session, ctx.settings)
         now = await state.db_now(session)

@@ -12,12 +12,17 @@ instances. The answer only matters where the plan could change something, so a t
 - never `claimed`/`pending_acceptance` (the runtime's answer changes nothing for them in
   `pool.status`) nor rows in flight.
 
-Trade-off: an idle instance tainted out of band (a conversation we did not give it, or no longer
-clean) is found within one rotation instead of on the next tick: at 10,000 idle with the defaults
-(600 s, 200 per tick, 30 s ticks) a rotation takes 50 ticks, 25 minutes. A claim in that window
-still does not hand it out bound to someone else's conversation: the runtime refuses a second
-provision (409, DESIGN.md §4) and the claim resets it or takes another instance. Set
-`idle_runtime_check_seconds` to 0 to ask every idle instance every tick (the old behaviour).
+Only instances this tick observed healthy can be asked, and a tick observes a slice of the steady
+fleet (`pool.tick.selection`, each within `POOL_OBSERVE_ROTATION_SECONDS` plus two ticks): the
+due ones among them, least recently asked first, with the per-tick spread reckoned over every
+idle instance. Trade-off: an idle instance tainted out of band (a conversation we did not give
+it, or no longer clean) is found within about one rotation instead of on the next tick: at
+10,000 idle with the defaults (600 s, 200 per tick, 30 s ticks) a rotation takes 50 ticks,
+25 minutes, plus up to one observation period for the instance to come round in a tick's
+slice. A claim in that window still does not hand it out bound to someone else's
+conversation: the runtime refuses a second provision (409, DESIGN.md §4) and the claim resets
+it or takes another instance. Set `idle_runtime_check_seconds` to 0 to ask every idle instance
+a tick observes.
 
 The rotation's memory (`TickContext.runtime_checked`) lives in the tick context, so a new leader starts with
 every idle instance due; the per-tick bound keeps that first burst small.
@@ -41,12 +46,21 @@ ALWAYS_ASKED = frozenset({"starting", "sleeping", "crashed"})
 
 
 def rotation(
-    last: dict[str, float], idle: list[str], *, now: float, period: float, interval: float, cap: int
+    last: dict[str, float],
+    idle: list[str],
+    *,
+    now: float,
+    period: float,
+    interval: float,
+    cap: int,
+    population: int | None = None,
 ) -> list[str]:
-    """The idle ids to ask this tick; `last` maps an id to when it was last asked (monotonic)."""
+    """The idle ids to ask this tick, among `idle` (the ones observed healthy this tick); `last`
+    maps an id to when it was last asked (monotonic). The spread is over `population`, every
+    idle instance (default: `idle`), since a tick observes only a slice of them."""
     if period <= 0:
         return idle
-    per_tick = min(cap, math.ceil(len(idle) * interval / period))
+    per_tick = min(cap, math.ceil((len(idle) if population is None else population) * interval / period))
     never = -math.inf
     due = [i for i in idle if now - last.get(i, never) >= period]
     due.sort(key=lambda i: last.get(i, never))
@@ -68,9 +82,10 @@ def select(
     if everything:
         return wanted, []
     s, now = ctx.settings, time.monotonic()
-    present = {row.id for row in rows}
-    # Only ids still in the pool are remembered, so the map never outgrows the fleet.
-    last = {i: t for i, t in ctx.runtime_checked.items() if i in present}
+    # Only ids still in the pool are remembered, so the map never outgrows the fleet (built from
+    # the rows, without a set of every id: a tick's transient containers make its peak RSS).
+    checked = ctx.runtime_checked
+    last = {row.id: t for row in rows if (t := checked.get(row.id)) is not None}
     due = rotation(
         last,
         idle,
@@ -78,6 +93,7 @@ def select(
         period=s.idle_runtime_check_seconds,
         interval=s.tick_interval_seconds,
         cap=s.idle_runtime_checks_per_tick,
+        population=sum(1 for row in rows if row.status == "idle" and row.failed_probes == 0),
     )
     last.update(dict.fromkeys(due, now))
     ctx.runtime_checked = last

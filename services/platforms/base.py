@@ -88,8 +88,10 @@ class Platform(Protocol):
 
     async def create(self, spec: InstanceSpec, on_progress: ProgressCallback) -> PlatformRef: ...
 
-    async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
-        """Deploy state of each given instance (keyed by instance id), in O(pages) platform calls."""
+    async def status_many(self, refs: dict[str, PlatformRef], *, listing: bool = True) -> FleetSnapshot:
+        """Deploy state of each given instance (keyed by instance id), in O(pages) platform calls.
+        `listing`: list the platform in full (finds orphans); without it, ask about the given
+        instances only (batched, no orphans), for the few a tick or an event observes."""
         ...
 
     async def destroy(self, ref: PlatformRef) -> bool:

@@ -1,6 +1,15 @@
-"""One observation of the fleet for the pool's tick: deploy status from each platform in one
-`status_many` call about its own rows (every platform at once, each at its O(pages) cost), plus a
-`/pool/health` probe per instance (`services.status.probes`).
+"""One observation of the fleet, or of some of it, for the pool's tick: deploy status from each
+platform in one `status_many` call about its own rows (every platform at once; `services.status.
+platforms`), plus a `/pool/health` probe per instance (`services.status.probes`).
+
+What the pool asks (`StatusBatchRequest`), so that a tick costs O(changes):
+- `instance_ids` null: the whole fleet, every platform listed in full (orphans too);
+- `instance_ids`: those instances; of them, `platform_ids` (default: all) are asked about on the
+  platform without a listing, the rest carry the deploy status services last observed (each
+  observation records it), and every one is probed;
+- `changes_only` (the pool's safety-net listing): the platforms listed in full, no probes, and
+  only the instances whose deploy status is not `running` reported, with every id services holds
+  (`fleet`) and what the listing cost (`platform_calls`).
 
 The whole batch has a deadline (`SERVICES_STATUS_DEADLINE_SECONDS`; the pool's timeout for this
 call must be longer): the platform observation may use all of it, the probes use what is left.
@@ -16,17 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.config import Settings
-from services.instances import service as instances_service
 from services.instances.create import phase_of
 from services.models import InstanceInfra
-from services.platforms.base import FleetSnapshot, Platform
 from services.platforms.registry import Platforms
+from services.status.platforms import observe_platforms
 from services.status.probes import ProbeRun, concurrency_for, probe_fleet
 from shared.logging import get_logger
 from shared.schemas import (
@@ -45,56 +55,6 @@ MADE = frozenset({"active", "destroying"})
 NOT_PROBED = frozenset({"failed", "crashed", "removed", "sleeping"})
 
 
-async def _observe_platform(
-    name: str, platform: Platform, rows: list[InstanceInfra], deadline: float
-) -> tuple[FleetSnapshot | None, str | None]:
-    if not rows:
-        # Asked only about creates not yet made (the pool's prober following their phase):
-        # nothing to ask the platform, whose every call is budgeted.
-        return FleetSnapshot(states={}), None
-    refs = {
-        row.instance_id: ref
-        for row in rows
-        if instances_service.has_platform_resources(ref := instances_service.ref_of(row))
-    }
-    try:
-        async with asyncio.timeout_at(deadline):
-            return await platform.status_many(refs), None
-    except TimeoutError:
-        log.warning("status.platform.deadline", platform=name, instances=len(refs))
-        return None, "the platform did not answer before the status batch deadline"
-    except Exception as exc:
-        error = instances_service.describe(exc)[:500]
-        log.warning("status.platform.failed", platform=name, error=error)
-        return None, error
-
-
-async def _observe_platforms(
-    platforms: Platforms, rows: list[InstanceInfra], *, everything: bool, deadline: float
-) -> tuple[dict[str, FleetSnapshot | None], dict[str, str]]:
-    """Each platform about its own rows, all at once. Asked about the whole fleet, every platform
-    lists (its orphans); asked about some ids, only the platforms those live on."""
-    mine: dict[str, list[InstanceInfra]] = {}
-    for row in rows:
-        if row.platform is not None:
-            mine.setdefault(row.platform, []).append(row)
-    # A platform with no rows is not asked (every call is budgeted): the sweep lists it for orphans.
-    names = [entry.name for entry in platforms if everything or entry.name in mine]
-    answers = await asyncio.gather(
-        *(
-            _observe_platform(n, platforms.entries_by_name[n].platform, mine.get(n, []), deadline)
-            for n in names
-        )
-    )
-    snapshots = {name: snapshot for name, (snapshot, _) in zip(names, answers, strict=True)}
-    errors = {name: error for name, (_, error) in zip(names, answers, strict=True) if error is not None}
-    for name in sorted(set(mine) - set(names)):
-        # Recorded on a platform no longer configured: nothing can observe it.
-        snapshots[name] = None
-        errors[name] = "not in SERVICES_PLATFORMS"
-    return snapshots, errors
-
-
 async def observe_fleet(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
@@ -111,50 +71,65 @@ async def observe_fleet(
         everything = list(await session.scalars(query))
     # A create not yet made (queued, creating, failed) has nothing to observe but its phase.
     rows = [row for row in everything if row.state in MADE]
+    whole = body.instance_ids is None
+    # The rows the platform is asked about now; the others keep the deploy status last observed.
+    wanted = None if body.platform_ids is None else set(body.platform_ids)
+    asked = rows if whole or wanted is None else [row for row in rows if row.instance_id in wanted]
+    probing = body.probe and not body.changes_only
 
     # Instances last seen serving are probed while the platform is asked (a remote platform's
     # pages may be paced: seconds per 10,000 instances); the rest once the platform has
     # answered. The early wave's answers for instances the platform now reports not probeable
     # (e.g. just fell asleep) are dropped: the cost is one probe at the change.
-    early_urls = {r.instance_id: r.url for r in rows if body.probe and r.url and r.deploy_status == "running"}
+    early_urls = {r.instance_id: r.url for r in rows if probing and r.url and r.deploy_status == "running"}
     early = asyncio.create_task(_probe(settings, early_urls, deadline))
     try:
         # Every recorded platform resource is named, so a create's half-made one is no orphan
         # (orphans are listed only when the whole fleet is asked about).
-        snapshots, errors = await _observe_platforms(
+        snapshots, errors = await observe_platforms(
             platforms,
-            everything if body.instance_ids is None else rows,
-            everything=body.instance_ids is None,
+            everything if whole else asked,
+            {row.platform for row in everything if row.platform is not None},
+            everything=whole,
             deadline=deadline,
         )
     except BaseException:
         early.cancel()
         raise
-    answered = {name for name, snapshot in snapshots.items() if snapshot is not None}
+    answered = {name for name, snapshot in snapshots.items() if snapshot}
     states = {i: s for snapshot in snapshots.values() if snapshot for i, s in snapshot.states.items()}
-    deploy = {
-        row.instance_id: (s.deploy_status if (s := states.get(row.instance_id)) else None) for row in rows
+    asked_ids = {row.instance_id for row in asked}
+    deploy: dict[str, DeployState | None] = {
+        row.instance_id: (
+            (s.deploy_status if (s := states.get(row.instance_id)) else None)
+            if row.instance_id in asked_ids
+            else cast(DeployState | None, row.deploy_status)
+        )
+        for row in rows
     }
     urls = {
         row.instance_id: url
         for row in rows
         if (url := (s.url if (s := states.get(row.instance_id)) and s.url else row.url))
     }
-    targets = {i: u for i, u in urls.items() if deploy[i] not in NOT_PROBED} if body.probe else {}
+    targets = {i: u for i, u in urls.items() if deploy[i] not in NOT_PROBED} if probing else {}
     late = await _probe(settings, {i: u for i, u in targets.items() if early_urls.get(i) != u}, deadline)
     run = _merge(await early, late, targets, early_urls)
     probes = run.probes
     if answered:
-        await _record(sessionmaker, rows, deploy)
+        await _record(sessionmaker, [row for row in rows if row.instance_id in asked_ids], deploy)
     # Orphans only mean something when the whole fleet was asked about.
     orphans = (
         [(name, o) for name, snapshot in snapshots.items() if snapshot for o in snapshot.orphans]
-        if body.instance_ids is None
+        if whole
         else []
     )
+    reported = _changed(everything, deploy, errors) if body.changes_only else everything
     log.info(
         "status.batch",
         instances=len(everything),
+        reported=len(reported),
+        platform_asked=len(asked) if not whole else "all",
         probed=len(probes),
         unprobed=len(run.unprobed),
         concurrency=run.concurrency,
@@ -175,7 +150,7 @@ async def observe_fleet(
                 platform=row.platform,
                 platform_ok=row.platform not in errors,
             )
-            for row in everything
+            for row in reported
         },
         unprobed=run.unprobed,
         orphans=[
@@ -184,7 +159,26 @@ async def observe_fleet(
         ],
         platform_ok=not errors,
         platform_error="; ".join(f"{name}: {error}" for name, error in sorted(errors.items())) or None,
+        fleet=[row.instance_id for row in everything] if body.changes_only else None,
+        platform_calls=(
+            sum(snapshot.api_calls for snapshot in snapshots.values() if snapshot)
+            if body.changes_only
+            else None
+        ),
     )
+
+
+def _changed(
+    rows: Iterable[InstanceInfra], deploy: dict[str, DeployState | None], errors: dict[str, str]
+) -> list[InstanceInfra]:
+    """What a safety-net listing reports: the made instances whose platform answered with any
+    deploy status but `running` (crashed, failed, removed, missing, asleep, redeploying...).
+    A running one needs nothing from a listing: its health is on the pool's rotation."""
+    return [
+        row
+        for row in rows
+        if row.state in MADE and row.platform not in errors and deploy.get(row.instance_id) != "running"
+    ]
 
 
 async def _probe(settings: Settings, urls: dict[str, str], deadline: float) -> ProbeRun:

@@ -44,8 +44,10 @@ async def test_benchmarks_run_at_tiny_size_and_render(postgres_admin_url: str, t
     assert rows[2]["latency_ms"]["p50"] >= 50 > rows[2]["overhead_ms"]["p50"] - rows[0]["overhead_ms"]["max"]
 
     (tick,) = results["reconcile"]["rows"]
-    # One page of projects, one aliased batch of 30 environments.
-    assert tick["railway_calls"]["max"] == tick["expected_calls"] == 2
+    # A steady tick: one aliased batch of its 30 environments, no listing. The safety net's
+    # listing: one page of projects, one aliased batch of 30 environments.
+    assert tick["railway_calls"]["max"] == tick["expected_calls"] == 1
+    assert tick["listing"]["railway_calls"] == 2 and tick["listing"]["reported"] == 0
     assert tick["errors"] == []
 
     (refill,) = results["warmup"]["rows"]

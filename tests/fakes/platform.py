@@ -56,7 +56,7 @@ class MemoryPlatform:
         await on_progress(ref)
         return ref
 
-    async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+    async def status_many(self, refs: dict[str, PlatformRef], *, listing: bool = True) -> FleetSnapshot:
         self.status_calls += 1
         if self.fail_status:
             raise TransientError(self.fail_status)

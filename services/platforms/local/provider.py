@@ -195,11 +195,12 @@ class LocalPlatform:
         answers = await port_answers(int(info["port"]))
         return PlatformState(deploy_status="running" if answers else "deploying", url=ref.url)
 
-    async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+    async def status_many(self, refs: dict[str, PlatformRef], *, listing: bool = True) -> FleetSnapshot:
         self._reap()
         ids = list(refs)
         states = await asyncio.gather(*(self._state_of(refs[i]) for i in ids))
-        return FleetSnapshot(states=dict(zip(ids, states, strict=True)), orphans=self._orphans(set(ids)))
+        orphans = self._orphans(set(ids)) if listing else []
+        return FleetSnapshot(states=dict(zip(ids, states, strict=True)), orphans=orphans)
 
     def _orphans(self, known: set[str]) -> list[PlatformOrphanRef]:
         """Directories under our root that no given ref names: with a live process (aged by the

@@ -33,7 +33,12 @@ from services.platforms.railway.events import RailwayEvents, parse_event
 from services.platforms.railway.limits import Budget, shared_budget
 from services.platforms.railway.ref import RailwayRef
 from services.platforms.railway.settings import RailwaySettings
-from services.platforms.railway.status import orphan_instance_id, per_instance_status, shared_status
+from services.platforms.railway.status import (
+    orphan_instance_id,
+    per_instance_status,
+    shared_status,
+    shared_status_of,
+)
 from shared.errors import PermanentError
 from shared.logging import get_logger, register_secret
 from shared.schemas import DeployState
@@ -140,15 +145,22 @@ class RailwayPlatform:
             config["deploy"] = {"startCommand": self.settings.start_command}
         return {"services": {service_id: config}}
 
-    async def status_many(self, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+    async def status_many(self, refs: dict[str, PlatformRef], *, listing: bool = True) -> FleetSnapshot:
         """Each instance is observed the way its mode needs; a fleet mid-way through a change of
-        `RAILWAY_MODE` pays for both kinds of query, never one query per instance."""
+        `RAILWAY_MODE` pays for both kinds of query, never one query per instance. Without
+        `listing`, only the given instances are asked about (batched), and no orphans found."""
         prefix = self.settings.service_name_prefix
         shared = {
             key: ref for key, ref in refs.items() if self._mode_of(RailwayRef.of(ref)) != "per-instance"
         }
         separate = {key: ref for key, ref in refs.items() if key not in shared}
         snapshot = FleetSnapshot(states={})
+        if not listing:
+            if separate:
+                _merge(snapshot, await per_instance_status(self.client, separate, prefix, listing=False))
+            if shared:
+                _merge(snapshot, await shared_status_of(self.client, shared))
+            return snapshot
         if separate or self.per_instance:
             part = await per_instance_status(self.client, separate, prefix, find_orphans=self.per_instance)
             _merge(snapshot, part)

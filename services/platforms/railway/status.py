@@ -3,6 +3,13 @@
 Shared mode: one environment holds every service; its `serviceInstances` connection is read page
 by page until `hasNextPage` is false. Per-instance mode: one `projects` listing (which also finds
 orphans and projects deleted behind our back), then aliased batches of `environment(...)` fields.
+
+Without the listing (`listing=False`: a tick observing the few instances that can have changed,
+or an event's one instance), each mode asks about the given instances only, in aliased batches
+(`serviceInstance(...)` per service in shared mode, `environment(...)` per project in
+per-instance mode): one call per `status_batch_size` instances, no orphans. An instance the
+platform no longer has drops out of its batch and reads as `missing`, as when a listing leaves
+it out.
 Railway's deployment words are mapped onto the neutral deploy state here, and nowhere else.
 """
 
@@ -12,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from services.platforms.base import FleetSnapshot, PlatformOrphanRef, PlatformRef, PlatformState
-from services.platforms.railway.batch import BATCH_OPERATION, alias, batch_document, batch_variables
+from services.platforms.railway.batch import ENVIRONMENTS, SERVICE_INSTANCES, Unit, alias, batch_variables
 from services.platforms.railway.client import CallStats, RailwayClient
 from services.platforms.railway.errors import (
     RailwayNotFound,
@@ -146,19 +153,19 @@ async def _list_projects(client: RailwayClient, stats: CallStats) -> dict[str, d
 
 
 async def _observe_batch(
-    client: RailwayClient, chunk: list[RailwayRef], stats: CallStats
+    client: RailwayClient, unit: Unit, pairs: list[tuple[str, str]], stats: CallStats
 ) -> dict[str, DeployState | None]:
-    """Deploy status by service id. A project deleted since the listing drops out and is retried
-    without it (every root field is non-null, so one missing project nulls the whole answer)."""
+    """Deploy status by service id for one aliased batch of `unit`. An alias whose project or
+    service is gone since it was recorded drops out and the batch is asked again without it
+    (every root field is non-null, so one missing field nulls the whole answer)."""
     observed: dict[str, DeployState | None] = {}
-    pending = list(chunk)
+    pending = list(pairs)
     for _ in range(MAX_DROPS_PER_BATCH + 1):
         if not pending:
             break
-        pairs = [(view.environment_id or "", view.project_id or "") for view in pending]
         try:
             data = await client.execute(
-                BATCH_OPERATION, batch_variables(pairs), document=batch_document(len(pairs)), stats=stats
+                unit.operation, batch_variables(pending), document=unit.document(len(pending)), stats=stats
             )
         except (RailwayNotFound, RailwayUnauthorized) as exc:
             failed = error_alias(exc)
@@ -168,30 +175,62 @@ async def _observe_batch(
             del pending[indexes[0]]
             continue
         for index in range(len(pending)):
-            for edge in data[alias(index)]["serviceInstances"]["edges"]:
-                observed[edge["node"]["serviceId"]] = _latest_status(edge["node"])
+            field = data[alias(index)]
+            nodes = (
+                [e["node"] for e in field["serviceInstances"]["edges"]] if unit is ENVIRONMENTS else [field]
+            )
+            for node in nodes:
+                observed[node["serviceId"]] = _latest_status(node)
         return observed
     if pending:
-        raise RailwayRetryable(f"railway {BATCH_OPERATION}: too many projects vanished mid-tick")
+        raise RailwayRetryable(f"railway {unit.operation}: too many instances vanished mid-tick")
     return observed
 
 
-async def per_instance_status(
-    client: RailwayClient, refs: dict[str, PlatformRef], prefix: str, *, find_orphans: bool = True
-) -> FleetSnapshot:
-    stats = CallStats()
-    projects = await _list_projects(client, stats)
-    views = [RailwayRef.of(ref) for ref in refs.values()]
-    known_projects = {view.project_id for view in views}
-    orphans = [
-        _orphan("project", project["id"], project["name"], project["createdAt"], prefix)
-        for project in projects.values()
-        if find_orphans and project["id"] not in known_projects and project["name"].startswith(prefix)
-    ]
-    live = [view for view in views if view.project_id in projects and view.environment_id and view.service_id]
+async def _observe_batches(
+    client: RailwayClient, unit: Unit, pairs: list[tuple[str, str]], stats: CallStats
+) -> dict[str, DeployState | None]:
     observed: dict[str, DeployState | None] = {}
     size = client.settings.status_batch_size
-    for start in range(0, len(live), size):
-        observed.update(await _observe_batch(client, live[start : start + size], stats))
+    for start in range(0, len(pairs), size):
+        observed.update(await _observe_batch(client, unit, pairs[start : start + size], stats))
+    return observed
+
+
+async def shared_status_of(client: RailwayClient, refs: dict[str, PlatformRef]) -> FleetSnapshot:
+    """Shared mode without the listing: the given instances only, no orphans."""
+    stats = CallStats()
+    views = [RailwayRef.of(ref) for ref in refs.values()]
+    pairs = [(v.environment_id, v.service_id) for v in views if v.environment_id and v.service_id]
+    observed = await _observe_batches(client, SERVICE_INSTANCES, pairs, stats)
+    states = {instance_id: _state(ref, observed) for instance_id, ref in refs.items()}
+    return FleetSnapshot(states=states, api_calls=stats.calls)
+
+
+async def per_instance_status(
+    client: RailwayClient,
+    refs: dict[str, PlatformRef],
+    prefix: str,
+    *,
+    find_orphans: bool = True,
+    listing: bool = True,
+) -> FleetSnapshot:
+    """With `listing`, the projects are listed first (orphans, projects deleted behind our
+    back); without, the given projects are asked about directly."""
+    stats = CallStats()
+    views = [RailwayRef.of(ref) for ref in refs.values()]
+    orphans: list[PlatformOrphanRef] = []
+    live = [view for view in views if view.project_id and view.environment_id and view.service_id]
+    if listing:
+        projects = await _list_projects(client, stats)
+        known_projects = {view.project_id for view in views}
+        orphans = [
+            _orphan("project", project["id"], project["name"], project["createdAt"], prefix)
+            for project in projects.values()
+            if find_orphans and project["id"] not in known_projects and project["name"].startswith(prefix)
+        ]
+        live = [view for view in live if view.project_id in projects]
+    pairs = [(view.environment_id or "", view.project_id or "") for view in live]
+    observed = await _observe_batches(client, ENVIRONMENTS, pairs, stats)
     states = {instance_id: _state(ref, observed) for instance_id, ref in refs.items()}
     return FleetSnapshot(states=states, orphans=orphans, api_calls=stats.calls)

@@ -6,7 +6,7 @@ from graphql import parse, validate
 
 from devtools.railway_fake.server import SCHEMA
 from services.platforms.base import PlatformRef
-from services.platforms.railway.batch import batch_document
+from services.platforms.railway.batch import SERVICE_INSTANCES, batch_document
 from services.platforms.railway.ref import RailwayRef
 from tests.services.platforms.railway.harness import TOKEN, Harness
 
@@ -94,3 +94,36 @@ async def test_a_project_deleted_between_listing_and_batch_costs_one_extra_call(
 def test_generated_batch_documents_validate_against_the_published_schema() -> None:
     for size in (1, 2, 50):
         assert validate(SCHEMA, parse(batch_document(size))) == []
+
+
+async def test_shared_mode_observes_100_of_1000_instances_in_two_calls_without_listing(
+    railway: Harness,
+) -> None:
+    refs = seed_shared(railway, FLEET)
+    platform = railway.platform("shared", environment_id=railway.shared_environment_id)
+    some = dict(list(refs.items())[:100])
+    gone = instance_id(3)
+    view = RailwayRef.of(some[gone])
+    store = railway.fake.store
+    store.instances[(view.service_id or "", view.environment_id or "")].deleted_at = store.projects[
+        view.project_id or ""
+    ].created_at
+    snapshot = await platform.status_many(some, listing=False)
+    # Two batches of 50 `serviceInstance` aliases (one asked again without the deleted service).
+    assert railway.fake.calls == {"ServiceInstanceStatusBatch": 3}
+    assert snapshot.states[gone].deploy_status == "missing" and snapshot.orphans == []
+    assert {s.deploy_status for i, s in snapshot.states.items() if i != gone} == {"running"}
+
+
+async def test_per_instance_mode_observes_100_projects_in_two_calls_without_listing(railway: Harness) -> None:
+    refs = seed_per_instance(railway, 300)
+    snapshot = await railway.platform("per-instance").status_many(
+        dict(list(refs.items())[:100]), listing=False
+    )
+    assert railway.fake.calls == {"EnvironmentStatusBatch": 2}
+    assert len(snapshot.states) == 100 and {s.deploy_status for s in snapshot.states.values()} == {"running"}
+
+
+def test_generated_service_instance_batches_validate_against_the_published_schema() -> None:
+    for size in (1, 2, 50):
+        assert validate(SCHEMA, parse(SERVICE_INSTANCES.document(size))) == []
