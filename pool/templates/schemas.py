@@ -167,6 +167,14 @@ class TemplateUpdate(TemplateSpec):
     name: Name | None = None
     visibility: Visibility | None = None
 
+    @model_validator(mode="after")
+    def _kept_fields_not_null(self) -> TemplateUpdate:
+        # Left out keeps them; a null would clear a template's name or visibility, which it must have.
+        for field in ("name", "visibility"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null: leave it out to keep it")
+        return self
+
 
 class TemplateFork(_Camel, InputModel):
     owner: Owner

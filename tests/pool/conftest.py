@@ -46,6 +46,12 @@ def create_fake_services_app(fake: FakeServices) -> FastAPI:
         fake.destroyed.append(instance_id)
         return JSONResponse({"instanceId": instance_id, "destroyed": True, "alreadyGone": False})
 
+    @app.get("/registry")
+    async def registry() -> JSONResponse:
+        # What services can provision (the template API checks a template's tools against it).
+        tools = [{"id": "openrouter", "mode": "per_instance", "envKey": "OPENROUTER_API_KEY"}]
+        return JSONResponse({"tools": tools, "platform": "local"})
+
     return app
 
 

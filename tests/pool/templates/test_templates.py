@@ -260,6 +260,10 @@ async def test_bad_ids_duplicates_and_missing_templates(client: httpx.AsyncClien
     assert missing.status_code == 404 and missing.json()["error"] == "No template tpl_000000000000."
     bad_change = await client.patch("/api/templates/default", json={"env": {"SECRET": "x"}}, headers=AUTH)
     assert bad_change.status_code == 400
+    # A null name or visibility is refused (the fuzzer's 500: the columns are NOT NULL), not written.
+    for field in ("name", "visibility"):
+        nulled = await client.patch("/api/templates/default", json={field: None, "model": "m"}, headers=AUTH)
+        assert nulled.status_code == 422 and f"{field} cannot be null" in nulled.json()["error"], nulled.text
     assert (await client.get("/api/templates/default", headers=AUTH)).json()["currentVersion"] == 1
 
 
