@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -76,3 +79,14 @@ class DatabaseFactory:
 def serve(app: FastAPI, port: int | None = None) -> contextlib.AbstractAsyncContextManager[str]:
     """Serve an ASGI app with uvicorn on a real loopback port, in this event loop."""
     return serve_asgi(app, port=port, lifespan="on", access_log=True)
+
+
+async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
+    """`check()`'s first truthy answer, polled every 0.2 s; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
+        await asyncio.sleep(0.2)

@@ -3,9 +3,7 @@ and reading an instance's runtime (memory, status) as the instance itself would 
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -26,16 +24,6 @@ SOURCE = {
     "ownerId": "owner-7",
 }
 NOTES = ["the user's name is Grace", "she prefers short answers"]
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
-        await asyncio.sleep(0.2)
 
 
 async def idle(pool: httpx.AsyncClient, n: int) -> bool:

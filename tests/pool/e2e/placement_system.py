@@ -4,10 +4,8 @@ all over real HTTP (tests/pool/e2e/test_placement_end_to_end.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,16 +32,6 @@ RAILWAY_ENV = {
     "RAILWAY_BACKOFF_SECONDS": "0.01",
     "RAILWAY_MAX_RETRY_AFTER_SECONDS": "0.05",
 }
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
-        await asyncio.sleep(0.2)
 
 
 def railway_pair(project_id: str, *, shared_capacity: int | None) -> list[dict[str, Any]]:

@@ -3,33 +3,18 @@ app, both served over real HTTP, with real runtime processes from the local prov
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import httpx
 import pytest
 
 from pool.main import create_app
 from shared.errors import error_body
 from tests.pool.tick.conftest import Services, pool_settings
-from tests.support import serve
+from tests.support import serve, until
 
 pytestmark = pytest.mark.slow
 KEY = "test-pool-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 SERVICES_AUTH = {"Authorization": "Bearer test-services-key"}
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
-        await asyncio.sleep(0.2)
 
 
 async def test_warm_up_claim_join_kill_and_empty_pool_through_real_http(

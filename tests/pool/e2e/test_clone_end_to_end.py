@@ -24,10 +24,9 @@ from tests.pool.e2e.clone_support import (
     claimed_source,
     idle,
     instances,
-    until,
 )
 from tests.pool.tick.conftest import pool_settings
-from tests.support import serve
+from tests.support import serve, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pool.e2e.clone_support import Runtimes, assert_cloned, claimed_source, idle, until
+from tests.pool.e2e.clone_support import Runtimes, assert_cloned, claimed_source, idle
 from tests.pool.e2e.test_railway_end_to_end import Product, product
+from tests.support import until
 
 __all__ = ["product"]  # the fixture, used here with one Railway mode
 

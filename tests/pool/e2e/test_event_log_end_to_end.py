@@ -14,9 +14,9 @@ from sqlalchemy import select
 from pool.main import create_app
 from pool.models import TemplateSample
 from shared.db import make_engine, make_sessionmaker
-from tests.pool.e2e.test_claim_end_to_end import AUTH, KEY, until
+from tests.pool.e2e.test_claim_end_to_end import AUTH, KEY
 from tests.pool.tick.conftest import Services, pool_settings
-from tests.support import serve
+from tests.support import serve, until
 
 pytestmark = pytest.mark.slow
 

@@ -32,9 +32,8 @@ from tests.pool.e2e.placement_system import (
     placed,
     platforms_seen,
     railway_pair,
-    until,
 )
-from tests.support import free_port, serve
+from tests.support import free_port, serve, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 # Long enough to outlast the warm-up and one refill; the test then waits it out.

@@ -6,7 +6,6 @@ changes no instance status."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +23,7 @@ from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
 from shared.db import make_engine, make_sessionmaker
 from tests.pool.tick.conftest import SERVICES_KEY, pool_settings
-from tests.support import serve
+from tests.support import serve, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -48,16 +47,6 @@ class Product:
     fake: FakeRailway
     pool: httpx.AsyncClient
     rows: Callable[[], Awaitable[dict[str, tuple[str, int, str | None]]]]
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(params=["shared", "per-instance"])

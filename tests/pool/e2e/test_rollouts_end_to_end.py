@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from devtools.railway_fake import DeploySettings, FakeRailway, FakeSettings
-from tests.pool.e2e.placement_system import RAILWAY_ENV, TOKEN, System, destroy_all, until
-from tests.support import free_port, serve
+from tests.pool.e2e.placement_system import RAILWAY_ENV, TOKEN, System, destroy_all
+from tests.support import free_port, serve, until
 
 pytestmark = [pytest.mark.timeout(180)]
 BROKEN = "ghcr.io/acme/agent:broken"

@@ -11,10 +11,7 @@ destroyed, exactly four projects are made.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +24,7 @@ from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
 from shared.db import make_engine, make_sessionmaker
 from tests.pool.tick.conftest import SERVICES_KEY, pool_settings
-from tests.support import serve
+from tests.support import serve, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -38,16 +35,6 @@ COOLDOWN = 1.5
 # Shorter than the 3rd create's wait (2 cooldowns) inside services.
 SERVICES_TIMEOUT = 2.0
 FLEET = 4
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from pool.main import create_app
 from pool.models import Instance
 from shared.db import make_engine, make_sessionmaker
 from tests.fakes.fleet import FakeFleet
-from tests.pool.e2e.test_claim_end_to_end import AUTH, KEY, SERVICES_AUTH, until
+from tests.pool.e2e.test_claim_end_to_end import AUTH, KEY, SERVICES_AUTH
 from tests.pool.factories import add_fleet_instances
 from tests.pool.tick.conftest import Services, pool_settings
-from tests.support import free_port, serve
+from tests.support import free_port, serve, until
 
 pytestmark = pytest.mark.slow
 
