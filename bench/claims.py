@@ -7,6 +7,10 @@ from the same state: every instance idle and clean, the claims table empty.
 Overhead of one claim = its latency seen by the client minus the time the fleet spent inside
 `/pool/provision` for that instance (measured by the fleet, reported at `/_stats`), so it holds
 the pool's HTTP handling, its two transactions, token decryption and its call to the instance.
+
+Every case also runs against the floor (`bench/floor.py`: one statement and one instance call on
+the pool's server stack, nothing else), alternating run by run with the pool, so each row reads
+against what the machine itself costs for the same claim.
 """
 
 from __future__ import annotations
@@ -271,19 +275,32 @@ async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, 
         async with fleet_process(log_dir) as fleet:
             await seed(db_url, fleet.url, config.idle)
             env = pool_env(db_url, config.idle)
-            async with app_process("pool-claims", "pool", env, log_dir) as pool, httpx.AsyncClient() as http:
+            floor_env = {"FLOOR_DATABASE_URL": db_url}
+            async with (
+                app_process("pool-claims", "pool", env, log_dir) as pool,
+                app_process("floor", "bench.floor", floor_env, log_dir) as floor,
+                httpx.AsyncClient() as http,
+            ):
                 pids = Pids(pool.popen.pid, fleet.popen.pid)
+                floor_pids = Pids(floor.popen.pid, fleet.popen.pid)
                 load_before = load_average()
                 await one_run(pool.url, db_url, fleet.url, http, 0, 10, config.warmup_claims, pids)
-                rows = []
+                await one_run(floor.url, db_url, fleet.url, http, 0, 10, config.warmup_claims, floor_pids)
+                rows, floor_rows = [], []
                 for delay_ms in config.delays_ms:
                     for c in config.concurrencies:
                         n = config.count(delay_ms, c)
-                        runs = [
-                            await one_run(pool.url, db_url, fleet.url, http, delay_ms, c, n, pids)
-                            for _ in range(config.runs)
-                        ]
+                        # The pool and the floor alternate run by run, so both see the same machine.
+                        runs, floor_runs = [], []
+                        for _ in range(config.runs):
+                            runs.append(
+                                await one_run(pool.url, db_url, fleet.url, http, delay_ms, c, n, pids)
+                            )
+                            floor_runs.append(
+                                await one_run(floor.url, db_url, fleet.url, http, delay_ms, c, n, floor_pids)
+                            )
                         rows.append(_row(delay_ms, c, n, runs))
+                        floor_rows.append(_row(delay_ms, c, n, floor_runs))
                 rss = tree_rss_mb(pool.popen.pid)
     finally:
         await drop_database(admin_url, db_url)
@@ -295,6 +312,7 @@ async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, 
         "server": server_stack(),
         "load_average": {"before": load_before, "after": load_average()},
         "rows": rows,
+        "floor_rows": floor_rows,
     }
 
 

@@ -36,7 +36,7 @@ SERVICES_KEY = "bench-events-services-key"
 @dataclass
 class EventsConfig:
     instances: int = 6
-    rounds: int = 2
+    rounds: int = 3
     deploy_s: tuple[float, float] = (10.0, 20.0)
     seed: int = 1
 
@@ -67,12 +67,27 @@ async def variant(admin_url: str, config: EventsConfig, events: bool, round_no: 
     fake = FakeRailway(FakeSettings(tokens=set(tokens), faults=faults), DeploySettings(faults=faults))
     fake.deploys = ReadyAtSuccess(fake.store, fake.deploys.settings, fake.data_root)
     success_at: dict[str, float] = {}
+    # When each SUCCESS event reaches services (SUCCESS + the fake's delivery delay), so the
+    # latency splits into the platform's part (the delay) and ours (delivery → idle).
+    delivered_at: dict[str, float] = {}
     deliver = fake.notifications.deployment_moved
+    sample_delay = faults.event_delay
+    sampled: list[float | None] = []
+
+    def recorded_delay() -> float | None:
+        sampled.append(sample_delay())
+        return sampled[-1]
+
+    faults.event_delay = recorded_delay  # type: ignore[method-assign]
 
     def moved(deployment: Deployment) -> None:
-        if deployment.status == "SUCCESS":
-            success_at.setdefault(deployment.variables.get("INSTANCE_ID", ""), time.monotonic())
+        instance_id = deployment.variables.get("INSTANCE_ID", "")
+        sampled.clear()
         deliver(deployment)
+        if deployment.status == "SUCCESS" and instance_id not in success_at:
+            success_at[instance_id] = time.monotonic()
+            if events and sampled and sampled[0] is not None:
+                delivered_at[instance_id] = success_at[instance_id] + sampled[0]
 
     fake.store.on_deployment_move = moved
     project = fake.store.create_project("fleet", "ws-bench", tokens[0], "production")
@@ -122,10 +137,17 @@ async def variant(admin_url: str, config: EventsConfig, events: bool, round_no: 
         await drop_database(admin_url, pool_db)
         await drop_database(admin_url, services_db)
     latencies = sorted(round(idle_at[i] - success_at[i], 3) for i in idle_at if i in success_at)
+    # Only instances whose event arrived before they were idle: the rest were promoted by the tick.
+    after_delivery = sorted(
+        round(idle_at[i] - delivered_at[i], 3)
+        for i in idle_at
+        if i in delivered_at and idle_at[i] >= delivered_at[i]
+    )
     return {
         "events": events,
         "round": round_no,
         "latencies_s": latencies,
+        "after_delivery_s": after_delivery,
         "events_delivered": dict(fake.notifications.outcomes),
         "faults": dict(faults.injected),
     }
@@ -184,6 +206,7 @@ async def run(admin_url: str, config: EventsConfig, log_dir: Path) -> dict[str, 
                 f"bench events: round {round_no} events={'on' if events else 'off'} {rows[-1]['latencies_s']}"
             )
     on = [x for row in rows if row["events"] for x in row["latencies_s"]]
+    after_delivery = [x for row in rows if row["events"] for x in row["after_delivery_s"]]
     off = [x for row in rows if not row["events"] for x in row["latencies_s"]]
     return {
         "instances": config.instances,
@@ -192,5 +215,6 @@ async def run(admin_url: str, config: EventsConfig, log_dir: Path) -> dict[str, 
         "load_average": {"before": load_before, "after": load_average()},
         "on": summary(on),
         "off": summary(off),
+        "after_delivery": summary(after_delivery),
         "rows": rows,
     }

@@ -132,10 +132,10 @@ async def wait_http(proc: Proc, path: str, timeout: float = 60.0) -> None:
 async def app_process(
     name: str, module: str, env: dict[str, str], log_dir: Path, python_args: tuple[str, ...] = ()
 ) -> AsyncIterator[Proc]:
-    """`python -m pool` or `python -m services` on a free port, stopped on exit; `python_args` go
-    before `-m` (a profiler: `("-m", "cProfile", "-o", path)`)."""
+    """`python -m pool`, `python -m services` (or `bench.floor`) on a free port, stopped on exit;
+    `python_args` go before `-m` (a profiler: `("-m", "cProfile", "-o", path)`)."""
     port = free_port()
-    prefix = "POOL_" if module == "pool" else "SERVICES_"
+    prefix = {"pool": "POOL_", "services": "SERVICES_"}.get(module, "FLOOR_")
     proc = _spawn(name, [*python_args, "-m", module], {**env, f"{prefix}PORT": str(port)}, log_dir)
     proc.url = f"http://127.0.0.1:{port}"
     try:
