@@ -275,32 +275,37 @@ async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, 
         async with fleet_process(log_dir) as fleet:
             await seed(db_url, fleet.url, config.idle)
             env = pool_env(db_url, config.idle)
-            floor_env = {"FLOOR_DATABASE_URL": db_url}
+            floor_env = {"FLOOR_DATABASE_URL": db_url, "FLOOR_STATEMENTS": "1"}
             async with (
                 app_process("pool-claims", "pool", env, log_dir) as pool,
                 app_process("floor", "bench.floor", floor_env, log_dir) as floor,
+                app_process(
+                    "floor2", "bench.floor", {**floor_env, "FLOOR_STATEMENTS": "2"}, log_dir
+                ) as floor2,
                 httpx.AsyncClient() as http,
             ):
-                pids = Pids(pool.popen.pid, fleet.popen.pid)
-                floor_pids = Pids(floor.popen.pid, fleet.popen.pid)
+                # The pool, the floor (one statement) and the design's (two), by key.
+                servers = {
+                    "rows": (pool.url, Pids(pool.popen.pid, fleet.popen.pid)),
+                    "floor_rows": (floor.url, Pids(floor.popen.pid, fleet.popen.pid)),
+                    "floor2_rows": (floor2.url, Pids(floor2.popen.pid, fleet.popen.pid)),
+                }
                 load_before = load_average()
-                await one_run(pool.url, db_url, fleet.url, http, 0, 10, config.warmup_claims, pids)
-                await one_run(floor.url, db_url, fleet.url, http, 0, 10, config.warmup_claims, floor_pids)
-                rows, floor_rows = [], []
+                for url, pids in servers.values():
+                    await one_run(url, db_url, fleet.url, http, 0, 10, config.warmup_claims, pids)
+                rows: dict[str, list[dict[str, Any]]] = {key: [] for key in servers}
                 for delay_ms in config.delays_ms:
                     for c in config.concurrencies:
                         n = config.count(delay_ms, c)
-                        # The pool and the floor alternate run by run, so both see the same machine.
-                        runs, floor_runs = [], []
+                        # The servers take turns run by run, so all of them see the same machine.
+                        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in servers}
                         for _ in range(config.runs):
-                            runs.append(
-                                await one_run(pool.url, db_url, fleet.url, http, delay_ms, c, n, pids)
-                            )
-                            floor_runs.append(
-                                await one_run(floor.url, db_url, fleet.url, http, delay_ms, c, n, floor_pids)
-                            )
-                        rows.append(_row(delay_ms, c, n, runs))
-                        floor_rows.append(_row(delay_ms, c, n, floor_runs))
+                            for key, (url, pids) in servers.items():
+                                runs[key].append(
+                                    await one_run(url, db_url, fleet.url, http, delay_ms, c, n, pids)
+                                )
+                        for key in servers:
+                            rows[key].append(_row(delay_ms, c, n, runs[key]))
                 rss = tree_rss_mb(pool.popen.pid)
     finally:
         await drop_database(admin_url, db_url)
@@ -311,8 +316,7 @@ async def run(admin_url: str, config: ClaimsConfig, log_dir: Path) -> dict[str, 
         "pool_workers": workers,
         "server": server_stack(),
         "load_average": {"before": load_before, "after": load_average()},
-        "rows": rows,
-        "floor_rows": floor_rows,
+        **rows,
     }
 
 

@@ -6,11 +6,17 @@ ASGI app on the pool's server stack (uvicorn, uvloop, httptools), one statement 
 idle row and marks it claimed, one aiohttp call to the instance's `/pool/provision`, and the
 instance id back. No claim row, no validation, no auth, no logging, no metrics: not a pool, a ruler.
 
-`bench/claims.py` runs the same cases against it and the pool alternately, on the same rows, fleet
-and load generator, so "overhead above the floor" is what the pool's code costs, and the floor's own
-overhead is what the machine costs (process wake-ups, loopback, PostgreSQL) whatever the code.
+With FLOOR_STATEMENTS=2 it is the floor of the pool's own design instead: DESIGN.md §14 has a claim
+record `claiming` before the provision (so a crash cannot hand the instance out twice) and `claimed`
+before the answer (so a crash cannot lose a claim its caller holds): two round trips, the second
+after the instance answered. Between the two floors lies the price of that durability; between the
+second and the pool, the price of the pool's code.
 
-Settings from the environment: FLOOR_DATABASE_URL, FLOOR_PORT.
+`bench/claims.py` runs the same cases against both floors and the pool alternately, on the same
+rows, fleet and load generator, so the floors' own overhead is what the machine costs (process
+wake-ups, loopback, PostgreSQL) whatever the code.
+
+Settings from the environment: FLOOR_DATABASE_URL, FLOOR_PORT, FLOOR_STATEMENTS (1 or 2).
 """
 
 from __future__ import annotations
@@ -31,12 +37,22 @@ UPDATE instances SET status = 'claimed', claimed_at = now()
               ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING id, url
 """
+TAKE_OLDEST_IDLE_CLAIMING = """
+UPDATE instances SET status = 'claiming'
+ WHERE id = (SELECT id FROM instances WHERE status = 'idle'
+              ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id, url
+"""
+MARK_CLAIMED = "UPDATE instances SET status = 'claimed', claimed_at = now() WHERE id = $1"
 Scope = dict[str, Any]
 
 
 class Floor:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, statements: int) -> None:
+        if statements not in (1, 2):
+            raise ValueError("FLOOR_STATEMENTS must be 1 or 2")
         self.database_url = database_url
+        self.statements = statements
         self.db: asyncpg.Pool | None = None
         self.http: aiohttp.ClientSession | None = None
 
@@ -71,7 +87,8 @@ class Floor:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        row = await self.db.fetchrow(TAKE_OLDEST_IDLE)
+        two = self.statements == 2
+        row = await self.db.fetchrow(TAKE_OLDEST_IDLE_CLAIMING if two else TAKE_OLDEST_IDLE)
         if row is None:
             await _answer(send, 503, {"error": "NoIdleInstance"})
             return
@@ -79,6 +96,8 @@ class Floor:
         headers["Content-Type"] = "application/json"
         async with self.http.post(f"{row['url']}/pool/provision", data=body, headers=headers) as response:
             await response.read()
+        if two:
+            await self.db.execute(MARK_CLAIMED, row["id"])
         await _answer(send, 200, {"instanceId": row["id"]})
 
 
@@ -90,7 +109,7 @@ async def _answer(send: Any, status: int, body: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    app = Floor(os.environ["FLOOR_DATABASE_URL"])
+    app = Floor(os.environ["FLOOR_DATABASE_URL"], int(os.environ.get("FLOOR_STATEMENTS", "1")))
     uvicorn.run(
         app, host="127.0.0.1", port=int(os.environ["FLOOR_PORT"]), log_level="warning", access_log=False
     )

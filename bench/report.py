@@ -87,22 +87,32 @@ def warmup_plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _claim_path_readings(rows: list[dict[str, Any]], floor_rows: list[dict[str, Any]]) -> list[str]:
+# The floors' rows in a claims result: one statement, then two (bench/floor.py).
+FLOORS = ("floor_rows", "floor2_rows")
+
+
+def _claim_path_readings(
+    rows: list[dict[str, Any]], floor_rows: list[dict[str, Any]], floor2_rows: list[dict[str, Any]]
+) -> list[str]:
     """Issue 15's targets: the pool's CPU per claim, throughput and overhead near the ideal; each
-    timed one also read against the floor's figure in the same runs."""
+    timed one also read against the floors' figures in the same runs."""
     at = {(r["delay_ms"], r["concurrency"]): r for r in rows}
-    floor = {(r["delay_ms"], r["concurrency"]): r for r in floor_rows}
+    floors = [{(r["delay_ms"], r["concurrency"]): r for r in f} for f in (floor_rows, floor2_rows)]
 
     def floor_says(key: tuple[int, int], what: str) -> str:
-        if key not in floor:
+        if not all(key in f for f in floors):
             return ""
-        row = floor[key]
-        figures = {
-            "rate": f"{_fmt(row['throughput']['median'])} claims/s, "
-            f"overhead p99 {_fmt(row['overhead_ms']['p99'])} ms",
-            "p50": f"{_fmt(row['overhead_ms']['p50'])} ms",
-        }
-        return f" (the floor, same runs: {figures[what]})"
+        said = []
+        for label, row in zip(("1 statement", "2 statements"), (f[key] for f in floors), strict=True):
+            if what == "rate":
+                figure = (
+                    f"{_fmt(row['throughput']['median'])} claims/s, "
+                    f"overhead p99 {_fmt(row['overhead_ms']['p99'])} ms"
+                )
+            else:
+                figure = f"{_fmt(row['overhead_ms']['p50'])} ms"
+            said.append(f"{label}: {figure}")
+        return f" (the floors in the same runs, {'; '.join(said)})"
 
     lines = []
     for c in (10, 50):
@@ -131,32 +141,31 @@ def _claim_path_readings(rows: list[dict[str, Any]], floor_rows: list[dict[str, 
     return lines
 
 
-def _floor_table(rows: list[dict[str, Any]], floor_rows: list[dict[str, Any]]) -> list[str]:
-    """The floor's own figures beside the pool's, case by case (`bench/floor.py`)."""
-    if not floor_rows:
+def _floor_table(result: dict[str, Any]) -> list[str]:
+    """The floors' own figures beside the pool's, case by case (`bench/floor.py`)."""
+    floors = [{(r["delay_ms"], r["concurrency"]): r for r in result.get(k, [])} for k in FLOORS]
+    if not all(floors):
         return []
-    pool = {(r["delay_ms"], r["concurrency"]): r for r in rows}
     lines = [
         "",
-        "The floor (`bench/floor.py`: one statement and one instance call on the pool's server stack, "
-        "nothing else), run for run alternating with the pool in the same run, against the same rows, "
-        "fleet and load generator: what the machine costs whatever the code.",
+        "The floors (`bench/floor.py`, on the pool's server stack, nothing else): the issue's, one "
+        "statement and one instance call (1 st.); the pool's design's, `claiming` before the call and "
+        "`claimed` after it (2 st., DESIGN.md §14). Run for run they alternate with the pool, against "
+        "the same rows, fleet and load generator: what the machine costs whatever the code.",
         "",
-        "| runtime | concurrency | floor overhead p50 / p99 ms | pool overhead p50 / p99 ms | floor claims/s "
-        "| pool claims/s | floor CPU ms/claim | pool CPU ms/claim |",
-        "|---|---|---|---|---|---|---|---|",
+        "| runtime | concurrency | overhead p50 / p99 ms: 1 st. | 2 st. | pool | claims/s: 1 st. | 2 st. "
+        "| pool | CPU ms/claim: 1 st. | 2 st. | pool |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in floor_rows:
-        mine = pool.get((row["delay_ms"], row["concurrency"]))
-        if mine is None:
+    for row in result["rows"]:
+        key = (row["delay_ms"], row["concurrency"])
+        if not all(key in f for f in floors):
             continue
-        f_over, p_over = row["overhead_ms"], mine["overhead_ms"]
-        lines.append(
-            f"| {row['delay_ms']} ms | {row['concurrency']} | {_fmt(f_over['p50'])} / {_fmt(f_over['p99'])} "
-            f"| {_fmt(p_over['p50'])} / {_fmt(p_over['p99'])} | {_fmt(row['throughput']['median'])} "
-            f"| {_fmt(mine['throughput']['median'])} | {_fmt(row['cpu_ms_per_claim']['pool'])} "
-            f"| {_fmt(mine['cpu_ms_per_claim']['pool'])} |"
-        )
+        three = [floors[0][key], floors[1][key], row]
+        over = " | ".join(f"{_fmt(r['overhead_ms']['p50'])} / {_fmt(r['overhead_ms']['p99'])}" for r in three)
+        rate = " | ".join(_fmt(r["throughput"]["median"]) for r in three)
+        cpu = " | ".join(_fmt(r["cpu_ms_per_claim"]["pool"]) for r in three)
+        lines.append(f"| {key[0]} ms | {key[1]} | {over} | {rate} | {cpu} |")
     return lines
 
 
@@ -192,7 +201,7 @@ def claims_section(result: dict[str, Any], image: str) -> list[str]:
             f"| {_fmt(over['p99'])} | {_fmt(tput['median'])} [{_fmt(tput['min'])}–{_fmt(tput['max'])}] "
             f"| {_fmt(cpu['pool'])} | {row['errors']} | {row['double_claims']} |"
         )
-    lines += _floor_table(result["rows"], result.get("floor_rows", []))
+    lines += _floor_table(result)
     top = [r for r in result["rows"] if r["concurrency"] == max(x["concurrency"] for x in result["rows"])]
     best = max((r["throughput"]["median"] for r in result["rows"] if r["delay_ms"] == 0), default=0.0)
     doubles = sum(r["double_claims"] + r["checks"].get("left_claiming", 0) for r in result["rows"])
@@ -205,7 +214,7 @@ def claims_section(result: dict[str, Any], image: str) -> list[str]:
             f"p99 {_fmt(o['p99'])} ms ({o['p99'] / 50:.1f}× the 50 ms target): "
             f"{_ok(o['p50'] <= 10 and o['p99'] <= 50)}."
         )
-    lines += _claim_path_readings(result["rows"], result.get("floor_rows", []))
+    lines += _claim_path_readings(result["rows"], result.get(FLOORS[0], []), result.get(FLOORS[1], []))
     lines.append(
         f"- Throughput with a 0 ms runtime: best median {_fmt(best)} claims/s = {best / 300:.2f}× the 300/s "
         f"target: {_ok(best >= 300)}."
@@ -434,7 +443,7 @@ def events_section(result: dict[str, Any], image: str) -> list[str]:
             f"Of the events-on latency, the platform's delivery delay is the larger part: from the event's "
             f"arrival at services to `idle` took p50 {_fmt(after.get('p50_s'), 2)} s, p90 "
             f"{_fmt(after.get('p90_s'), 2)} s, max {_fmt(after.get('max_s'), 2)} s ({after['n']} instances "
-            "whose event arrived before the tick promoted them).",
+            "whose event arrived before the starting prober promoted them).",
         ]
     if on.get("p50_s") is not None:
         lines += ["", f"- Events on: p50 = {on['p50_s']} s (target ≤ 2 s): {_ok(on['p50_s'] <= 2.0)}."]

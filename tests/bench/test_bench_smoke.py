@@ -40,16 +40,18 @@ async def test_benchmarks_run_at_tiny_size_and_render(postgres_admin_url: str, t
     assert [(r["delay_ms"], r["concurrency"]) for r in rows] == [(0, 1), (0, 5), (50, 1), (50, 5)]
     assert [r["latency_ms"]["n"] for r in rows] == [4, 10, 2, 5]
     assert all(r["errors"] == 0 and r["double_claims"] == 0 for r in rows)
-    # The floor ran the same cases, claimed the same way (every answer its own instance).
-    floor = results["claims"]["floor_rows"]
-    assert [(r["delay_ms"], r["concurrency"], r["latency_ms"]["n"]) for r in floor] == [
-        (0, 1, 4),
-        (0, 5, 10),
-        (50, 1, 2),
-        (50, 5, 5),
-    ]
-    assert all(r["errors"] == 0 and r["double_claims"] == 0 for r in floor)
-    assert floor[2]["latency_ms"]["p50"] >= 50
+    # Both floors ran the same cases, claimed the same way (every answer its own instance, none
+    # left `claiming`).
+    for floor in (results["claims"]["floor_rows"], results["claims"]["floor2_rows"]):
+        assert [(r["delay_ms"], r["concurrency"], r["latency_ms"]["n"]) for r in floor] == [
+            (0, 1, 4),
+            (0, 5, 10),
+            (50, 1, 2),
+            (50, 5, 5),
+        ]
+        assert all(r["errors"] == 0 and r["double_claims"] == 0 for r in floor)
+        assert all(r["checks"]["left_claiming"] == 0 for r in floor)
+        assert floor[2]["latency_ms"]["p50"] >= 50
     # The fleet's provision delay is inside the latency, and subtracted from the overhead.
     assert rows[2]["latency_ms"]["p50"] >= 50 > rows[2]["overhead_ms"]["p50"] - rows[0]["overhead_ms"]["max"]
 
@@ -72,7 +74,7 @@ async def test_benchmarks_run_at_tiny_size_and_render(postgres_admin_url: str, t
     text = (tmp_path / "BENCHMARKS.md").read_text()
     for heading in ("## Claim", "## Reconcile at scale", "## Warm-up", "## Claim queue"):
         assert heading in text
-    assert "| floor overhead p50 / p99 ms |" in text and "| 50 ms | 5 |" in text
+    assert "| overhead p50 / p99 ms: 1 st. | 2 st. | pool |" in text and "| 50 ms | 5 |" in text
     assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [
         "claims.png",
         "queue.png",
