@@ -50,7 +50,7 @@ async def add_many(
 ) -> None:
     rows = [entry(i, kind, actor, summary) for i in instance_ids]
     if rows:
-        await session.execute(insert(InstanceEvent).values(rows))
+        await session.execute(insert(InstanceEvent), rows)  # executemany: see recorder.flush
 
 
 async def status_changed(session: AsyncSession, instance_id: str, was: str, now: str, reason: str) -> None:
@@ -77,7 +77,7 @@ async def creates_requested(
     """Rows reserved as `creating`, each `(instance_id, template_id, version)`: one INSERT for all."""
     rows = [entry(i, "create.requested", actor, {"templateId": t, "version": v}) for i, t, v in made]
     if rows:
-        await session.execute(insert(InstanceEvent).values(rows))
+        await session.execute(insert(InstanceEvent), rows)  # executemany: see recorder.flush
 
 
 async def rolled_back(

@@ -116,7 +116,10 @@ class Recorder:
             try:
                 async with self._sessionmaker.begin() as session:
                     if events:
-                        await session.execute(insert(InstanceEvent).values(events))
+                        # Rows as parameters (executemany), not `.values(events)`: a multi-row VALUES
+                        # is compiled anew for every count of rows, ~85 µs of CPU per row against
+                        # ~11 µs (bench/findings.md), on the claim path's replica.
+                        await session.execute(insert(InstanceEvent), events)
                     for minute, c in sorted(minutes.items()):
                         values = {"hits": c.hits, "misses": c.misses, "other": c.other, "buckets": c.buckets}
                         await session.execute(ADD_MINUTE, {"minute": minute, **values})
