@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     sizing_margin: int = Field(
         0, ge=0, description="Demand sizing: idle instances kept on top of what demand asks."
     )
+    sizing_peak_half_life_seconds: float = Field(
+        7200.0,
+        gt=0,
+        description="Demand sizing: how long a past burst is remembered (its claim rate halves every this "
+        "many seconds). Long keeps instances ready for bursts that recur; short forgets a one-off spike "
+        "sooner (a launch known ahead is better served by a schedule).",
+    )
     scale_down_cooldown_seconds: float = Field(
         900.0,
         gt=0,

@@ -70,7 +70,13 @@ def default_policies(trace: str = "") -> list[Policy]:
         ours(Limits(idle_hours_per_day=48.0), name="ours, budget 48 idle-h/day"),
     ]
     if trace == "flash":
+        scheduled = Limits(schedules=(parse(FLASH_SCHEDULE),))
+        policies.append(ours(scheduled, name=f"ours, schedule '{FLASH_SCHEDULE}'"))
+        # The launch known ahead, and the spike not held for hours after it (the peak halves every
+        # 30 min instead of 2 h): POOL_SIZING_PEAK_HALF_LIFE_SECONDS=1800.
         policies.append(
-            ours(Limits(schedules=(parse(FLASH_SCHEDULE),)), name=f"ours, schedule '{FLASH_SCHEDULE}'")
+            replace(
+                ours(scheduled, name="ours, schedule, peak half-life 30 min"), peak_half_life_seconds=1800.0
+            )
         )
     return policies

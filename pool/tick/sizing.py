@@ -132,7 +132,12 @@ def _size_one(
     template_id = version.template_id
     demand = _demand(state)
     # A template's first tick only starts its clock: the claims before it are not its interval's.
-    observed = observe(demand, measured.claims.get(template_id, 0) if demand.at is not None else 0, now)
+    observed = observe(
+        demand,
+        measured.claims.get(template_id, 0) if demand.at is not None else 0,
+        now,
+        peak_half_life_seconds=settings.sizing_peak_half_life_seconds,
+    )
     spent = _spent(dict(state.get("idleHours", {})), sum(r.status == "idle" for r in rows), demand.at, now)
     refills = measured.refills_of(template_id)
     refill = refill_quantile(refills)

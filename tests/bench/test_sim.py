@@ -10,6 +10,7 @@ import pytest
 from bench import report, sim
 from bench.__main__ import main
 from bench.sim import policies
+from bench.sim import report as sim_report
 from bench.sim.engine import SimConfig
 from bench.sim.platform import INSTANT, PlatformModel
 from bench.sim.traces import Trace, TraceError, from_csv, steady
@@ -144,3 +145,24 @@ def test_a_csv_run_renders_its_section(tmp_path: Path) -> None:
 def test_trace_at_maps_seconds_to_the_clock() -> None:
     trace = Trace("t", "", (0.0,), 10.0)
     assert trace.at(3600).isoformat() == "2024-01-01T01:00:00+00:00"
+
+
+def test_the_reading_judges_ours_and_each_variant_against_the_smallest_static_match() -> None:
+    def row(policy: str, kind: str, hit: float, idle_hours: float) -> dict[str, object]:
+        return {"policy": policy, "kind": kind, "hit_rate": hit, "idle_hours": idle_hours, "wait_p99_s": 0.0}
+
+    trace = {
+        "name": "flash",
+        "rows": [
+            row("static 8", "static", 0.83, 38.9),
+            row("static 48", "static", 1.0, 276.2),
+            row("original 3", "original", 0.64, 10.1),
+            row("ours", "ours", 0.83, 181.7),
+            row("ours, schedule, short peak", "ours", 0.9907, 116.4),
+        ],
+    }
+    first, variant, original = sim_report.reading(trace).splitlines()
+    assert first.startswith("- flash: ours 83.00%") and "static 8" in first and "❌ misses" in first
+    assert variant.startswith("  - ours, schedule, short peak: 99.07%") and "static 48" in variant
+    assert "0.42× its idle-hours (✅ meets" in variant
+    assert original.startswith("  - The original (original 3")

@@ -4,6 +4,7 @@ the idle instances it hands the plan to retire (recycled past their age, drained
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,3 +129,35 @@ async def test_stale_idle_ones_are_recycled_and_a_surplus_drained_after_the_cool
     later = await sizing.resize(ctx, rows[1:], now + timedelta(seconds=31))
     assert [i for i, _ in later["aging"]] == [rows[1].id]
     assert later["aging"][0][1].startswith("scale-down: 2 ready or coming above the target 1")
+
+
+async def test_the_peak_half_life_setting_decides_how_long_a_burst_is_remembered(
+    state: PoolState, pool_db_url: str
+) -> None:
+    """POOL_SIZING_PEAK_HALF_LIFE_SECONDS: an hour after a burst, the default (2 h) still keeps
+    instances for it; a one-minute half-life has forgotten it and is back at the floor."""
+    await _template(state, "launch", sizing="demand", min_idle=1, max_idle=40)
+    await sizing.resize(state["tick"].ctx, [], await _db_now(state) - timedelta(seconds=120))
+    await _claims(state, "launch", 30)
+    # Read after the claims were written, so the later ticks' intervals hold none of them.
+    now = await _db_now(state)
+    await sizing.resize(state["tick"].ctx, [], now)
+    burst = (await _sizing_state(state, "launch"))["target"]
+    assert burst > 5
+    forgetful = pool_settings(
+        pool_db_url, "http://127.0.0.1:9", min_idle=2, sizing="fixed", sizing_peak_half_life_seconds=60.0
+    )
+    async with pool_state(forgetful) as short:
+        # The same stored state, read an hour later by each setting in turn.
+        stored = await _sizing_state(state, "launch")
+        later = now + timedelta(minutes=60)
+        await sizing.resize(short["tick"].ctx, [], later)
+        assert (await _sizing_state(short, "launch"))["target"] == 1
+        async with state["sessionmaker"].begin() as session:
+            await session.execute(
+                text("UPDATE templates SET sizing_state = CAST(:s AS jsonb) WHERE id = 'launch'"),
+                {"s": json.dumps(stored)},
+            )
+        await sizing.resize(state["tick"].ctx, [], later)
+        remembered = (await _sizing_state(state, "launch"))["target"]
+        assert 1 < remembered <= burst
