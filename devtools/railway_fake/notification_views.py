@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphql import GraphQLError
-
+from devtools.railway_fake.context import Context, fail
 from devtools.railway_fake.views import PROBLEM, connection, iso
 
-# `ctx` is the resolvers' Context (resolvers.py imports this module, so it is not named here).
 
-
-def fail(message: str) -> GraphQLError:
-    return GraphQLError(message)
-
-
-def q_notification_rules(ctx: Any, args: dict[str, Any]) -> Any:
+def q_notification_rules(ctx: Context, args: dict[str, Any]) -> Any:
     rules = ctx.fake.notifications.rules.values()
     return [
         _rule_view(rule)
@@ -48,7 +41,7 @@ def _rule_view(rule: Any) -> dict[str, Any]:
     }
 
 
-def q_notification_deliveries(ctx: Any, args: dict[str, Any]) -> Any:
+def q_notification_deliveries(ctx: Context, args: dict[str, Any]) -> Any:
     wanted = args.get("filter") or {}
     if wanted.get("type") not in (None, "WEBHOOK"):
         deliveries: list[Any] = []
@@ -91,14 +84,14 @@ def _delivery_view(delivery: Any) -> dict[str, Any]:
     }
 
 
-def m_notification_rule_create(ctx: Any, args: dict[str, Any]) -> Any:
+def m_notification_rule_create(ctx: Context, args: dict[str, Any]) -> Any:
     spec = args["input"]
     if not spec.get("workspaceId"):
         raise fail(PROBLEM)
     return _rule_view(ctx.fake.notifications.create_rule(spec))
 
 
-def m_notification_rule_delete(ctx: Any, args: dict[str, Any]) -> bool:
+def m_notification_rule_delete(ctx: Context, args: dict[str, Any]) -> bool:
     if ctx.fake.notifications.rules.pop(args["id"], None) is None:
         raise fail("Notification rule not found")
     return True

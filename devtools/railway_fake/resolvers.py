@@ -2,17 +2,34 @@
 
 Messages are Railway's (specs/railway.md §3): "Project not found", "ServiceInstance not found",
 "You are creating projects too quickly", "Problem processing request", ...
+
+Here: the queries and the mutations that create and delete projects, services, volumes and
+domains. The mutations that configure and deploy a service instance are in `deploy_mutations.py`,
+the notification rules' in `notification_views.py`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from graphql import GraphQLError
+from devtools.railway_fake.context import (
+    Context,
+    Resolver,
+    fail,
+    live_environment,
+    live_instance,
+    live_project,
+    live_service,
+)
+from devtools.railway_fake.deploy_mutations import (
+    m_environment_patch_commit,
+    m_service_instance_deploy_v2,
+    m_service_instance_redeploy,
+    m_variable_collection_upsert,
+)
 
+# bench/warmup.py swaps this module's `free_port` for the fleet's ports: serviceDomainCreate stays here.
 from devtools.railway_fake.deploys import free_port
 from devtools.railway_fake.notification_views import (
     m_notification_rule_create,
@@ -21,60 +38,16 @@ from devtools.railway_fake.notification_views import (
     q_notification_rules,
 )
 from devtools.railway_fake.store import Domain, Volume, VolumeInstance, new_id
-from devtools.railway_fake.views import PROBLEM, connection
-
-if TYPE_CHECKING:
-    from devtools.railway_fake.server import FakeRailway
+from devtools.railway_fake.views import connection
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-
-
-@dataclass
-class Context:
-    fake: FakeRailway
-    token: str
-
-
-Resolver = Callable[[Context, dict[str, Any]], Any]
-
-
-def fail(message: str) -> GraphQLError:
-    return GraphQLError(message)
-
-
-def _project(ctx: Context, project_id: str | None) -> Any:
-    project = ctx.fake.store.projects.get(project_id or "")
-    if project is None or project.deleted_at:
-        raise fail("Project not found")
-    return project
-
-
-def _service(ctx: Context, service_id: str) -> Any:
-    service = ctx.fake.store.services.get(service_id)
-    if service is None or service.deleted_at:
-        raise fail("Service not found")
-    return service
-
-
-def _instance(ctx: Context, service_id: str, environment_id: str) -> Any:
-    instance = ctx.fake.store.instances.get((service_id, environment_id))
-    if instance is None or instance.deleted_at:
-        raise fail("ServiceInstance not found")
-    return instance
-
-
-def _environment(ctx: Context, environment_id: str) -> Any:
-    environment = ctx.fake.store.environments.get(environment_id)
-    if environment is None or environment.deleted_at:
-        raise fail("Environment not found")
-    return environment
 
 
 # Queries
 
 
 def q_project(ctx: Context, args: dict[str, Any]) -> Any:
-    return ctx.fake.views.project(_project(ctx, args["id"]))
+    return ctx.fake.views.project(live_project(ctx, args["id"]))
 
 
 def q_projects(ctx: Context, args: dict[str, Any]) -> Any:
@@ -89,20 +62,20 @@ def q_projects(ctx: Context, args: dict[str, Any]) -> Any:
 
 
 def q_environment(ctx: Context, args: dict[str, Any]) -> Any:
-    environment = _environment(ctx, args["id"])
+    environment = live_environment(ctx, args["id"])
     if args.get("projectId") and environment.project_id != args["projectId"]:
         raise fail("Environment not found")
     return ctx.fake.views.environment(environment)
 
 
 def q_environments(ctx: Context, args: dict[str, Any]) -> Any:
-    environments = ctx.fake.store.live_environments(_project(ctx, args["projectId"]).id)
+    environments = ctx.fake.store.live_environments(live_project(ctx, args["projectId"]).id)
     paging = {k: args.get(k) for k in ("first", "after", "last", "before")}
     return connection(environments, ctx.fake.views.environment, **paging)
 
 
 def q_service_instance(ctx: Context, args: dict[str, Any]) -> Any:
-    return ctx.fake.views.service_instance(_instance(ctx, args["serviceId"], args["environmentId"]))
+    return ctx.fake.views.service_instance(live_instance(ctx, args["serviceId"], args["environmentId"]))
 
 
 def q_deployment(ctx: Context, args: dict[str, Any]) -> Any:
@@ -115,7 +88,7 @@ def q_deployment(ctx: Context, args: dict[str, Any]) -> Any:
 def q_variables(ctx: Context, args: dict[str, Any]) -> Any:
     if not args.get("serviceId"):
         return {}
-    return dict(_instance(ctx, args["serviceId"], args["environmentId"]).variables)
+    return dict(live_instance(ctx, args["serviceId"], args["environmentId"]).variables)
 
 
 # Mutations
@@ -132,7 +105,7 @@ def m_project_create(ctx: Context, args: dict[str, Any]) -> Any:
 
 
 async def m_project_delete(ctx: Context, args: dict[str, Any]) -> bool:
-    project = _project(ctx, args["id"])
+    project = live_project(ctx, args["id"])
     for service in ctx.fake.store.live_services(project.id):
         await ctx.fake.deploys.stop_service(service.id)
     ctx.fake.store.delete_project(project.id)
@@ -141,7 +114,7 @@ async def m_project_delete(ctx: Context, args: dict[str, Any]) -> bool:
 
 def m_service_create(ctx: Context, args: dict[str, Any]) -> Any:
     fake, spec = ctx.fake, args["input"]
-    project = _project(ctx, spec["projectId"])
+    project = live_project(ctx, spec["projectId"])
     name = spec.get("name") or f"service-{new_id()[:8]}"
     if not SERVICE_NAME.match(name):
         raise fail("Invalid service name")
@@ -152,7 +125,7 @@ def m_service_create(ctx: Context, args: dict[str, Any]) -> Any:
         limit = fake.settings.services_per_project
         raise fail(f"Project has reached the maximum number of services ({limit})")
     if spec.get("environmentId"):
-        environment_ids = [_environment(ctx, spec["environmentId"]).id]
+        environment_ids = [live_environment(ctx, spec["environmentId"]).id]
     else:
         environment_ids = [e.id for e in fake.store.live_environments(project.id)]
     service = fake.store.create_service(project.id, environment_ids, name)
@@ -168,7 +141,7 @@ def m_service_create(ctx: Context, args: dict[str, Any]) -> Any:
 
 
 async def m_service_delete(ctx: Context, args: dict[str, Any]) -> bool:
-    service = _service(ctx, args["id"])
+    service = live_service(ctx, args["id"])
     await ctx.fake.deploys.stop_service(service.id)
     ctx.fake.store.delete_service(service.id)
     return True
@@ -176,15 +149,15 @@ async def m_service_delete(ctx: Context, args: dict[str, Any]) -> bool:
 
 def m_volume_create(ctx: Context, args: dict[str, Any]) -> Any:
     fake, spec = ctx.fake, args["input"]
-    project = _project(ctx, spec["projectId"])
+    project = live_project(ctx, spec["projectId"])
     if not fake.throttle_allows("volume", ctx.token):
         raise fail("You are creating volumes too quickly")
     service_id = spec.get("serviceId")
-    prefix = _service(ctx, service_id).name if service_id else "volume"
+    prefix = live_service(ctx, service_id).name if service_id else "volume"
     volume = Volume(new_id(), project.id, f"{prefix}-volume")
     fake.store.volumes[volume.id] = volume
     if "environmentId" in spec:
-        environment_ids = [_environment(ctx, spec["environmentId"]).id] if spec["environmentId"] else []
+        environment_ids = [live_environment(ctx, spec["environmentId"]).id] if spec["environmentId"] else []
     else:
         environment_ids = [e.id for e in fake.store.live_environments(project.id)]
     for environment_id in environment_ids:
@@ -203,7 +176,7 @@ def m_volume_delete(ctx: Context, args: dict[str, Any]) -> bool:
 
 def m_service_domain_create(ctx: Context, args: dict[str, Any]) -> Any:
     fake, spec = ctx.fake, args["input"]
-    instance = _instance(ctx, spec["serviceId"], spec["environmentId"])
+    instance = live_instance(ctx, spec["serviceId"], spec["environmentId"])
     existing = fake.store.service_domain(instance.service_id, instance.environment_id)
     if existing is not None:
         return fake.views.domain(existing)
@@ -221,67 +194,6 @@ def m_service_domain_create(ctx: Context, args: dict[str, Any]) -> Any:
     )
     fake.store.add_domain(domain)
     return fake.views.domain(domain)
-
-
-def _apply_variables(target: dict[str, str], patch: dict[str, Any]) -> None:
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(value.get("value"), str):
-            target[key] = value["value"]
-        else:
-            raise fail(PROBLEM)
-
-
-def m_environment_patch_commit(ctx: Context, args: dict[str, Any]) -> str:
-    fake = ctx.fake
-    environment = _environment(ctx, args["environmentId"])
-    patch = args.get("patch") or {}
-    services = patch.get("services") if isinstance(patch, dict) else None
-    if not isinstance(services, dict):
-        raise fail(PROBLEM)
-    touched = []
-    for service_id, config in services.items():
-        instance = _instance(ctx, service_id, environment.id)
-        if not isinstance(config, dict):
-            raise fail(PROBLEM)
-        if (config.get("source") or {}).get("image"):
-            instance.image = config["source"]["image"]
-        if (config.get("deploy") or {}).get("startCommand") is not None:
-            instance.start_command = config["deploy"]["startCommand"]
-        _apply_variables(instance.variables, config.get("variables") or {})
-        touched.append(instance)
-    # The commit is atomic: every change lands before the one deploy per affected service starts.
-    for instance in touched:
-        if instance.image:
-            fake.deploys.start(instance)
-    return new_id()
-
-
-def m_variable_collection_upsert(ctx: Context, args: dict[str, Any]) -> bool:
-    spec = args["input"]
-    _project(ctx, spec["projectId"])
-    if not spec.get("serviceId"):
-        raise fail(PROBLEM)
-    instance = _instance(ctx, spec["serviceId"], spec["environmentId"])
-    if spec.get("replace"):
-        instance.variables.clear()
-    instance.variables.update(spec["variables"])
-    if not spec.get("skipDeploys") and instance.image:
-        ctx.fake.deploys.start(instance)
-    return True
-
-
-def m_service_instance_deploy_v2(ctx: Context, args: dict[str, Any]) -> str:
-    instance = _instance(ctx, args["serviceId"], args["environmentId"])
-    if not instance.image:
-        raise fail(PROBLEM)
-    return ctx.fake.deploys.start(instance).id
-
-
-def m_service_instance_redeploy(ctx: Context, args: dict[str, Any]) -> bool:
-    m_service_instance_deploy_v2(ctx, args)
-    return True
 
 
 QUERY: dict[str, Resolver] = {

@@ -49,9 +49,10 @@ from graphql import (
 )
 
 from devtools.faults import Faults, Kind
+from devtools.railway_fake.context import Context
 from devtools.railway_fake.deploys import DeployEngine, DeploySettings
 from devtools.railway_fake.notifications import Notifications
-from devtools.railway_fake.resolvers import MUTATION, QUERY, Context
+from devtools.railway_fake.resolvers import MUTATION, QUERY
 from devtools.railway_fake.store import Store
 from devtools.railway_fake.views import PROBLEM, Views
 

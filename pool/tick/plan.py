@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pool.status import IN_FLIGHT, STATUSES, Observation, Runtime, Status, decide
+from pool.status import IN_FLIGHT, STATUSES, Runtime, Status, decide
 from pool.templates.schemas import DEFAULT_TEMPLATE_ID
+from pool.tick.observation import Unseen, observation_for
 from pool.tick.targets import PoolTarget, Target, replenish_counts
-from shared.schemas import InstanceObservation, StatusBatch
+from shared.schemas import StatusBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def plan(observed: Observed, target: Target, now: datetime) -> list[Action]:
         return []
     actions: list[Action] = []
     after: Counter[tuple[str, str]] = Counter()
-    unseen = _Unseen(frozenset(batch.unprobed), observed.not_asked, observed.asked)
+    unseen = Unseen(frozenset(batch.unprobed), observed.not_asked, observed.asked)
     for row in observed.rows:
         action = _plan_row(row, batch, observed.runtimes, unseen, target, now)
         if action is not None:
@@ -207,48 +208,11 @@ def seen_healthy(rows: Iterable[Row], batch: StatusBatch) -> list[Row]:
     ]
 
 
-@dataclass(frozen=True)
-class _Unseen:
-    """What this tick did not observe: health not probed by services, runtime not asked."""
-
-    unprobed: frozenset[str] = frozenset()
-    not_asked: frozenset[str] = frozenset()
-    asked: frozenset[str] | None = None
-
-
-def observation_for(
-    row: Row,
-    batch: StatusBatch,
-    runtimes: Mapping[str, Runtime | None],
-    now: datetime,
-    unseen: _Unseen = _Unseen(),
-) -> Observation:
-    seen: InstanceObservation | None = batch.instances.get(row.id)
-    age = (now - row.status_changed_at).total_seconds()
-    common = {"age_seconds": age, "failed_probes": row.failed_probes, "ours": row.conversation_id}
-    if seen is None:
-        return Observation(None, healthy=False, known=False, failed=not batch.platform_ok, **common)  # type: ignore[arg-type]
-    health = seen.health
-    healthy = health is not None and health.ok and health.ready is not False
-    return Observation(
-        seen.deploy_status,
-        healthy=healthy,
-        runtime=runtimes.get(row.id),
-        health_known=row.id not in unseen.unprobed,
-        runtime_asked=row.id not in unseen.not_asked,
-        # `seen.error` is services' note of its last failed operation, not of this observation.
-        # Its own platform's answer when services says (several platforms: one failing holds
-        # only its instances), else the whole batch's.
-        failed=not (batch.platform_ok if seen.platform_ok is None else seen.platform_ok),
-        **common,  # type: ignore[arg-type]
-    )
-
-
 def _plan_row(
     row: Row,
     batch: StatusBatch,
     runtimes: Mapping[str, Runtime | None],
-    unseen: _Unseen,
+    unseen: Unseen,
     target: Target,
     now: datetime,
 ) -> Update | Destroy | Created | CreateFailed | Resend | None:

@@ -34,6 +34,7 @@ from services.instances.service import (
     instance_lock,
     ref_of,
 )
+from services.ledger import repository as ledger_repo
 from services.ledger import service as ledger_service
 from services.models import InstanceInfra
 from services.platforms.base import InstanceSpec, PlatformRef
@@ -73,7 +74,7 @@ async def _accepted(
             deploy_status=row.deploy_status,
             error=row.last_error if row.state == "failed" else None,
             gateway_token=gateway_token,
-            tools=await ledger_service.list_resources(session, instance_id=instance_id),
+            tools=await ledger_repo.list_resources(session, instance_id=instance_id),
         )
 
 
@@ -193,7 +194,7 @@ async def run_create(
                 raise Conflict(f"instance {instance_id} was destroyed while it was being created")
             env = {
                 **request["env"],
-                **await ledger_service.tool_env(session, box=box, instance_id=instance_id),
+                **await ledger_repo.tool_env(session, box=box, instance_id=instance_id),
             }
             image = row.runtime_image if row is not None else None
         env.update(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import locks
 from services.instances.schemas import Instance, InstancePage
+from services.ledger import repository as ledger_repo
 from services.ledger import service as ledger_service
 from services.ledger.schemas import LedgerEntry
 from services.models import InstanceInfra, InstanceService
@@ -189,7 +190,7 @@ async def get_instance(session: AsyncSession, *, instance_id: str) -> Instance:
     row = await session.get(InstanceInfra, instance_id)
     if row is None:
         raise NotFound(f"instance {instance_id} not found")
-    ledger = await ledger_service.list_entries(session, instance_ids=[instance_id])
+    ledger = await ledger_repo.list_entries(session, instance_ids=[instance_id])
     return _instance(row, ledger.get(instance_id, []))
 
 
@@ -205,7 +206,7 @@ async def list_instances(
     rows = list(await session.scalars(query))
     page, more = rows[:limit], len(rows) > limit
     ids = [row.instance_id for row in page]
-    ledger = await ledger_service.list_entries(session, instance_ids=ids) if ids else {}
+    ledger = await ledger_repo.list_entries(session, instance_ids=ids) if ids else {}
     return InstancePage(
         instances=[_instance(row, ledger.get(row.instance_id, [])) for row in page],
         next_after=page[-1].instance_id if more else None,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path
 
 from services.auth import OperatorAuth, ToolCallerDep
 from services.deps import BoxDep, PlatformsDep, SessionmakerDep, ToolsDep
+from services.ledger import openrouter_keys
 from services.ledger import service as ledger_service
 from services.ledger.schemas import KeyDisable, KeyLimit, KeyState
 from shared.db import SessionDep
@@ -66,14 +67,14 @@ async def registry(tools: ToolsDep, platforms: PlatformsDep) -> Registry:
     )
 
 
-# Operator actions on one instance's OpenRouter key. The key is found through the ledger (its hash
-# is the resource id), so the operator names the instance, never a secret.
+# Operator actions on one instance's OpenRouter key (`openrouter_keys.py`): the operator names the
+# instance, never a secret.
 @router.post("/tools/openrouter/{instance_id}/disable", response_model=KeyState, dependencies=[OperatorAuth])
 async def disable_openrouter_key(
     instance_id: InstanceIdPath, body: KeyDisable, session: SessionDep, tools: ToolsDep
 ) -> KeyState:
     """Stop (or with `disabled: false`, resume) spending on the instance's key without deleting it."""
-    return await ledger_service.disable_openrouter_key(
+    return await openrouter_keys.disable_openrouter_key(
         session, tools=tools, instance_id=instance_id, disabled=body.disabled
     )
 
@@ -83,6 +84,6 @@ async def top_up_openrouter_key(
     instance_id: InstanceIdPath, body: KeyLimit, session: SessionDep, tools: ToolsDep
 ) -> KeyState:
     """Set a new credit limit (USD) on the instance's key."""
-    return await ledger_service.top_up_openrouter_key(
+    return await openrouter_keys.top_up_openrouter_key(
         session, tools=tools, instance_id=instance_id, limit=body.limit
     )

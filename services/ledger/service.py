@@ -14,34 +14,30 @@ is idempotent per instance, so it re-finds the resource. Every transition is sti
 the status it read, and a provision whose row left `creating` under it revokes what it made.
 The partial unique index (one live row per instance and tool) backs this up in the schema.
 
-Also here, because they read the same rows: the ledger as operators see it, and the operator's
-actions on an instance's OpenRouter key, found through its ledger row. ~340 lines: one module owns
-the table's queries, below the ~400 at which STYLE splits a service.
+Reads of the rows on a caller's session (an instance's resources and boot env, the operator's
+view) are in `repository.py`; the operator's actions on an instance's OpenRouter key in
+`openrouter_keys.py`.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import locks
-from services.ledger.schemas import KeyState, LedgerEntry
+from services.ledger.repository import LIVE
 from services.models import InstanceInfra, InstanceService
 from services.tools.base import ToolProvider
-from services.tools.openrouter import OpenRouterProvider
 from services.tools.registry import get_tool
 from shared.auth import SecretBox
 from shared.errors import AppError, Conflict, NotFound, UpstreamError
 from shared.logging import get_logger
-from shared.schemas import ToolGrant, ToolResource
+from shared.schemas import ToolGrant
 
 log = get_logger("services.ledger")
 
 Sessionmaker = async_sessionmaker[AsyncSession]
-LIVE = InstanceService.status != "destroyed"
 
 
 def _grant(row: InstanceService, box: SecretBox, *, reveal: bool) -> ToolGrant:
@@ -258,83 +254,3 @@ async def live_row_ids(sessionmaker: Sessionmaker, *, instance_id: str) -> list[
             .order_by(InstanceService.id)
         )
         return list(ids)
-
-
-async def list_resources(session: AsyncSession, *, instance_id: str) -> list[ToolResource]:
-    rows = await session.scalars(
-        select(InstanceService)
-        .where(InstanceService.instance_id == instance_id, LIVE)
-        .order_by(InstanceService.id)
-    )
-    return [
-        ToolResource(tool_id=r.tool_id, resource_id=r.resource_id, env_key=r.env_key, status=r.status)
-        for r in rows
-    ]
-
-
-async def tool_env(session: AsyncSession, *, box: SecretBox, instance_id: str) -> dict[str, str]:
-    """The env vars an instance boots with for its active tools (decrypted, for the platform only)."""
-    rows = await session.scalars(
-        select(InstanceService).where(
-            InstanceService.instance_id == instance_id, InstanceService.status == "active"
-        )
-    )
-    return {r.env_key: box.decrypt(r.env_value) for r in rows if r.env_value}
-
-
-async def list_entries(session: AsyncSession, *, instance_ids: list[str]) -> dict[str, list[LedgerEntry]]:
-    """Every row of these instances, destroyed ones too (the audit trail), by instance; never env values."""
-    rows = await session.scalars(
-        select(InstanceService)
-        .where(InstanceService.instance_id.in_(instance_ids))
-        .order_by(InstanceService.id)
-    )
-    by_instance: dict[str, list[LedgerEntry]] = defaultdict(list)
-    for row in rows:
-        by_instance[row.instance_id].append(
-            LedgerEntry(
-                id=row.id,
-                tool_id=row.tool_id,
-                resource_id=row.resource_id,
-                env_key=row.env_key,
-                status=row.status,
-                last_error=row.last_error,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-            )
-        )
-    return by_instance
-
-
-async def _openrouter_key(
-    session: AsyncSession, *, tools: dict[str, ToolProvider], instance_id: str
-) -> tuple[OpenRouterProvider, str]:
-    """The provider and the hash of the instance's active key (its resource id): never the secret."""
-    provider = get_tool(tools, "openrouter")
-    assert isinstance(provider, OpenRouterProvider)
-    resource_id = await session.scalar(
-        select(InstanceService.resource_id).where(
-            InstanceService.instance_id == instance_id,
-            InstanceService.tool_id == "openrouter",
-            InstanceService.status == "active",
-        )
-    )
-    if resource_id is None:
-        raise NotFound(f"instance {instance_id} has no active openrouter key")
-    return provider, resource_id
-
-
-async def disable_openrouter_key(
-    session: AsyncSession, *, tools: dict[str, ToolProvider], instance_id: str, disabled: bool
-) -> KeyState:
-    provider, key_hash = await _openrouter_key(session, tools=tools, instance_id=instance_id)
-    await provider.disable(key_hash, disabled)
-    return KeyState(instance_id=instance_id, resource_id=key_hash, disabled=disabled)
-
-
-async def top_up_openrouter_key(
-    session: AsyncSession, *, tools: dict[str, ToolProvider], instance_id: str, limit: float
-) -> KeyState:
-    provider, key_hash = await _openrouter_key(session, tools=tools, instance_id=instance_id)
-    await provider.top_up(key_hash, limit)
-    return KeyState(instance_id=instance_id, resource_id=key_hash, limit=limit)
