@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pool.claims import queue_db
-from pool.claims.db import DEFAULT_TEMPLATE
 from pool.claims.eta import REFILL_SAMPLES, REFILL_WINDOW_SECONDS, Supply, eta_seconds
 from pool.claims.repository import recorded_kind
 from pool.claims.schemas import Claim, ClaimCreate
+from pool.claims.statements import DEFAULT_TEMPLATE
 from pool.deps import PoolState
 from shared.errors import AppError, Conflict, Unavailable, UpstreamError
 from shared.logging import get_logger

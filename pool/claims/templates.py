@@ -20,8 +20,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pool.claims.db import DEFAULT_TEMPLATE, ClaimsDb
+from pool.claims.db import ClaimsDb
 from pool.claims.schemas import ClaimCreate
+from pool.claims.statements import DEFAULT_TEMPLATE
 from pool.templates.schemas import DEFAULT_OWNER as OPERATOR
 from shared.errors import Conflict, NotFound
 from shared.logging import get_logger

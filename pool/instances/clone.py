@@ -34,8 +34,8 @@ from sqlalchemy import text
 from pool.activity import log as event_log
 from pool.claims import recovery
 from pool.claims import repository as repo
-from pool.claims.db import no_barging
 from pool.claims.service import EMPTY_RETRY_AFTER
+from pool.claims.statements import no_barging
 from pool.deps import PoolState
 from pool.instance_client import ProvisionRequest, StateArchive
 from pool.instances.schemas import Cloned

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pool.activity import log as event_log
 from pool.claims import owners
 from pool.claims import repository as claims_repo
-from pool.claims.db import DEFAULT_TEMPLATE
+from pool.claims.statements import DEFAULT_TEMPLATE
 from pool.config import Settings
 from pool.deps import PoolState
 from pool.instances.schemas import Drained, Instance, LoopState, PoolStatus, Removed, Replenished

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.claims import db as claims_db
-from pool.claims import queue_db
+from pool.claims import queue_db, statements
 from pool.config import Settings
 from pool.main import create_app
 from tests.fakes.fleet import FakeFleet
@@ -76,5 +76,5 @@ async def test_an_idle_claim_costs_two_statements(
             during = list(orm)
             assert [e["kind"] for e in recorder._events] == ["claim.claimed"]
     assert response.status_code == 200, response.text
-    assert counted == [claims_db.RESERVE, claims_db.MARK_CLAIMED]
+    assert counted == [statements.RESERVE, statements.MARK_CLAIMED]
     assert during == []
