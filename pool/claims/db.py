@@ -54,6 +54,26 @@ class Duplicate:
 DUPLICATE = Duplicate()
 
 
+@dataclass(frozen=True)
+class NewClaim:
+    """A new claim's record, as `reserve` and `register` write it."""
+
+    claim_id: str
+    caller: str
+    key: str | None
+    digest: str
+    join_url: str | None
+    source: str | None = None
+    template: str = DEFAULT_TEMPLATE
+    owner_id: str | None = None
+
+    @classmethod
+    def of(
+        cls, body: ClaimCreate, *, claim_id: str, caller: str, key: str | None, digest: str, template: str
+    ) -> NewClaim:
+        return cls(claim_id, caller, key, digest, body.join_url, body.source, template, body.owner_id)
+
+
 def _picked(row: asyncpg.Record | None) -> Picked | None:
     if row is None or row["id"] is None:
         return None
@@ -125,45 +145,32 @@ class ClaimsDb:
             await self._pool.close()
             self._pool = None
 
-    async def reserve(
-        self,
-        *,
-        claim_id: str,
-        caller: str,
-        key: str | None,
-        digest: str,
-        join_url: str | None,
-        source: str | None = None,
-        template: str = DEFAULT_TEMPLATE,
-        owner_id: str | None = None,
-    ) -> Picked | None:
+    async def reserve(self, claim: NewClaim) -> Picked | None:
         """The instance reserved for this new claim, or None: no idle instance of its template, or
         a duplicate."""
         pool = await self._target()
         async with self._slot():
             row = await pool.fetchrow(
-                RESERVE, claim_id, [], key, digest, join_url, caller, template, source, owner_id
+                RESERVE,
+                claim.claim_id,
+                [],
+                claim.key,
+                claim.digest,
+                claim.join_url,
+                claim.caller,
+                claim.template,
+                claim.source,
+                claim.owner_id,
             )
         assert row is not None  # the outer SELECT always yields one row
         instance = _picked(row)
         if instance is None and row["inserted"]:
             # Inserted but not taken cannot happen while the picked row is locked; never leave a
             # pending claim without its instance behind if it somehow does.
-            await self.delete_pending(claim_id)
+            await self.delete_pending(claim.claim_id)
         return instance
 
-    async def register(
-        self,
-        *,
-        claim_id: str,
-        caller: str,
-        key: str | None,
-        digest: str,
-        join_url: str | None,
-        source: str | None = None,
-        template: str = DEFAULT_TEMPLATE,
-        owner_id: str | None = None,
-    ) -> Picked | Duplicate | None:
+    async def register(self, claim: NewClaim) -> Picked | Duplicate | None:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
         and given an instance in one transaction; DUPLICATE when the key or the joinUrl already
         has a claim, None (nothing kept) when no instance is idle."""
@@ -172,11 +179,19 @@ class ClaimsDb:
             try:
                 async with connection.transaction():
                     inserted = await connection.fetchval(
-                        INSERT_CLAIM, claim_id, key, digest, join_url, caller, source, template, owner_id
+                        INSERT_CLAIM,
+                        claim.claim_id,
+                        claim.key,
+                        claim.digest,
+                        claim.join_url,
+                        claim.caller,
+                        claim.source,
+                        claim.template,
+                        claim.owner_id,
                     )
                     if inserted is None:
                         return DUPLICATE
-                    picked = _picked(await connection.fetchrow(TAKE, claim_id, []))
+                    picked = _picked(await connection.fetchrow(TAKE, claim.claim_id, []))
                     if picked is None:
                         raise _Rollback
                     return picked

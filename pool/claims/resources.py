@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 from pool.claims import queue, queue_db, quota, service
 from pool.claims import repository as repo
+from pool.claims.db import NewClaim
 from pool.claims.eta import eta_seconds
 from pool.claims.schemas import Claim, ClaimCreate, ClaimEnqueue, ClaimError, ClaimTicket
 from pool.deps import PoolState
@@ -47,16 +48,10 @@ async def create_claim(
         claim_id = uuid.uuid4().hex
         # An owner's claim is counted and registered under the owner's lock (429 past its limit).
         async with quota.held(pool, claim, template, caller=caller, key=idempotency_key):
-            picked = await pool["claims_db"].reserve(
-                claim_id=claim_id,
-                caller=caller,
-                key=idempotency_key,
-                digest=digest,
-                join_url=claim.join_url,
-                source=claim.source,
-                template=template,
-                owner_id=claim.owner_id,
+            new = NewClaim.of(
+                claim, claim_id=claim_id, caller=caller, key=idempotency_key, digest=digest, template=template
             )
+            picked = await pool["claims_db"].reserve(new)
             queued = None
             if picked is None:
                 queued = await queue.enqueue(

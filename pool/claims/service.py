@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from pool.claims import queue, quota, recovery
 from pool.claims import repository as repo
-from pool.claims.db import Duplicate, Picked
+from pool.claims.db import Duplicate, NewClaim, Picked
 from pool.claims.schemas import Claim, ClaimCreate
 from pool.config import CLAIM_MAX_INSTANCES
 from pool.deps import PoolState
@@ -131,16 +131,8 @@ async def _reserve(
     """
     claim_id = uuid.uuid4().hex
     db = pool["claims_db"]
-    picked = await db.reserve(
-        claim_id=claim_id,
-        caller=caller,
-        key=key,
-        digest=digest,
-        join_url=body.join_url,
-        source=body.source,
-        template=template,
-        owner_id=body.owner_id,
-    )
+    new = NewClaim.of(body, claim_id=claim_id, caller=caller, key=key, digest=digest, template=template)
+    picked = await db.reserve(new)
     if picked is not None:
         return _Reserved(claim_id=claim_id, instance=picked)
     if wait_seconds > 0:
@@ -157,16 +149,7 @@ async def _reserve(
         if queued is not None:
             return queued
     else:
-        registered = await db.register(
-            claim_id=claim_id,
-            caller=caller,
-            key=key,
-            digest=digest,
-            join_url=body.join_url,
-            source=body.source,
-            template=template,
-            owner_id=body.owner_id,
-        )
+        registered = await db.register(new)
         if not isinstance(registered, Duplicate):
             return _Reserved(claim_id=claim_id, instance=registered)
     async with pool["sessionmaker"]() as session:
