@@ -119,7 +119,7 @@ async def observed_from(
     """`asked`: the ids the tick asked services about (None: all); see `Observed.asked`."""
     if batch is None:
         return Observed(rows, None)
-    ask, not_asked = runtimes.select(ctx, rows, batch, everything=everything)
+    ask, not_asked = await runtimes.select(ctx, rows, batch, everything=everything)
     tokens = await tokens_of(ctx, ask)
     urls = {
         i: (seen.url if (seen := batch.instances.get(i)) and seen.url else tokens.get(i, (None, None))[0])
