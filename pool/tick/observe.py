@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from pool.models import Instance
 from pool.status import Status
+from pool.status_batch import Batch
 from pool.tick import runtimes, selection
 from pool.tick.context import TickContext
 from pool.tick.plan import Observed, Row
 from shared.logging import get_logger
-from shared.schemas import PlatformList, StatusBatch, StatusBatchRequest
+from shared.schemas import PlatformList, StatusBatchRequest
 
 log = get_logger("pool.tick")
 
@@ -85,7 +86,7 @@ def request_for(ctx: TickContext, chosen: selection.Selection) -> StatusBatchReq
 
 async def observe(
     ctx: TickContext, request: StatusBatchRequest | None = None
-) -> tuple[StatusBatch | None, str | None]:
+) -> tuple[Batch | None, str | None]:
     try:
         batch = await ctx.services.status_batch(
             request or StatusBatchRequest(), timeout=ctx.settings.status_batch_timeout_seconds
@@ -111,7 +112,7 @@ async def platforms(ctx: TickContext) -> PlatformList | None:
 async def observed_from(
     ctx: TickContext,
     rows: list[Row],
-    batch: StatusBatch | None,
+    batch: Batch | None,
     *,
     asked: frozenset[str] | None = None,
     everything: bool = False,

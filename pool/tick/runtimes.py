@@ -39,10 +39,10 @@ import math
 from sqlalchemy import text
 
 from pool.status import Runtime
+from pool.status_batch import Batch
 from pool.tick.context import TickContext
 from pool.tick.plan import Row, seen_healthy
 from pool.tick.probes import bounded, runtime_status
-from shared.schemas import StatusBatch
 
 ALWAYS_ASKED = frozenset({"starting", "sleeping", "crashed"})
 
@@ -70,7 +70,7 @@ def per_tick(population: int, *, period: float, interval: float, cap: int) -> in
 
 
 async def select(
-    ctx: TickContext, rows: list[Row], batch: StatusBatch, *, everything: bool = False
+    ctx: TickContext, rows: list[Row], batch: Batch, *, everything: bool = False
 ) -> tuple[list[str], list[str]]:
     """(ids to ask, healthy ids not asked). `everything`: an operator's recheck asks all."""
     wanted, idle, skipped = [], [], []
