@@ -6,13 +6,18 @@ runs that many processes on one socket, each building its app from the environme
 
 httpx imports its command-line tool (`httpx._main`: rich, pygments, click) whenever those are
 installed, and they are (`poolctl` uses rich): ~5 MB of RSS in a server that never runs it. The
-server tells httpx that module is absent, which httpx handles (its `main` then says so).
+server tells httpx that module is absent, which httpx handles (its `main` then says so). The same
+for two more the server never uses, ~3 MB of RSS between them: watchfiles, which uvicorn imports
+for `--reload` (without it uvicorn falls back to its own polling reloader), and `pydantic.v1`, which
+FastAPI imports only to refuse v1 models (without it, nothing is a v1 model).
 """
 
 import gc
 import sys
 
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
+sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402

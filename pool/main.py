@@ -52,6 +52,9 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
             base_url=settings.services_url,
             headers={"Authorization": f"Bearer {settings.services_api_key}"},
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            # Certificates verified (httpx loads its CA bundle: ~0.7 MB of RSS) only for an https
+            # services URL; plain HTTP to services beside the pool never negotiates TLS.
+            verify=httpx.URL(settings.services_url).scheme == "https",
         ),
         timeout=settings.services_timeout_seconds,
         record=metrics.record_platform_call,

@@ -96,6 +96,8 @@ class Instance(Base):
     failed_probes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_healthy_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a tick last asked its runtime's /convos/status while idle (pool.tick.runtimes' rotation).
+    runtime_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The platform services placed it on, as the status batch reports it (None until placed).
     platform: Mapped[str | None] = mapped_column(Text)
     deploy_status: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from pool.status_batch import Batch
 from shared.errors import ERRORS_BY_NAME, AppError, TransientError, Unavailable
 from shared.http import HTTP_RETRY, ApiClient, call_timeout, error_from_response
 from shared.retry import RetryPolicy
@@ -23,7 +24,6 @@ from shared.schemas import (
     PlatformList,
     RedeployRequest,
     Registry,
-    StatusBatch,
     StatusBatchRequest,
 )
 
@@ -138,7 +138,7 @@ class ServicesClient(ApiClient):
         """The tools services can provision now (configured ones), never a secret."""
         return await self._call("registry", "GET", "/registry", Registry)
 
-    async def status_batch(self, body: StatusBatchRequest | None = None, *, timeout: float) -> StatusBatch:
+    async def status_batch(self, body: StatusBatchRequest | None = None, *, timeout: float) -> Batch:
         """One attempt, never retried: each attempt is a whole observation in services (every
         platform page, every probe), and services keeps going after a client hangs up, so a retry
         on timeout multiplied platform calls. The tick's next run is the retry. `timeout` (the
@@ -153,5 +153,6 @@ class ServicesClient(ApiClient):
             self._note("status_batch", "error")
             raise error_from_body(response, "services POST /status/batch")
         self._note("status_batch", "ok")
-        # Parsed by pydantic-core straight from the bytes: a 10,000-instance batch is megabytes.
-        return StatusBatch.model_validate_json(response.content)
+        # Parsed by pydantic-core straight from the bytes (a 10,000-instance batch is megabytes),
+        # into the pool's lean form of the entries (pool.status_batch).
+        return Batch.model_validate_json(response.content)

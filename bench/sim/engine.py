@@ -1,6 +1,6 @@
 """One policy against one trace in simulated time, decided by the pool's own pure functions.
 
-Every tick builds the plan's input (`Observed`: the rows, a services `StatusBatch`, the runtimes)
+Every tick builds the plan's input (`Observed`: the rows, a services status batch, the runtimes)
 from the simulated fleet and applies what `pool.tick.plan.plan` returns; between ticks the
 starting prober follows creates (`plan_create`) and promotes ready instances (`pool.status.decide`)
 on its own interval, as `pool.tick.prober` does. A claim takes the oldest idle instance, or

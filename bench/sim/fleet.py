@@ -8,11 +8,11 @@ from datetime import datetime
 
 from bench.sim.platform import Made
 from pool.status import Runtime, Status
+from pool.status_batch import Batch, Health, Seen
 from pool.tick.plan import Row
-from shared.schemas import HealthProbe, InstanceObservation, StatusBatch
 
 CLEAN = Runtime(None, clean=True)
-HEALTHY = HealthProbe.model_construct(ok=True, status_code=200, ready=True, error=None, elapsed_ms=1.0)
+HEALTHY = Health(ok=True, ready=True)
 PLATFORM = "sim"
 Clock = Callable[[float], datetime]
 
@@ -28,7 +28,7 @@ class Instance:
     deploy_status: str | None = None
     row: Row | None = None
     # What services reports, by how far the create is (0: being made, 1: made, 2: ready).
-    seen: dict[int, InstanceObservation] = field(default_factory=dict)
+    seen: dict[int, Seen] = field(default_factory=dict)
 
     def ready(self, now: float) -> bool:
         return not self.made.failed and now >= self.made.ready_at
@@ -48,7 +48,7 @@ def row(instance: Instance, at: Clock) -> Row:
     return instance.row
 
 
-def seen(instance: Instance, now: float, at: Clock) -> InstanceObservation:
+def seen(instance: Instance, now: float, at: Clock) -> Seen:
     """What services reports about the instance at `now` (built once per stage of its create)."""
     made = instance.made
     stage = (now >= made.made_at) + (now >= made.ready_at)
@@ -59,7 +59,7 @@ def seen(instance: Instance, now: float, at: Clock) -> InstanceObservation:
             url = None if made.failed else f"http://{instance.id}.sim"
             deploy = "running" if now >= made.ready_at else "deploying"
             health = HEALTHY if now >= made.ready_at else None
-        instance.seen[stage] = InstanceObservation.model_construct(
+        instance.seen[stage] = Seen(
             instance_id=instance.id,
             url=url,
             deploy_status=deploy,
@@ -73,9 +73,9 @@ def seen(instance: Instance, now: float, at: Clock) -> InstanceObservation:
     return instance.seen[stage]
 
 
-def batch(instances: Iterable[Instance], now: float, at: Clock) -> StatusBatch:
+def batch(instances: Iterable[Instance], now: float, at: Clock) -> Batch:
     """Services' `/status/batch` answer about `instances`: every one probed, the platform up."""
-    return StatusBatch.model_construct(
+    return Batch.model_construct(
         observed_at=at(now),
         instances={instance.id: seen(instance, now, at) for instance in instances},
         unprobed=[],

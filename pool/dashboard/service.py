@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import segno
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -120,4 +119,6 @@ async def list_agents(session: AsyncSession, *, group: str, query: str) -> list[
 
 def qr_data_uri(text: str) -> str:
     """A PNG of the QR code as a data URI, rendered here: no outside service sees the invite."""
+    import segno  # only when a launch from the dashboard shows its invite: not in every pool process
+
     return str(segno.make(text, error="m").png_data_uri(scale=6, border=3))

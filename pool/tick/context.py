@@ -43,8 +43,6 @@ class TickContext:
     # Creates run in the background so a slow platform never stalls a tick's observations.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     create_slots: asyncio.Semaphore | None = None
-    # Idle instance id → when the tick last asked its /convos/status (`pool.tick.runtimes`).
-    runtime_checked: dict[str, float] = field(default_factory=dict)
     # Instances the next tick observes first, platform included (`pool.tick.selection`): marked
     # by a deploy event or by the safety-net listing (`pool.tick.listing`) through `observe_soon`.
     observe_now: set[str] = field(default_factory=set)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pool.status import Observation, Runtime
-from shared.schemas import InstanceObservation, StatusBatch
+from pool.status_batch import Batch, Seen
 
 if TYPE_CHECKING:
     from pool.tick.plan import Row
@@ -29,12 +29,12 @@ class Unseen:
 
 def observation_for(
     row: Row,
-    batch: StatusBatch,
+    batch: Batch,
     runtimes: Mapping[str, Runtime | None],
     now: datetime,
     unseen: Unseen = Unseen(),
 ) -> Observation:
-    seen: InstanceObservation | None = batch.instances.get(row.id)
+    seen: Seen | None = batch.instances.get(row.id)
     age = (now - row.status_changed_at).total_seconds()
     common = {"age_seconds": age, "failed_probes": row.failed_probes, "ours": row.conversation_id}
     if seen is None:

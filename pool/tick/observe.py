@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from pool.models import Instance
 from pool.status import Status
+from pool.status_batch import Batch
 from pool.tick import runtimes, selection
 from pool.tick.context import TickContext
 from pool.tick.plan import Observed, Row
 from shared.logging import get_logger
-from shared.schemas import PlatformList, StatusBatch, StatusBatchRequest
+from shared.schemas import PlatformList, StatusBatchRequest
 
 log = get_logger("pool.tick")
 
@@ -85,7 +86,7 @@ def request_for(ctx: TickContext, chosen: selection.Selection) -> StatusBatchReq
 
 async def observe(
     ctx: TickContext, request: StatusBatchRequest | None = None
-) -> tuple[StatusBatch | None, str | None]:
+) -> tuple[Batch | None, str | None]:
     try:
         batch = await ctx.services.status_batch(
             request or StatusBatchRequest(), timeout=ctx.settings.status_batch_timeout_seconds
@@ -111,7 +112,7 @@ async def platforms(ctx: TickContext) -> PlatformList | None:
 async def observed_from(
     ctx: TickContext,
     rows: list[Row],
-    batch: StatusBatch | None,
+    batch: Batch | None,
     *,
     asked: frozenset[str] | None = None,
     everything: bool = False,
@@ -119,7 +120,7 @@ async def observed_from(
     """`asked`: the ids the tick asked services about (None: all); see `Observed.asked`."""
     if batch is None:
         return Observed(rows, None)
-    ask, not_asked = runtimes.select(ctx, rows, batch, everything=everything)
+    ask, not_asked = await runtimes.select(ctx, rows, batch, everything=everything)
     tokens = await tokens_of(ctx, ask)
     urls = {
         i: (seen.url if (seen := batch.instances.get(i)) and seen.url else tokens.get(i, (None, None))[0])

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import text
 
+from pool.status_batch import Batch
 from pool.tick.context import TickContext
 from pool.tick.plan import Update
 from shared.logging import get_logger
-from shared.schemas import StatusBatch
 
 log = get_logger("pool.tick")
 
@@ -94,7 +94,7 @@ async def stamp_seen(ctx: TickContext, seen: Sequence[tuple[str, str, bool]]) ->
             await session.execute(_SEEN, params)
 
 
-async def record_platforms(ctx: TickContext, batch: StatusBatch) -> None:
+async def record_platforms(ctx: TickContext, batch: Batch) -> None:
     """Each instance's platform as the batch reports it (the queue's ETA reads it)."""
     placed = [(i, seen.platform) for i, seen in batch.instances.items() if seen.platform is not None]
     try:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pool.status import IN_FLIGHT, STATUSES, Runtime, Status, decide
+from pool.status_batch import Batch
 from pool.templates.schemas import DEFAULT_TEMPLATE_ID
 from pool.tick.observation import Unseen, observation_for
 from pool.tick.targets import PoolTarget, Target, replenish_counts
-from shared.schemas import StatusBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class Row:
 class Observed:
     rows: list[Row]
     # None: services did not answer.
-    batch: StatusBatch | None
+    batch: Batch | None
     # /convos/status answers of the instances the pool asked directly; None: no answer.
     runtimes: Mapping[str, Runtime | None] = field(default_factory=dict)
     # Healthy instances the pool chose not to ask this tick (steady idle/claimed, off rotation):
@@ -195,7 +195,7 @@ def settled(row: Row) -> bool:
     return row.status not in IN_FLIGHT
 
 
-def seen_healthy(rows: Iterable[Row], batch: StatusBatch) -> list[Row]:
+def seen_healthy(rows: Iterable[Row], batch: Batch) -> list[Row]:
     """The settled rows services probed healthy this tick: the ones whose runtime may be asked
     (`pool.tick.runtimes`) and whose last-seen is stamped when the plan leaves them alone."""
     return [
@@ -210,7 +210,7 @@ def seen_healthy(rows: Iterable[Row], batch: StatusBatch) -> list[Row]:
 
 def _plan_row(
     row: Row,
-    batch: StatusBatch,
+    batch: Batch,
     runtimes: Mapping[str, Runtime | None],
     unseen: Unseen,
     target: Target,
@@ -249,7 +249,7 @@ def _plan_row(
 
 
 def plan_create(
-    row: Row, batch: StatusBatch, target: Target, now: datetime
+    row: Row, batch: Batch, target: Target, now: datetime
 ) -> Created | CreateFailed | Resend | None:
     """A `creating` row follows the phase services reports for it (DESIGN.md §3); it is never
     timed out while services works on it, however long the platform makes it wait."""
@@ -271,7 +271,7 @@ def plan_create(
     return None  # queued, creating, a phase a newer services added, or made without a url yet
 
 
-def _orphans(batch: StatusBatch, known: set[str], target: Target, now: datetime) -> list[Action]:
+def _orphans(batch: Batch, known: set[str], target: Target, now: datetime) -> list[Action]:
     orphans: list[Action] = []
     for instance_id, seen in sorted(batch.instances.items()):
         if instance_id in known:

@@ -24,8 +24,9 @@ conversation: the runtime refuses a second provision (409, DESIGN.md §4) and th
 it or takes another instance. Set `idle_runtime_check_seconds` to 0 to ask every idle instance
 a tick observes.
 
-The rotation's memory (`TickContext.runtime_checked`) lives in the tick context, so a new leader starts with
-every idle instance due; the per-tick bound keeps that first burst small.
+The rotation's stamp is the row's `runtime_checked_at` (the database's clock), as the observation
+rotation's is `last_probe_at`: a new leader carries on where the last one was, and the pool holds no
+map of every idle id (10,000 entries were ~1 MB of its RSS).
 
 Requests go through the pool's one `InstanceClient` (aiohttp: httpx cost 5–7 ms of CPU per
 request on the reference machine against ~0.4 ms), at most `probe_concurrency` at once, never retried.
@@ -34,41 +35,42 @@ request on the reference machine against ~0.4 ms), at most `probe_concurrency` a
 from __future__ import annotations
 
 import math
-import time
+
+from sqlalchemy import text
 
 from pool.status import Runtime
+from pool.status_batch import Batch
 from pool.tick.context import TickContext
 from pool.tick.plan import Row, seen_healthy
 from pool.tick.probes import bounded, runtime_status
-from shared.schemas import StatusBatch
 
 ALWAYS_ASKED = frozenset({"starting", "sleeping", "crashed"})
 
-
-def rotation(
-    last: dict[str, float],
-    idle: list[str],
-    *,
-    now: float,
-    period: float,
-    interval: float,
-    cap: int,
-    population: int | None = None,
-) -> list[str]:
-    """The idle ids to ask this tick, among `idle` (the ones observed healthy this tick); `last`
-    maps an id to when it was last asked (monotonic). The spread is over `population`, every
-    idle instance (default: `idle`), since a tick observes only a slice of them."""
-    if period <= 0:
-        return idle
-    per_tick = min(cap, math.ceil((len(idle) if population is None else population) * interval / period))
-    never = -math.inf
-    due = [i for i in idle if now - last.get(i, never) >= period]
-    due.sort(key=lambda i: last.get(i, never))
-    return due[:per_tick]
+# Of the given idle ids, the `size` due (never asked, or not within the period) least recently
+# asked first, stamped as asked now in the same statement; the id orders ties.
+_DUE = text(
+    """
+    WITH due AS (
+        SELECT id FROM instances
+        WHERE id = ANY(CAST(:ids AS text[]))
+          AND (runtime_checked_at IS NULL OR runtime_checked_at <= now() - make_interval(secs => :period))
+        ORDER BY runtime_checked_at ASC NULLS FIRST, id
+        LIMIT :size
+    )
+    UPDATE instances AS i SET runtime_checked_at = now() FROM due WHERE i.id = due.id
+    RETURNING i.id
+    """
+)
 
 
-def select(
-    ctx: TickContext, rows: list[Row], batch: StatusBatch, *, everything: bool = False
+def per_tick(population: int, *, period: float, interval: float, cap: int) -> int:
+    """Idle instances one tick asks: an even spread of every idle instance (`population`: a tick
+    observes only a slice of them) over the period, at most `cap`."""
+    return min(cap, math.ceil(population * interval / period))
+
+
+async def select(
+    ctx: TickContext, rows: list[Row], batch: Batch, *, everything: bool = False
 ) -> tuple[list[str], list[str]]:
     """(ids to ask, healthy ids not asked). `everything`: an operator's recheck asks all."""
     wanted, idle, skipped = [], [], []
@@ -81,24 +83,21 @@ def select(
             skipped.append(row.id)
     if everything:
         return wanted, []
-    s, now = ctx.settings, time.monotonic()
-    # Only ids still in the pool are remembered, so the map never outgrows the fleet (built from
-    # the rows, without a set of every id: a tick's transient containers make its peak RSS).
-    checked = ctx.runtime_checked
-    last = {row.id: t for row in rows if (t := checked.get(row.id)) is not None}
-    due = rotation(
-        last,
-        idle,
-        now=now,
+    s = ctx.settings
+    if s.idle_runtime_check_seconds <= 0 or not idle:
+        return wanted + idle, skipped
+    size = per_tick(
+        sum(1 for row in rows if row.status == "idle" and row.failed_probes == 0),
         period=s.idle_runtime_check_seconds,
         interval=s.tick_interval_seconds,
         cap=s.idle_runtime_checks_per_tick,
-        population=sum(1 for row in rows if row.status == "idle" and row.failed_probes == 0),
     )
-    last.update(dict.fromkeys(due, now))
-    ctx.runtime_checked = last
-    chosen = set(due)
-    return wanted + due, skipped + [i for i in idle if i not in chosen]
+    async with ctx.sessionmaker.begin() as session:
+        found = await session.execute(
+            _DUE, {"ids": idle, "period": float(s.idle_runtime_check_seconds), "size": size}
+        )
+        chosen = set(found.scalars())
+    return wanted + [i for i in idle if i in chosen], skipped + [i for i in idle if i not in chosen]
 
 
 async def ask(

@@ -147,3 +147,25 @@ async def test_the_platforms_view_columns_come_and_go_keeping_the_tick_state_row
     assert await _execute(url, "SELECT fleet FROM tick_state") == [{"fleet": "default"}]
     await upgrade_async("pool", url)
     await databases.drop(url)
+
+
+async def test_the_runtime_rotation_stamp_column_comes_and_goes_keeping_the_rows(
+    databases: DatabaseFactory,
+) -> None:
+    url = await databases.create("migrations_runtime_checked")
+    await upgrade_async("pool", url)
+    await _execute(
+        url,
+        "INSERT INTO instances (id, name, status, runtime_checked_at) "
+        "VALUES ('i00000000001', 'a', 'idle', now())",
+        "SELECT 1",
+    )
+    await asyncio.to_thread(command.downgrade, alembic_config("pool", url), "4b7e2c9d1f38")
+    columns = await _execute(
+        url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'instances'"
+    )
+    assert "runtime_checked_at" not in {str(c["column_name"]) for c in columns}
+    assert await _execute(url, "SELECT id FROM instances") == [{"id": "i00000000001"}]
+    await upgrade_async("pool", url)
+    assert await _execute(url, "SELECT runtime_checked_at FROM instances") == [{"runtime_checked_at": None}]
+    await databases.drop(url)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pool.status import Rules, Runtime, Status
+from pool.status_batch import Batch, Health
+from pool.status_batch import Seen as Observation
 from pool.templates.rollout import Rollout, Seen, advance, pool_target, start
 from pool.tick.plan import Create, Destroy, Observed, Row, plan
 from pool.tick.targets import PoolTarget, Target
-from shared.schemas import HealthProbe, InstanceObservation, StatusBatch
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CLEAN = Runtime(None, clean=True)
@@ -21,16 +22,16 @@ def _row(i: int, status: Status, version: int, age: float = 60) -> Row:
 
 def _observed(rows: list[Row]) -> Observed:
     seen = {
-        r.id: InstanceObservation(
+        r.id: Observation(
             instance_id=r.id,
             url="http://127.0.0.1:1",
             deploy_status="running",
-            health=HealthProbe(ok=True, status_code=200, ready=True),
+            health=Health(ok=True, ready=True),
             created_at=NOW,
         )
         for r in rows
     }
-    return Observed(rows, StatusBatch(observed_at=NOW, instances=seen), {r.id: CLEAN for r in rows})
+    return Observed(rows, Batch(observed_at=NOW, instances=seen), {r.id: CLEAN for r in rows})
 
 
 def _target(pool: PoolTarget) -> Target:

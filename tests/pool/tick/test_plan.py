@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pool.status import Rules, Runtime, Status
+from pool.status_batch import Batch, Health, Seen
 from pool.tick.plan import (
     Create,
     Created,
@@ -21,7 +23,6 @@ from pool.tick.plan import (
     plan,
 )
 from pool.tick.targets import PoolTarget, Target, replenish_counts
-from shared.schemas import HealthProbe, InstanceObservation, StatusBatch
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DEFAULT = (PoolTarget(min_idle=3),)
@@ -41,22 +42,18 @@ def template_row(
     return Row(iid(i), status, at, at, 0, conversation, "running", template, version)
 
 
-def seen(
-    i: int, deploy: str | None = "running", *, healthy: bool = True, age: float = 60
-) -> InstanceObservation:
-    return InstanceObservation(
+def seen(i: int, deploy: str | None = "running", *, healthy: bool = True, age: float = 60) -> Seen:
+    return Seen(
         instance_id=f"i{i:011d}",
         url=f"http://127.0.0.1:{9000 + i}",
         deploy_status=deploy,
-        health=HealthProbe(ok=healthy, status_code=200 if healthy else None, ready=healthy or None),
+        health=Health(ok=healthy, ready=healthy or None),
         created_at=NOW - timedelta(seconds=age),
     )
 
 
-def batch(*observations: InstanceObservation, platform_ok: bool = True) -> StatusBatch:
-    return StatusBatch(
-        observed_at=NOW, instances={o.instance_id: o for o in observations}, platform_ok=platform_ok
-    )
+def batch(*observations: Seen, platform_ok: bool = True) -> Batch:
+    return Batch(observed_at=NOW, instances={o.instance_id: o for o in observations}, platform_ok=platform_ok)
 
 
 def iid(i: int) -> str:
@@ -76,8 +73,8 @@ def test_platform_error_changes_no_status_but_still_refills_from_the_rows() -> N
 def test_one_platform_failing_holds_only_its_own_instances() -> None:
     # Several platforms: the batch failed as a whole, but each instance says whether its own
     # platform answered. The failing platform's crashed report is no observation; the other's is.
-    failing = seen(1, "crashed").model_copy(update={"platform": "a", "platform_ok": False})
-    answering = seen(2, "crashed").model_copy(update={"platform": "b", "platform_ok": True})
+    failing = replace(seen(1, "crashed"), platform="a", platform_ok=False)
+    answering = replace(seen(2, "crashed"), platform="b", platform_ok=True)
     rows = [row(1, "idle"), row(2, "idle"), row(3, "idle")]
     actions = plan(Observed(rows, batch(failing, answering, seen(3), platform_ok=False)), TARGET, NOW)
     assert [type(a).__name__ for a in actions if a != Create(1)] == ["Destroy"]
@@ -141,8 +138,8 @@ def test_claiming_and_fresh_creating_rows_are_left_alone_and_count_as_supply() -
     assert plan(observed, TARGET, NOW) == [Create(1)]
 
 
-def creating(i: int, phase: str | None, *, url: bool = True, error: str | None = None) -> InstanceObservation:
-    return InstanceObservation(
+def creating(i: int, phase: str | None, *, url: bool = True, error: str | None = None) -> Seen:
+    return Seen(
         instance_id=iid(i),
         url=f"http://127.0.0.1:{9000 + i}" if url else None,
         deploy_status="deploying" if phase == "deploying" else None,
@@ -272,7 +269,7 @@ def test_unprobed_instances_are_no_observation_but_their_deploy_status_still_cou
     ]
     for o in observations[:3]:
         o.health = None
-    unprobed = StatusBatch(
+    unprobed = Batch(
         observed_at=NOW,
         instances={o.instance_id: o for o in observations},
         unprobed=[iid(1), iid(2), iid(3)],
