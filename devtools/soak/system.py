@@ -56,6 +56,9 @@ class SoakConfig:
     max_total: int = 8
     # The clients' timeouts, and how long a "lost" answer is held (just past them).
     client_timeout: float = 3.0
+    # Two templates beside `default`, part of the claims naming them, rollouts and an archive
+    # during the run (devtools/soak/templates.py).
+    templates: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
 
