@@ -3,7 +3,9 @@ real processes of devtools/soak/system.py, with DESIGN §14's invariants checked
 seconds, then again after the faults stop, the pool converges and services sweeps.
 
 Workload: claims with fresh joinUrls, retries of one Idempotency-Key, bursts on one joinUrl, hostile
-bodies, claims as resources (devtools/soak/claims.py: queued, followed, cancelled, timed out).
+bodies, claims as resources (devtools/soak/claims.py: queued, followed, cancelled, timed out); with
+`SoakConfig(templates=True)`, two more templates that part of those claims name, a canary and a
+recreate rollout and an archive during the run (devtools/soak/templates.py).
 Faults: Railway 429 storms, HTTP-200 errors, lost answers (timeouts), slow creates; vendor 5xx and
 429 storms; SIGKILL and restart of services or of the pool; pg_terminate_backend of every app
 connection; operator kill of a claiming or claimed instance, drain, replenish.
