@@ -1,4 +1,5 @@
-"""`python -m devtools.soak --mode shared --seconds 600 --seed 7`: one soak run, its report as JSON."""
+"""`python -m devtools.soak --mode shared --seconds 600 --seed 7 [--templates]`: one soak run, its
+report as JSON."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import random
 from devtools.soak import Report, Soak, SoakConfig, running_system
 
 
-async def soak(mode: str, seconds: float, seed: int, time_scale: float) -> Report:
-    config = SoakConfig(mode=mode, seed=seed, time_scale=time_scale)  # type: ignore[arg-type]
+async def soak(mode: str, seconds: float, seed: int, time_scale: float, templates: bool) -> Report:
+    extra = {"templates": True, "max_total": 10} if templates else {}
+    config = SoakConfig(mode=mode, seed=seed, time_scale=time_scale, **extra)  # type: ignore[arg-type]
     async with running_system(config) as system:
         return await Soak(system, seconds).run()
 
@@ -23,8 +25,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", random.randrange(10**6))))
     parser.add_argument("--time-scale", type=float, default=0.02)
+    parser.add_argument(
+        "--templates", action="store_true", help="two more templates, rollouts and an archive during the run"
+    )
     args = parser.parse_args()
-    report = asyncio.run(soak(args.mode, args.seconds, args.seed, args.time_scale))
+    report = asyncio.run(soak(args.mode, args.seconds, args.seed, args.time_scale, args.templates))
     print(json.dumps(report.summary(), indent=2))
     return 1 if report.violations else 0
 

@@ -3,7 +3,9 @@ real processes of devtools/soak/system.py, with DESIGN §14's invariants checked
 seconds, then again after the faults stop, the pool converges and services sweeps.
 
 Workload: claims with fresh joinUrls, retries of one Idempotency-Key, bursts on one joinUrl, hostile
-bodies, claims as resources (devtools/soak/claims.py: queued, followed, cancelled, timed out).
+bodies, claims as resources (devtools/soak/claims.py: queued, followed, cancelled, timed out); with
+`SoakConfig(templates=True)`, two more templates that part of those claims name, a canary and a
+recreate rollout and an archive during the run (devtools/soak/templates.py).
 Faults: Railway 429 storms, HTTP-200 errors, lost answers (timeouts), slow creates; vendor 5xx and
 429 storms; SIGKILL and restart of services or of the pool; pg_terminate_backend of every app
 connection; operator kill of a claiming or claimed instance, drain, replenish.
@@ -28,10 +30,19 @@ import httpx
 from devtools.soak.agents import Agents
 from devtools.soak.claims import ClaimResources, end_bound
 from devtools.soak.hostile import HOSTILE
-from devtools.soak.invariants import Answer, Ledger, check_answers, check_claim_rows, check_claims, check_pool
+from devtools.soak.invariants import (
+    Answer,
+    Ledger,
+    check_answers,
+    check_claim_rows,
+    check_claims,
+    check_pool,
+    check_templates,
+)
 from devtools.soak.quiesce import quiesce
 from devtools.soak.report import Report
 from devtools.soak.system import System
+from devtools.soak.templates import Templates
 
 FAULTS = (
     "railway_429_storm",
@@ -63,6 +74,8 @@ class Soak:
         self.claiming_bound = 120.0
         self.agents = Agents(system)
         self.claims = ClaimResources(self)
+        # Templates and rollouts (devtools/soak/templates.py), when the config asks for them.
+        self.templates = Templates(self) if system.config.templates else None
         # When each instance was let go (conversation ended, self-destruct, operator kill).
         self.releases: dict[str, list[float]] = defaultdict(list)
 
@@ -73,6 +86,8 @@ class Soak:
     ) -> None:
         headers = {"Idempotency-Key": key} if key else {}
         answer = Answer(kind, None, key=key, join_url=body.get("joinUrl") if isinstance(body, dict) else None)
+        if isinstance(body, dict) and body.get("templateId"):
+            answer.template = str(body["templateId"])
         try:
             if isinstance(body, str):
                 headers["Content-Type"] = "application/json"
@@ -106,6 +121,9 @@ class Soak:
             roll = self.rng.random()
             join = f"https://convos.org/join/{uuid.UUID(int=self.rng.getrandbits(128)).hex}"
             body = {"agentName": "soak", "instructions": "be brief", "joinUrl": join}
+            template = self.templates.choose() if self.templates is not None else None
+            if template is not None:
+                body["templateId"] = template
             if roll < 0.3:
                 self._spawn(self._claim(http, "claim", body))
             elif roll < 0.45:
@@ -116,7 +134,7 @@ class Soak:
                 for _ in range(self.rng.randint(2, 4)):
                     self._spawn(self._claim(http, "same_join_url", body))
             elif roll < 0.85:
-                self.claims.start(http, self.rng)
+                self.claims.start(http, self.rng, template)
             else:
                 # In turn, so even a short run sends each hostile body.
                 name, hostile = HOSTILE[self.report.operations["hostile"] % len(HOSTILE)]
@@ -257,6 +275,10 @@ class Soak:
         async with self.system.operator() as http:
             http.timeout = httpx.Timeout(90.0)
             jobs = [self.workload(http), self.chaos(), self.watch()]
+            if self.templates is not None:
+                # Made before the faults start; their steps run with them.
+                await self.templates.setup(http)
+                jobs.append(self.templates.steps(http))
             runners = [asyncio.create_task(job) for job in jobs]
             await asyncio.sleep(self.seconds)
             self._stop.set()
@@ -277,6 +299,11 @@ class Soak:
         traces = list(self.claims.traces.values())
         self.report.add(check_claims(traces, self.answers, self.releases, end_bound=end_bound(self)))
         self.report.add(await check_claim_rows(self.system.pool_db, traces, end_bound=end_bound(self)))
+        if self.templates is not None:
+            self.report.add(
+                await check_templates(self.system.pool_db, self.templates.run, traces, self.answers)
+            )
+            self.report.templates = await self.templates.summary()
         if not (any(t.ended for t in traces) and self.report.operations["claims_sse"]):
             self.report.add(
                 [("claims_idle", f"no claim resource followed to its end: {self.report.operations}")]

@@ -45,13 +45,13 @@ class ClaimResources:
         self.traces: dict[str, ClaimTrace] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, http: httpx.AsyncClient, rng: random.Random) -> None:
+    def start(self, http: httpx.AsyncClient, rng: random.Random, template: str | None = None) -> None:
         ops = self.soak.report.operations
         missing = [v for v in VARIANTS if not ops[f"claims:{v}"]]
         variant = missing[0] if missing else VARIANTS[ops["claims"] % len(VARIANTS)]
         ops["claims"] += 1
         dice = random.Random(rng.getrandbits(64))
-        task = asyncio.create_task(self._one(http, variant, dice))
+        task = asyncio.create_task(self._one(http, variant, dice, template))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -62,9 +62,13 @@ class ClaimResources:
 
     # -- one claim ---------------------------------------------------------------------------
 
-    async def _one(self, http: httpx.AsyncClient, variant: str, dice: random.Random) -> None:
+    async def _one(
+        self, http: httpx.AsyncClient, variant: str, dice: random.Random, template: str | None
+    ) -> None:
         join = f"https://convos.org/join/{uuid.UUID(int=dice.getrandbits(128)).hex}"
         body: dict[str, Any] = {"agentName": "soak", "instructions": "be brief", "joinUrl": join}
+        if template is not None:
+            body["templateId"] = template
         short = variant == "short_timeout" or dice.random() < 0.15
         body["timeoutSeconds"] = dice.randint(1, 2) if short else dice.randint(5, 20)
         if variant == "priority" or dice.random() < 0.2:
@@ -102,7 +106,7 @@ class ClaimResources:
         known = self.traces.get(data["id"])
         trace = known or ClaimTrace(
             id=data["id"], answered_at=time.monotonic(), timeout_seconds=body["timeoutSeconds"],
-            priority=int(body.get("priority", 0)), key=key,
+            priority=int(body.get("priority", 0)), key=key, template=body.get("templateId", "default"),
         )  # fmt: skip
         self.traces[trace.id] = trace
         if retry_of is not None and trace is not retry_of:

@@ -4,6 +4,7 @@ them by kind, with the seed that replays the run."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class Answer:
     # Whether the body was a JSON object (None: not looked at); a 502/503 must carry one.
     json_body: bool | None = None
     at: float = field(default_factory=time.monotonic)
+    # The template the claim named (`default`: none).
+    template: str = "default"
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ClaimTrace:
     sightings: list[Sighting] = field(default_factory=list)
     cancelled: bool = False  # its DELETE answered 200 with status cancelled
     ended: bool | None = None  # None: not followed to the end (the run stopped first)
+    template: str = "default"  # the template it named (`default`: none)
 
     @property
     def last(self) -> str | None:
@@ -277,3 +281,207 @@ async def queue_rows(conn: asyncpg.Connection, *, end_bound: float) -> list[tupl
     return [
         ("claim_unended", f"{r['id']} still {r['status']} {r['late']:.0f}s past its deadline") for r in rows
     ]
+
+
+# -- templates and rollouts (DESIGN §11) -------------------------------------------------------
+
+FINAL_PHASES = ("done", "rolled_back")
+# How long after an archive a claim may still be handed an instance of it: the claims' template
+# cache (pool/claims/templates.py CACHE_SECONDS, 2 s) and the tick that then destroys its idle
+# instances, with room for a slow statement under the chaos.
+ARCHIVE_BOUND_SECONDS = 10.0
+
+
+@dataclass
+class TemplateRun:
+    """What the soak did with templates (devtools/soak/templates.py) and saw of their rollouts."""
+
+    second: str | None = None  # the template that gets the rollouts
+    archived: str | None = None  # the template archived half-way
+    archived_at: float | None = None  # monotonic, when its archive answered
+    published: list[tuple[str, int]] = field(default_factory=list)  # (strategy, version), in order
+    # Each published version's rollout as the status API last showed it while the soak followed it.
+    outcomes: dict[int, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def exercised(self) -> bool:
+        return self.second is not None and {s for s, _ in self.published} >= {"canary", "recreate"}
+
+
+# Succeeded claims whose instance was made for another template: the create's own record (the
+# instance's row is gone once its agent ended; its `create.requested` event outlives it).
+CLAIMED_OTHER_TEMPLATE = """
+SELECT c.id, c.template, c.instance_id, e.summary->>'templateId' AS made_for
+  FROM claims c JOIN instance_events e ON e.instance_id = c.instance_id AND e.kind = 'create.requested'
+ WHERE c.status = 'succeeded' AND e.summary->>'templateId' IS DISTINCT FROM c.template
+UNION ALL
+SELECT c.id, c.template, c.instance_id, i.template_id
+  FROM claims c JOIN instances i ON i.id = c.instance_id
+ WHERE c.status = 'succeeded' AND i.template_id IS DISTINCT FROM c.template
+ LIMIT 20
+"""
+# Claims handed an instance of an archived template well after its archive.
+ARCHIVED_SERVED = """
+SELECT c.id, c.template,
+       extract(epoch FROM coalesce(c.assigned_at, c.created_at) - t.archived_at)::float8 AS after
+  FROM claims c JOIN templates t ON t.id = c.template
+ WHERE t.archived_at IS NOT NULL AND c.status = 'succeeded'
+   AND coalesce(c.assigned_at, c.created_at) > t.archived_at + make_interval(secs => $1)
+ LIMIT 20
+"""
+
+
+async def check_templates(
+    pool_db: str, run: TemplateRun, traces: list[ClaimTrace], answers: list[Answer]
+) -> list[tuple[str, str]]:
+    """At the end, after the quiesce: every succeeded claim got an instance of the template it
+    named; no claim got one of an archived template past the archive's bound, and nothing of it is
+    left idle or coming; every rollout published ended rolled on (the template on its version) or
+    rolled back with a reason (the template on the previous one); no idle instance is left of a
+    version a finished `recreate` replaced or of a version rolled back; and templates and both
+    rollouts were exercised."""
+    found: list[tuple[str, str]] = []
+    conn = await asyncpg.connect(pool_db)
+    try:
+        for r in await conn.fetch(CLAIMED_OTHER_TEMPLATE):
+            found.append((
+                "template_mismatch",
+                f"claim {r['id']} of {r['template']} succeeded with {r['instance_id']}, "
+                f"made for {r['made_for']}",
+            ))  # fmt: skip
+        made_for = {
+            r["instance_id"]: r["template"]
+            for r in await conn.fetch(
+                "SELECT instance_id, summary->>'templateId' AS template FROM instance_events "
+                "WHERE kind = 'create.requested'"
+            )
+        }
+        named = {trace.id: trace.template for trace in traces}
+        for r in await conn.fetch("SELECT id, template FROM claims WHERE id = ANY($1::text[])", list(named)):
+            if r["template"] != named[r["id"]]:
+                found.append(
+                    (
+                        "template_mismatch",
+                        f"claim {r['id']} named {named[r['id']]}, recorded as {r['template']}",
+                    )
+                )
+        for answer in answers:
+            made = made_for.get(answer.instance_id or "")
+            if answer.status == 200 and answer.instance_id and made is not None and made != answer.template:
+                found.append((
+                    "template_mismatch",
+                    f"{answer.kind} naming {answer.template} answered {answer.instance_id}, made for {made}",
+                ))  # fmt: skip
+        for r in await conn.fetch(ARCHIVED_SERVED, ARCHIVE_BOUND_SECONDS):
+            found.append(
+                (
+                    "archived_template_served",
+                    f"claim {r['id']} got an instance of {r['template']} {r['after']:.1f}s after its archive",
+                )
+            )
+        if run.archived is not None and run.archived_at is not None:
+            left = await conn.fetch(
+                "SELECT id, status FROM instances "
+                "WHERE template_id = $1 AND status IN ('idle', 'starting', 'creating')",
+                run.archived,
+            )
+            found += [
+                ("archived_template_served", f"{r['id']} of the archived template still {r['status']}")
+                for r in left
+            ]
+        if run.second is not None:
+            found += await _rollouts(conn, run)
+    finally:
+        await conn.close()
+    served = any(t.template == run.second and t.instance_id for t in traces) or any(
+        a.template == run.second and a.status == 200 and a.instance_id for a in answers
+    )
+    if not (run.exercised and served):
+        found.append((
+            "templates_idle",
+            f"templates or rollouts not exercised: second {run.second}, published {run.published}, "
+            f"a claim of it served: {served}",
+        ))  # fmt: skip
+    return found
+
+
+async def _rollouts(conn: asyncpg.Connection, run: TemplateRun) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    row = await conn.fetchrow(
+        "SELECT current_version, rollout_state FROM templates WHERE id = $1", run.second
+    )
+    if row is None:
+        return [("rollout_unfinished", f"template {run.second} gone")]
+    state = (
+        json.loads(row["rollout_state"]) if isinstance(row["rollout_state"], str) else row["rollout_state"]
+    )
+    rolled_back = {v for v, seen in run.outcomes.items() if seen.get("phase") == "rolled_back"}
+    for strategy, version in run.published[:-1]:
+        seen = run.outcomes.get(version) or {}
+        if seen.get("phase") not in FINAL_PHASES:
+            found.append(
+                (
+                    "rollout_unfinished",
+                    f"{strategy} of version {version} had not ended when the next was published: {seen}",
+                )
+            )
+    if run.published:
+        strategy, version = run.published[-1]
+        if not state or int(state.get("version", 0)) != version:
+            found.append(
+                (
+                    "rollout_unfinished",
+                    f"the last rollout published ({strategy} {version}) is not the template's: {state}",
+                )
+            )
+            return found
+        phase, reason = state.get("phase"), state.get("reason")
+        if phase not in FINAL_PHASES:
+            found.append(
+                (
+                    "rollout_unfinished",
+                    f"{strategy} of version {version} still {phase} after the quiesce: {state}",
+                )
+            )
+        if phase == "rolled_back":
+            rolled_back.add(version)
+            if not reason or len(str(reason).strip()) < 3:
+                found.append(
+                    ("rollout_unfinished", f"{strategy} of version {version} rolled back with no reason")
+                )
+            if row["current_version"] != int(state["previous"]):
+                found.append(
+                    ("rollout_unfinished", f"rolled back, yet the template is on {row['current_version']}")
+                )
+        if phase == "done":
+            if row["current_version"] != version:
+                found.append(
+                    ("rollout_unfinished", f"rolled on, yet the template is on {row['current_version']}")
+                )
+            if strategy == "recreate":
+                old = await conn.fetch(
+                    "SELECT id, template_version FROM instances WHERE template_id = $1 AND status = 'idle' "
+                    "AND template_version < $2",
+                    run.second,
+                    version,
+                )
+                found += [
+                    (
+                        "rollout_old_idle",
+                        f"{r['id']} of version {r['template_version']} idle after the recreate "
+                        f"of {version} finished",
+                    )
+                    for r in old
+                ]
+    if rolled_back:
+        left = await conn.fetch(
+            "SELECT id, template_version FROM instances WHERE template_id = $1 AND status = 'idle' "
+            "AND template_version = ANY($2::int[])",
+            run.second,
+            sorted(rolled_back),
+        )
+        found += [
+            ("rollout_old_idle", f"{r['id']} of rolled-back version {r['template_version']} idle")
+            for r in left
+        ]
+    return found

@@ -49,6 +49,10 @@ async def quiesce(soak: Soak, timeout: float = 120.0) -> None:
             soak.report.add([("no_convergence", f"not {target} idle within {timeout}s: {counts}")])
         # The claim resources still followed end by their own bounds (their agents are let go).
         await soak.claims.settle()
+        if soak.templates is not None:
+            # Each template at its own target, and the last rollout ended (bounded by its window
+            # and the stuck timeout when its canaries never became healthy).
+            await soak.templates.quiesce(http, timeout)
         # Each hostile body once more against a warm pool (mid-run the pool is often empty and
         # refuses with 503 before reading the body), so a refusal that comes too late shows.
         for name, hostile in HOSTILE:

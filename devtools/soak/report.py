@@ -20,6 +20,8 @@ class Report:
     examples: dict[str, str] = field(default_factory=dict)
     converge_seconds: float | None = None
     restarts: dict[str, int] = field(default_factory=dict)
+    # Templates and rollouts (devtools/soak/templates.py): claims per template, rollouts' ends.
+    templates: dict[str, Any] = field(default_factory=dict)
 
     def add(self, found: list[tuple[str, str]]) -> None:
         for kind, detail in found:
@@ -39,4 +41,5 @@ class Report:
             "examples": self.examples,
             "converge_seconds": None if self.converge_seconds is None else round(self.converge_seconds, 1),
             "restarts": self.restarts,
+            **({"templates": self.templates} if self.templates else {}),
         }

@@ -56,6 +56,9 @@ class SoakConfig:
     max_total: int = 8
     # The clients' timeouts, and how long a "lost" answer is held (just past them).
     client_timeout: float = 3.0
+    # Two templates beside `default`, part of the claims naming them, rollouts and an archive
+    # during the run (devtools/soak/templates.py).
+    templates: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -216,6 +219,11 @@ def app_envs(
         "SERVICES_PLACEMENT_BACKOFF_SECONDS": str(30 * config.time_scale),
         "SERVICES_PLACEMENT_BACKOFF_MAX_SECONDS": str(600 * config.time_scale),
         "RAILWAY_MAX_RETRY_AFTER_SECONDS": "1",
+        # A create whose worker died (services SIGKILLed, every ~20 s here) waits out its lease before
+        # another worker takes it again. Unscaled (60 s), two kills during one create kept it
+        # `creating` for 120 s, the soak's `stuck` bound; the lease is renewed in the background
+        # every third of it, so a shorter one costs a live create nothing.
+        "SERVICES_CREATE_LEASE_SECONDS": "20",
         "OPENROUTER_TIMEOUT_SECONDS": timeout,
         "AGENTMAIL_TIMEOUT_SECONDS": timeout,
         "TELNYX_TIMEOUT_SECONDS": timeout,

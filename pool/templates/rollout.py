@@ -6,9 +6,11 @@ state lives in `templates.rollout_state` (JSON), the tick reads it into each poo
   claimed (claims take the newest version first). Done as soon as it starts.
 - `recreate {floor}`: old idle instances are destroyed now, one more created than the target while
   any remain (the surge, so a pool whose target equals its floor still moves), and never so many
-  that fewer than `floor` idle instances of the template are left. Done when no old idle one is left.
+  that fewer than `floor` idle instances of the template are left. Done when no old one is left
+  idle or on its way to idle (creating, starting, or claiming: a failed provision hands it back).
 - `canary {count, windowSeconds}`: `count` instances of the new version are created on top of the
-  target while the others keep using the previous version. A canary that dies, crashes or fails its
+  target (however far the supply already is above it) while the others keep using the previous
+  version. A canary that dies, crashes or fails its
   create rolls the template back: its current version becomes the previous one again, the canaries'
   idle instances are destroyed, the reason is kept. Once `count` canaries have been healthy and the
   window has passed with no failure, the new version is the one every create uses. Canaries that
@@ -27,6 +29,10 @@ from pool.tick.targets import PoolTarget
 
 Phase = Literal["canary", "replacing", "done", "rolled_back"]
 HEALTHY = frozenset({"idle", "claiming", "claimed", "pending_acceptance"})
+# An instance that is idle or may still turn idle with no one replacing it: made before the change
+# and on its way (creating, starting), or held by a claim whose provision may fail and hand it
+# back (claiming). `recreate` is not done while an older one is in any of them.
+MAY_TURN_IDLE = frozenset({"idle", "creating", "starting", "claiming"})
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,9 @@ def advance(rollout: Rollout, seen: Iterable[Seen], now: datetime, *, stuck_seco
         return rollout
     instances = list(seen)
     if rollout.phase == "replacing":
-        if any(i.version < rollout.version and i.status == "idle" and i.failure is None for i in instances):
+        if any(
+            i.version < rollout.version and i.status in MAY_TURN_IDLE and i.failure is None for i in instances
+        ):
             return rollout
         return replace(rollout, phase="done", finished_at=now)
     canaries = [i for i in instances if i.version == rollout.version]

@@ -187,7 +187,9 @@ async def create_template(session: AsyncSession, services: ServicesClient, body:
 async def update_template(
     session: AsyncSession, services: ServicesClient, template_id: str, body: TemplateUpdate
 ) -> Template:
-    """Locks the template row, so two concurrent changes make versions n+1 and n+2, never a clash."""
+    """Locks the template row, so two concurrent changes make versions n+1 and n+2, never a clash.
+    A new version is numbered past every version written (after a rollback, past the rolled-back
+    one) and made from the current version."""
     row = await _row(session, template_id, lock=True)
     if row.archived_at is not None:
         raise Conflict(f"template {template_id} is archived")
@@ -201,7 +203,12 @@ async def update_template(
         )
         check_env(spec.env)
         await check_tools(services, spec.tools if "tools" in given else None)
-        version = row.current_version + 1
+        # Past every version written, not the current one: a rolled-back canary's version stays
+        # written above the current version (pool.templates.rollouts), and versions are immutable.
+        written = await session.scalar(
+            select(func.max(VersionRow.version)).where(VersionRow.template_id == row.id)
+        )
+        version = max(row.current_version, written or 0) + 1
         session.add(_version_row(row.id, version, spec))
         changes["current_version"] = version
     if changes:

@@ -66,10 +66,19 @@ class Target:
         return next((p for p in self.pools if p.template_id == template_id), None)
 
 
+def _deficit(pool: PoolTarget, supply: int) -> int:
+    """What one template's supply lacks of its target; the canaries still missing at least, since
+    a supply above the target (instances made for claims that went, an older version's) would
+    otherwise keep a canary from ever being made."""
+    missing = pool.canary_missing if pool.canary_version is not None else 0
+    return max(pool.min_idle + pool.queued + pool.surge - supply, missing)
+
+
 def replenish_counts(counts: Mapping[tuple[str, str], int], target: Target) -> dict[str, int]:
     """The deficit per template: instances to create so that each template's supply reaches its
-    min_idle plus its queued claims, all within max_total. The one formula, for this plan and for
-    the reservation under the lock (`pool.tick.replenish`). When max_total leaves less room than
+    min_idle plus its queued claims (and a canary rollout has its canaries), all within
+    max_total. The one formula, for this plan and for the reservation under the lock
+    (`pool.tick.replenish`). When max_total leaves less room than
     the deficits add up to, the room goes round the templates short of their targets, one each
     in turn, so one template's burst never starves another's floor."""
     if not target.may_create:
@@ -79,9 +88,7 @@ def replenish_counts(counts: Mapping[tuple[str, str], int], target: Target) -> d
         if status in SUPPLY:
             supply[template_id] += n
     deficits = {
-        p.template_id: p.min_idle + p.queued + p.surge - supply[p.template_id]
-        for p in target.pools
-        if p.min_idle + p.queued + p.surge > supply[p.template_id]
+        p.template_id: deficit for p in target.pools if (deficit := _deficit(p, supply[p.template_id])) > 0
     }
     room = target.max_total - sum(counts.values())
     wanted: Counter[str] = Counter()

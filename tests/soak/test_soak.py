@@ -3,7 +3,8 @@ both Railway modes, with faults injected; one test per invariant of DESIGN §14 
 what broke. Every failure message carries the report and the seed: `SOAK_SEED=<seed>` replays it.
 
 Short runs (20 s of chaos per mode, then the quiesce and the sweep) are part of `make test`; the
-long ones (5 min of chaos per mode) run in `make soak`. An invariant another fix of issue 11 has not
+long ones (5 min of chaos per mode, with templates and rollouts: devtools/soak/templates.py) run in
+`make soak`. An invariant another fix of issue 11 has not
 landed for yet is marked xfail(strict=True) with its finding number: the mark goes when the fix lands.
 """
 
@@ -58,13 +59,28 @@ INVARIANTS: dict[str, tuple[str, ...]] = {
     # answers count in the 5xx invariant; what they tore down, in the leak one).
     "agents_used_their_tools_and_self_destructed": ("agents_idle",),
 }
+# Templates under the faults (devtools/soak/templates.py), in the long runs: two templates beside
+# `default` with their own minIdle, part of the claims naming them, one archived half-way, and
+# the other given a `canary` rollout and then a `recreate` one.
+TEMPLATE_INVARIANTS: dict[str, tuple[str, ...]] = {
+    "every_claim_got_an_instance_of_the_template_it_named": ("template_mismatch",),
+    "nothing_of_an_archived_template_handed_out_or_kept_warm": ("archived_template_served",),
+    "every_rollout_rolled_on_or_back_with_its_reason": ("rollout_unfinished",),
+    "no_idle_instance_left_of_a_replaced_or_rolled_back_version": ("rollout_old_idle",),
+    "each_template_converges_to_its_own_target": ("template_no_convergence",),
+    "templates_and_rollouts_were_exercised": ("templates_idle",),
+}
+# The long runs' room: the three templates' targets (3 + 2 + 1) and a rollout's surge beside the
+# claimed agents.
+TEMPLATES_MAX_TOTAL = 10
 _reports: dict[tuple[str, float], Report] = {}
 
 
-def soak_report(mode: str, seconds: float, postgres_admin_url: str) -> Report:
+def soak_report(mode: str, seconds: float, postgres_admin_url: str, *, templates: bool = False) -> Report:
     """One run per mode and length, shared by that mode's invariant tests; both modes run at once
     (the harness mostly waits), which halves the wall time."""
     if (mode, seconds) not in _reports:
+        extra = {"templates": True, "max_total": TEMPLATES_MAX_TOTAL} if templates else {}
 
         async def both() -> list[Report]:
             # Started one after the other (Alembic's migration context is one per process), then
@@ -72,7 +88,7 @@ def soak_report(mode: str, seconds: float, postgres_admin_url: str) -> Report:
             async with contextlib.AsyncExitStack() as stack:
                 systems = [
                     await stack.enter_async_context(
-                        running_system(SoakConfig(mode=each, seed=SEED), postgres_admin_url)  # type: ignore[arg-type]
+                        running_system(SoakConfig(mode=each, seed=SEED, **extra), postgres_admin_url)  # type: ignore[arg-type]
                     )
                     for each in MODES
                 ]
@@ -105,10 +121,11 @@ def cases(long: bool) -> list[object]:
         found = [known(KNOWN[(mode, name)])] if (mode, name) in KNOWN else []
         return found + ([pytest.mark.slow] if long else [])
 
+    names = [*INVARIANTS, *(TEMPLATE_INVARIANTS if long else ())]
     return [
         pytest.param(mode, name, marks=marks(mode, name), id=f"{mode}-{name}")
         for mode in MODES
-        for name in INVARIANTS
+        for name in names
     ]
 
 
@@ -121,4 +138,5 @@ def test_short_soak(mode: str, invariant: str, postgres_admin_url: str) -> None:
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize(("mode", "invariant"), cases(long=True))
 def test_long_soak(mode: str, invariant: str, postgres_admin_url: str) -> None:
-    check(soak_report(mode, LONG_SECONDS, postgres_admin_url), INVARIANTS[invariant])
+    report = soak_report(mode, LONG_SECONDS, postgres_admin_url, templates=True)
+    check(report, {**INVARIANTS, **TEMPLATE_INVARIANTS}[invariant])

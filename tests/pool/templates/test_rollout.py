@@ -75,6 +75,22 @@ def test_recreate_replaces_old_idle_ones_oldest_first_never_below_its_floor() ->
     assert advance(rollout, [Seen("a", 1, "idle")], NOW, stuck_seconds=60).phase == "replacing"
 
 
+def test_recreate_is_not_done_while_an_old_instance_may_still_become_idle() -> None:
+    """An instance of the old version made before the change (creating, starting), or one a claim
+    holds that may come back when its provision fails (claiming), turns idle later: were the
+    rollout done by then, that old idle instance would serve on, never replaced."""
+    rollout = start({"strategy": "recreate", "floor": 1}, version=2, previous=1, now=NOW)
+    for status in ("creating", "starting", "claiming"):
+        seen = [Seen("old", 1, status), Seen("new", 2, "idle")]
+        assert advance(rollout, seen, NOW, stuck_seconds=60).phase == "replacing", status
+    # Bound to an agent, or on its way out: nothing of it will serve a claim again.
+    for status in ("claimed", "pending_acceptance", "crashed", "dead", "tainted"):
+        seen = [Seen("old", 1, status), Seen("new", 2, "idle")]
+        assert advance(rollout, seen, NOW, stuck_seconds=60).phase == "done", status
+    gone = [Seen("old", 1, "gone", failure="create failed"), Seen("new", 2, "idle")]
+    assert advance(rollout, gone, NOW, stuck_seconds=60).phase == "done"
+
+
 def test_canary_creates_its_count_on_top_and_the_rest_keep_the_previous_version() -> None:
     rollout = start({"strategy": "canary", "count": 2, "windowSeconds": 60}, version=3, previous=2, now=NOW)
     pool = pool_target("t", 3, min_idle=2, queued=0, rollout=rollout, canaries=0)
@@ -85,6 +101,23 @@ def test_canary_creates_its_count_on_top_and_the_rest_keep_the_previous_version(
     pool = pool_target("t", 3, min_idle=2, queued=0, rollout=rollout, canaries=2)
     rows = [_row(1, "idle", 2), _row(3, "idle", 3), _row(4, "idle", 3)]
     assert plan(_observed(rows), _target(pool), NOW) == []
+
+
+def test_a_canary_is_created_even_when_the_previous_version_fills_the_target_and_more() -> None:
+    """Instances made for claims that then went (cancelled, timed out) keep the supply above the
+    target for a while: the canary must not wait for it to drop, or it never exists and the
+    rollout rolls back after its window for canaries that were never made."""
+    rollout = start({"strategy": "canary", "count": 1, "windowSeconds": 60}, version=3, previous=2, now=NOW)
+    pool = pool_target("t", 3, min_idle=2, queued=0, rollout=rollout, canaries=0)
+    rows = [_row(i, "idle", 2) for i in range(1, 5)]
+    assert plan(_observed(rows), _target(pool), NOW) == [Create(1, "t", 3)]
+    # Once it exists (any status), no more.
+    made = pool_target("t", 3, min_idle=2, queued=0, rollout=rollout, canaries=1)
+    actions = plan(_observed([*rows, _row(5, "creating", 3)]), _target(made), NOW)
+    assert not [a for a in actions if isinstance(a, Create)]
+    # Within max_total all the same.
+    full = Target((pool,), max_total=4, rules=Rules(900, 3))
+    assert plan(_observed(rows), full, NOW) == []
 
 
 def test_a_failing_canary_rolls_back_with_its_reason_and_its_idle_instances_go() -> None:

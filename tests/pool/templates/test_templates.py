@@ -282,3 +282,37 @@ async def test_tools_cannot_be_checked_while_services_is_down_and_nothing_is_wri
             "default",
             "mailer",
         ]
+
+
+async def test_a_change_after_a_rollback_is_a_version_past_the_rolled_back_one(
+    client: httpx.AsyncClient, pool_db_url: str
+) -> None:
+    """A rolled-back canary leaves its version written and the template's current version one
+    below it: the next change must not try to write that version again (it answered 500)."""
+    created = await _create(client)
+    path = f"/api/templates/{created['id']}"
+    canary = {"instructions": "Answer mail, v2.", "rollout": {"strategy": "canary", "windowSeconds": 10}}
+    assert (await client.patch(path, json=canary, headers=AUTH)).json()["currentVersion"] == 2
+    # What the tick writes when the canary fails (pool.templates.rollouts.advance_all).
+    conn = await asyncpg.connect(libpq_url(pool_db_url))
+    try:
+        await conn.execute(
+            "UPDATE templates SET current_version = 1, "
+            'rollout_state = rollout_state || \'{"phase": "rolled_back", "reason": "canary died"}\' '
+            "WHERE id = $1",
+            created["id"],
+        )
+    finally:
+        await conn.close()
+    again = await client.patch(path, json={"instructions": "Answer mail, v3."}, headers=AUTH)
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert body["currentVersion"] == 3 and body["current"]["instructions"] == "Answer mail, v3."
+    # The new version is made from the current one (1), not from the rolled-back one.
+    assert body["current"]["image"] == SPEC["image"]
+    versions = (await client.get(f"{path}/versions", headers=AUTH)).json()
+    assert [(v["version"], v["instructions"]) for v in versions] == [
+        (1, "Answer mail."),
+        (2, "Answer mail, v2."),
+        (3, "Answer mail, v3."),
+    ]
