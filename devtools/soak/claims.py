@@ -15,6 +15,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -186,22 +187,38 @@ class ClaimResources:
     async def _ask(
         self, http: httpx.AsyncClient, kind: str, method: str, path: str, **kwargs: Any
     ) -> dict[str, Any] | None:
-        """One request, noted as an answer; its JSON body when it answered 2xx, else None."""
-        answer = Answer(kind, None)
-        data: Any = None
-        try:
-            response = await http.request(method, path, **kwargs)
-            answer.status, answer.error = response.status_code, f"{method} {path} {response.text[:300]}"
-            with contextlib.suppress(ValueError):
-                data = response.json()
-            answer.json_body = isinstance(data, dict)
-        except httpx.TimeoutException as exc:
-            answer.error = f"timeout: {method} {path} {exc!r}"
-        except httpx.HTTPError as exc:
-            answer.error = f"no answer: {method} {path} {exc!r}"
-        self.soak._note(answer)
-        ok = answer.status is not None and 200 <= answer.status < 300
-        return data if ok and isinstance(data, dict) else None
+        """One request, noted as an answer; its JSON object when it answered 2xx, else None."""
+        data = await ask(self.soak._note, http, kind, method, path, **kwargs)
+        return data if isinstance(data, dict) else None
+
+
+async def ask(
+    note: Callable[[Answer], None],
+    http: httpx.AsyncClient,
+    kind: str,
+    method: str,
+    path: str,
+    *,
+    lists: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """One request, noted as an answer (a JSON body is an object, or also a list with `lists`);
+    its parsed JSON when it answered 2xx, else None. The soak's claim and operator workloads share it."""
+    answer = Answer(kind, None)
+    data: Any = None
+    try:
+        response = await http.request(method, path, **kwargs)
+        answer.status, answer.error = response.status_code, f"{method} {path} {response.text[:300]}"
+        with contextlib.suppress(ValueError):
+            data = response.json()
+        answer.json_body = isinstance(data, dict | list) if lists else isinstance(data, dict)
+    except httpx.TimeoutException as exc:
+        answer.error = f"timeout: {method} {path} {exc!r}"
+    except httpx.HTTPError as exc:
+        answer.error = f"no answer: {method} {path} {exc!r}"
+    note(answer)
+    ok = answer.status is not None and 200 <= answer.status < 300
+    return data if ok else None
 
 
 def _sighting(via: str, data: dict[str, Any], event: str = "") -> Sighting:

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 import httpx
 
-from devtools.soak.invariants import FINAL_PHASES, Answer, TemplateRun
+from devtools.soak.claims import ask
+from devtools.soak.invariants import FINAL_PHASES, TemplateRun
 
 if TYPE_CHECKING:
     from devtools.soak.chaos import Soak
@@ -272,19 +273,5 @@ class Templates:
         self, http: httpx.AsyncClient, kind: str, method: str, path: str, **kwargs: Any
     ) -> dict[str, Any] | None:
         """One operator request, noted as an answer; its JSON (a list as `items`) when it answered 2xx."""
-        answer = Answer(kind, None)
-        data: Any = None
-        try:
-            response = await http.request(method, path, **kwargs)
-            answer.status, answer.error = response.status_code, f"{method} {path} {response.text[:300]}"
-            with contextlib.suppress(ValueError):
-                data = response.json()
-            answer.json_body = isinstance(data, dict | list)
-        except httpx.TimeoutException as exc:
-            answer.error = f"timeout: {method} {path} {exc!r}"
-        except httpx.HTTPError as exc:
-            answer.error = f"no answer: {method} {path} {exc!r}"
-        self.soak._note(answer)
-        if answer.status is None or not 200 <= answer.status < 300:
-            return None
+        data = await ask(self.soak._note, http, kind, method, path, lists=True, **kwargs)
         return {"items": data} if isinstance(data, list) else data if isinstance(data, dict) else None

@@ -30,7 +30,7 @@ from services.config import Settings as ServicesSettings
 from services.main import create_app as create_services_app
 from shared.db import make_engine, make_sessionmaker
 from tests.pool.tick.conftest import SERVICES_KEY, pool_settings
-from tests.support import serve
+from tests.support import serve, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -66,16 +66,6 @@ class Product:
             **resource,
         }
         return {"type": kind, "resource": ids, "details": {"status": "SUCCESS"}}
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s"
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
