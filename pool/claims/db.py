@@ -25,6 +25,8 @@ from typing import Any
 
 import asyncpg
 
+from pool.claims import batches
+from pool.claims.coalesce import Coalescer
 from pool.claims.held import Held, held_here, holding
 from pool.claims.schemas import ClaimCreate
 from pool.claims.statements import (
@@ -74,6 +76,37 @@ class NewClaim:
         return cls(claim_id, caller, key, digest, body.join_url, body.source, template, body.owner_id)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A provisioned claim's outcome, as `mark_claimed` records it."""
+
+    claim_id: str
+    instance_id: str
+    new_status: str
+    body: ClaimCreate
+    conversation_id: str
+    invite_url: str
+    response: dict[str, Any]
+
+    def arguments(self) -> tuple[Any, ...]:
+        """MARK_CLAIMED's arguments, in its order (MARK_CLAIMED_MANY's columns)."""
+        body = self.body
+        return (
+            self.instance_id,
+            self.new_status,
+            body.agent_name,
+            body.instructions,
+            body.join_url,
+            body.profile_image,
+            json.dumps(body.metadata) if body.metadata is not None else None,
+            body.owner_id,
+            self.conversation_id,
+            self.invite_url,
+            self.claim_id,
+            json.dumps(self.response),
+        )
+
+
 def _picked(row: asyncpg.Record | None) -> Picked | None:
     if row is None or row["id"] is None:
         return None
@@ -89,6 +122,17 @@ class _Rollback(Exception):
     """Ends `register`'s transaction without keeping the claim it inserted."""
 
 
+# Up to this many of each write run alone at once; more concurrent ones wait and go as one batch.
+# Closed-loop callers (the benchmark's) that all wait for one batch come back together and stay in
+# step, one wave whose last claim waits for the whole wave's HTTP work; a few alone keep spread-out
+# arrivals spread, and only a burst (50 claims at once) batches. 2-5 measured alike (bench/findings.md).
+ALONE_IN_FLIGHT = 3
+# The batch statements are costly to plan (~0.4 ms of PostgreSQL each time, more than executing a
+# batch of ten) and their plan does not depend on the arguments, so every statement on this pool
+# is planned once per connection; the single-row ones cost the same either way (measured).
+SESSION_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+
+
 class ClaimsDb:
     """A small asyncpg pool, opened on first use (so building the app state stays synchronous)."""
 
@@ -102,6 +146,15 @@ class ClaimsDb:
         # claims starved (overhead p99 ~1 s against p50 ~170 ms at concurrency 100). asyncio's
         # Semaphore is first come, first served, so claims are served in arrival order.
         self._slots = asyncio.Semaphore(max_size)
+        # Concurrent claims' two writes go as batches (pool.claims.coalesce says when and why). A
+        # statement the database refused did nothing, so its batch's claims may retry alone.
+        refused = (asyncpg.PostgresError,)
+        self._reserves = Coalescer(
+            self._reserve_alone, self._reserve_batch, alone_on=refused, in_flight=ALONE_IN_FLIGHT
+        )
+        self._records = Coalescer(
+            self._mark_claimed_alone, self._mark_claimed_batch, alone_on=refused, in_flight=ALONE_IN_FLIGHT
+        )
 
     async def _target(self) -> Any:
         """Where this task's statements run: the asyncpg pool, or the connection of the
@@ -129,7 +182,11 @@ class ClaimsDb:
             async with self._lock:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=0, max_size=self._max_size, reset=_no_reset
+                        self._dsn,
+                        min_size=0,
+                        max_size=self._max_size,
+                        reset=_no_reset,
+                        server_settings=SESSION_SETTINGS,
                     )
         return self._pool
 
@@ -147,7 +204,17 @@ class ClaimsDb:
 
     async def reserve(self, claim: NewClaim) -> Picked | None:
         """The instance reserved for this new claim, or None: no idle instance of its template, or
-        a duplicate."""
+        a duplicate. Inside a held transaction it runs there, alone; else with whatever concurrent
+        claims send meanwhile."""
+        row = await (self._reserve_alone(claim) if held_here() is not None else self._reserves(claim))
+        instance = _picked(row)
+        if instance is None and row["inserted"]:
+            # Inserted but not taken cannot happen while the picked row is locked; never leave a
+            # pending claim without its instance behind if it somehow does.
+            await self.delete_pending(claim.claim_id)
+        return instance
+
+    async def _reserve_alone(self, claim: NewClaim) -> asyncpg.Record:
         pool = await self._target()
         async with self._slot():
             row = await pool.fetchrow(
@@ -163,12 +230,12 @@ class ClaimsDb:
                 claim.owner_id,
             )
         assert row is not None  # the outer SELECT always yields one row
-        instance = _picked(row)
-        if instance is None and row["inserted"]:
-            # Inserted but not taken cannot happen while the picked row is locked; never leave a
-            # pending claim without its instance behind if it somehow does.
-            await self.delete_pending(claim.claim_id)
-        return instance
+        return row
+
+    async def _reserve_batch(self, claims: list[NewClaim]) -> list[asyncpg.Record]:
+        pool = await self._get()
+        async with self._slots:
+            return await batches.reserve(pool, claims)
 
     async def register(self, claim: NewClaim) -> Picked | Duplicate | None:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
@@ -218,32 +285,18 @@ class ClaimsDb:
         async with self._slot():
             return await pool.fetchval(FAIL, claim_id, json.dumps(outcome)) is not None
 
-    async def mark_claimed(
-        self,
-        *,
-        claim_id: str,
-        instance_id: str,
-        new_status: str,
-        body: ClaimCreate,
-        conversation_id: str,
-        invite_url: str,
-        response: dict[str, Any],
-    ) -> bool:
+    async def mark_claimed(self, claimed: Claimed) -> bool:
+        """Record a provisioned claim's outcome; False when a kill or the tick ended it first."""
+        if held_here() is not None:
+            return await self._mark_claimed_alone(claimed)
+        return await self._records(claimed)
+
+    async def _mark_claimed_alone(self, claimed: Claimed) -> bool:
         pool = await self._target()
         async with self._slot():
-            row = await pool.fetchrow(
-                MARK_CLAIMED,
-                instance_id,
-                new_status,
-                body.agent_name,
-                body.instructions,
-                body.join_url,
-                body.profile_image,
-                json.dumps(body.metadata) if body.metadata is not None else None,
-                body.owner_id,
-                conversation_id,
-                invite_url,
-                claim_id,
-                json.dumps(response),
-            )
-        return row is not None
+            return await pool.fetchrow(MARK_CLAIMED, *claimed.arguments()) is not None
+
+    async def _mark_claimed_batch(self, records: list[Claimed]) -> list[bool]:
+        pool = await self._get()
+        async with self._slots:
+            return await batches.mark_claimed(pool, records)

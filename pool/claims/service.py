@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from pool.claims import queue, quota, recovery
 from pool.claims import repository as repo
-from pool.claims.db import Duplicate, NewClaim, Picked
+from pool.claims.db import Claimed, Duplicate, NewClaim, Picked
 from pool.claims.schemas import Claim, ClaimCreate
 from pool.config import CLAIM_MAX_INSTANCES
 from pool.deps import PoolState
@@ -261,13 +261,15 @@ async def provision(pool: PoolState, body: ClaimCreate, claim_id: str, instance:
     )
     new_status = "pending_acceptance" if provisioned.status == "pending_acceptance" else "claimed"
     stored = await pool["claims_db"].mark_claimed(
-        claim_id=claim_id,
-        instance_id=instance.id,
-        new_status=new_status,
-        body=body,
-        conversation_id=provisioned.conversation_id,
-        invite_url=provisioned.invite_url,
-        response=result.model_dump(mode="json", by_alias=True),
+        Claimed(
+            claim_id=claim_id,
+            instance_id=instance.id,
+            new_status=new_status,
+            body=body,
+            conversation_id=provisioned.conversation_id,
+            invite_url=provisioned.invite_url,
+            response=result.model_dump(mode="json", by_alias=True),
+        )
     )
     if not stored:
         # An operator killed the instance, or the claim was ended, while it was being provisioned.

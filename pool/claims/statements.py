@@ -30,15 +30,17 @@ def no_barging(template_param: str) -> str:
     return f" AND NOT EXISTS ({queued})"
 
 
-# In every statement that picks, $1 is the claim and $2 the instance ids it must not get (those
-# it already tried). The caller marks the picked row `claiming` in the same statement, and only
-# if it is still idle (the lock makes that certain; the condition says so).
-def pick_idle(template: str, condition: str = "") -> str:
+# In every statement that picks one instance, $1 is the claim and $2 the instance ids it must not
+# get (those it already tried). The caller marks the picked row `claiming` in the same statement,
+# and only if it is still idle (the lock makes that certain; the condition says so).
+def pick_idle(template: str, condition: str = "", *, limit: str = "1", exclude: str | None = "$2") -> str:
+    if exclude is not None:
+        condition = f" AND NOT (id = ANY({exclude}::text[])){condition}"
     return f"""
     SELECT id FROM instances
-     WHERE status = 'idle' AND template_id = {template} AND NOT (id = ANY($2::text[])){condition}
+     WHERE status = 'idle' AND template_id = {template}{condition}
      ORDER BY template_version DESC, created_at
-     LIMIT 1
+     LIMIT {limit}
      FOR UPDATE SKIP LOCKED
 """
 
@@ -68,6 +70,51 @@ SELECT (SELECT id FROM picked) AS picked,
        (SELECT count(*) FROM inserted) AS inserted,
        taken.id, taken.url, taken.gateway_token_enc
   FROM (SELECT 1) AS one LEFT JOIN taken ON true
+"""
+
+# RESERVE for a batch of claims at once (`pool.claims.batches`): what concurrent claims send while
+# one statement is in flight goes as one, its arguments as arrays in the order of RESERVE's ($1 the
+# claim ids, $2 callers, $3 keys, $4 request hashes, $5 joinUrls, $6 sources, $7 templates, $8
+# owners). Each template picks as many of its idle instances as the batch has claims of it, by the
+# same rule and no barging, and the k-th claim of a template gets its k-th instance (which claim of
+# one batch gets which instance does not matter: they arrived together). A claim that conflicts,
+# with a claim already stored or with one earlier in the batch, is not inserted and its instance is
+# not taken, as in RESERVE. One row per claim, RESERVE's columns plus `claim_id`.
+RESERVE_MANY = f"""
+WITH batch AS MATERIALIZED (
+    SELECT b.*, row_number() OVER (PARTITION BY b.template ORDER BY b.n) AS k
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                  $8::text[])
+           WITH ORDINALITY AS b(claim_id, caller, idempotency_key, request_hash, join_url, source, template,
+                                owner_id, n)
+), wanted AS (
+    SELECT template, count(*) AS n FROM batch GROUP BY template
+), picked AS MATERIALIZED (
+    SELECT wanted.template, p.id, row_number() OVER (PARTITION BY wanted.template) AS k
+      FROM wanted CROSS JOIN LATERAL (
+          {pick_idle("wanted.template", no_barging("wanted.template"), limit="wanted.n", exclude=None)}
+      ) AS p
+), paired AS (
+    SELECT batch.*, picked.id AS instance_id FROM batch JOIN picked USING (template, k)
+), inserted AS (
+    INSERT INTO claims (id, caller, idempotency_key, request_hash, join_url, status, instance_id, source,
+                        template, owner_id)
+    SELECT claim_id, caller, idempotency_key, request_hash, join_url, 'pending', instance_id, source,
+           template, owner_id
+      FROM paired ORDER BY n
+    ON CONFLICT DO NOTHING
+    RETURNING id, instance_id
+), taken AS (
+    UPDATE instances {MARK_CLAIMING}
+     WHERE id IN (SELECT instance_id FROM inserted) AND status = 'idle'
+    RETURNING id, url, gateway_token_enc
+)
+SELECT batch.claim_id, paired.instance_id AS picked, inserted.id IS NOT NULL AS inserted,
+       taken.id, taken.url, taken.gateway_token_enc
+  FROM batch
+  LEFT JOIN paired USING (claim_id)
+  LEFT JOIN inserted ON inserted.id = batch.claim_id
+  LEFT JOIN taken ON taken.id = inserted.instance_id
 """
 
 # Every write that moves a claim forward first locks it while it is still `pending` (claim, then
@@ -125,6 +172,40 @@ UPDATE claims
    SET status = 'succeeded', response = $12::jsonb, updated_at = now()
  WHERE id = (SELECT id FROM claim) AND EXISTS (SELECT 1 FROM instance)
 RETURNING id
+"""
+
+# MARK_CLAIMED for a batch (`pool.claims.batches`), its arguments as arrays in MARK_CLAIMED's order
+# (metadata and response as JSON text). The same conditions per claim; the claims are locked in
+# one order (by id), as every statement that locks several does. The ids of the claims recorded.
+MARK_CLAIMED_MANY = """
+WITH batch AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+        AS b(instance_id, status, agent_name, instructions, join_url, profile_image, metadata, owner_id,
+             conversation_id, invite_url, claim_id, response)
+), claim AS MATERIALIZED (
+    SELECT claims.id
+      FROM claims JOIN batch ON claims.id = batch.claim_id AND claims.instance_id = batch.instance_id
+     WHERE claims.status = 'pending'
+     ORDER BY claims.id
+       FOR UPDATE OF claims
+), instance AS (
+    UPDATE instances
+       SET status = batch.status, agent_name = batch.agent_name, instructions = batch.instructions,
+           join_url = batch.join_url, profile_image = batch.profile_image, metadata = batch.metadata::jsonb,
+           owner_id = batch.owner_id, conversation_id = batch.conversation_id, invite_url = batch.invite_url,
+           claimed_at = now(), status_changed_at = now(), updated_at = now(), last_error = NULL
+      FROM batch
+     WHERE instances.id = batch.instance_id AND instances.status = 'claiming'
+       AND batch.claim_id IN (SELECT id FROM claim)
+    RETURNING instances.id
+)
+UPDATE claims
+   SET status = 'succeeded', response = batch.response::jsonb, updated_at = now()
+  FROM batch
+ WHERE claims.id = batch.claim_id AND claims.id IN (SELECT id FROM claim)
+   AND batch.instance_id IN (SELECT id FROM instance)
+RETURNING claims.id
 """
 
 # The claim's own failure, recorded once: if a kill or the tick ended it first, theirs stands.
