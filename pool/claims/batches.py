@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pool.claims.db import Claimed, NewClaim
 
 
-async def reserve(pool: asyncpg.Pool, claims: list[NewClaim]) -> list[asyncpg.Record]:
+async def reserve(pool: asyncpg.Pool, claims: list[NewClaim], *, timeout: float) -> list[asyncpg.Record]:
     """RESERVE's row for each claim, in order."""
     rows = await pool.fetch(
         RESERVE_MANY,
@@ -26,13 +26,14 @@ async def reserve(pool: asyncpg.Pool, claims: list[NewClaim]) -> list[asyncpg.Re
         [claim.source for claim in claims],
         [claim.template for claim in claims],
         [claim.owner_id for claim in claims],
+        timeout=timeout,
     )
     by_claim = {row["claim_id"]: row for row in rows}
     return [by_claim[claim.claim_id] for claim in claims]
 
 
-async def mark_claimed(pool: asyncpg.Pool, records: list[Claimed]) -> list[bool]:
+async def mark_claimed(pool: asyncpg.Pool, records: list[Claimed], *, timeout: float) -> list[bool]:
     """Whether each claim's outcome was recorded, in order."""
-    columns = list(zip(*(record.arguments() for record in records), strict=True))
-    recorded = {row["id"] for row in await pool.fetch(MARK_CLAIMED_MANY, *(list(c) for c in columns))}
+    columns = [list(column) for column in zip(*(record.arguments() for record in records), strict=True)]
+    recorded = {row["id"] for row in await pool.fetch(MARK_CLAIMED_MANY, *columns, timeout=timeout)}
     return [record.claim_id in recorded for record in records]

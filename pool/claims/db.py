@@ -40,6 +40,7 @@ from pool.claims.statements import (
     TAKE_AS_HEAD,
 )
 from shared.db import libpq_url
+from shared.errors import Unavailable
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,27 @@ ALONE_IN_FLIGHT = 3
 # batch of ten) and their plan does not depend on the arguments, so every statement on this pool
 # is planned once per connection; the single-row ones cost the same either way (measured).
 SESSION_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+# A claim's write waits this long for its answer (one statement; a batch waits as one). Past it the
+# claim answers 503 instead of hanging, with every claim batched behind it; whatever the statement
+# did is then a claim left pending, which the tick's upkeep of stale claims ends (DESIGN.md §14).
+STATEMENT_TIMEOUT_SECONDS = 10.0
+
+
+class DatabaseSlow(Unavailable):
+    """The database did not answer a claim's write within its bound."""
+
+    def __init__(self) -> None:
+        super().__init__("the database did not answer the claim in time; retry")
 
 
 class ClaimsDb:
     """A small asyncpg pool, opened on first use (so building the app state stays synchronous)."""
 
-    def __init__(self, url: str, *, max_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, max_size: int = 10, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS
+    ) -> None:
         self._dsn = libpq_url(url)
+        self._timeout = statement_timeout
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
@@ -206,7 +221,10 @@ class ClaimsDb:
         """The instance reserved for this new claim, or None: no idle instance of its template, or
         a duplicate. Inside a held transaction it runs there, alone; else with whatever concurrent
         claims send meanwhile."""
-        row = await (self._reserve_alone(claim) if held_here() is not None else self._reserves(claim))
+        try:
+            row = await (self._reserve_alone(claim) if held_here() is not None else self._reserves(claim))
+        except TimeoutError as exc:
+            raise DatabaseSlow from exc
         instance = _picked(row)
         if instance is None and row["inserted"]:
             # Inserted but not taken cannot happen while the picked row is locked; never leave a
@@ -228,6 +246,7 @@ class ClaimsDb:
                 claim.template,
                 claim.source,
                 claim.owner_id,
+                timeout=self._timeout,
             )
         assert row is not None  # the outer SELECT always yields one row
         return row
@@ -235,7 +254,7 @@ class ClaimsDb:
     async def _reserve_batch(self, claims: list[NewClaim]) -> list[asyncpg.Record]:
         pool = await self._get()
         async with self._slots:
-            return await batches.reserve(pool, claims)
+            return await batches.reserve(pool, claims, timeout=self._timeout)
 
     async def register(self, claim: NewClaim) -> Picked | Duplicate | None:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
@@ -287,16 +306,19 @@ class ClaimsDb:
 
     async def mark_claimed(self, claimed: Claimed) -> bool:
         """Record a provisioned claim's outcome; False when a kill or the tick ended it first."""
-        if held_here() is not None:
-            return await self._mark_claimed_alone(claimed)
-        return await self._records(claimed)
+        try:
+            if held_here() is not None:
+                return await self._mark_claimed_alone(claimed)
+            return await self._records(claimed)
+        except TimeoutError as exc:
+            raise DatabaseSlow from exc
 
     async def _mark_claimed_alone(self, claimed: Claimed) -> bool:
         pool = await self._target()
         async with self._slot():
-            return await pool.fetchrow(MARK_CLAIMED, *claimed.arguments()) is not None
+            return await pool.fetchrow(MARK_CLAIMED, *claimed.arguments(), timeout=self._timeout) is not None
 
     async def _mark_claimed_batch(self, records: list[Claimed]) -> list[bool]:
         pool = await self._get()
         async with self._slots:
-            return await batches.mark_claimed(pool, records)
+            return await batches.mark_claimed(pool, records, timeout=self._timeout)

@@ -30,14 +30,14 @@ class Held:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def fetchrow(self, *args: Any) -> Any:
-        return await self._connection.fetchrow(*args)
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._connection.fetchrow(*args, **kwargs)
 
-    async def fetchval(self, *args: Any) -> Any:
-        return await self._connection.fetchval(*args)
+    async def fetchval(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._connection.fetchval(*args, **kwargs)
 
-    async def execute(self, *args: Any) -> Any:
-        return await self._connection.execute(*args)
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._connection.execute(*args, **kwargs)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from pool.claims import queue, quota, recovery
 from pool.claims import repository as repo
-from pool.claims.db import Claimed, Duplicate, NewClaim, Picked
+from pool.claims.db import Claimed, DatabaseSlow, Duplicate, NewClaim, Picked
 from pool.claims.schemas import Claim, ClaimCreate
 from pool.config import CLAIM_MAX_INSTANCES
 from pool.deps import PoolState
@@ -76,6 +76,8 @@ async def claim(
 
 
 def _failure_outcome(exc: AppError) -> str:
+    if isinstance(exc, DatabaseSlow):
+        return "unavailable"
     if isinstance(exc, Unavailable):
         return "empty"
     if isinstance(exc, UpstreamError):

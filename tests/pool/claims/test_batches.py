@@ -17,9 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.claims import batches
-from pool.claims.db import ALONE_IN_FLIGHT, Claimed, ClaimsDb, NewClaim, Picked
+from pool.claims.db import ALONE_IN_FLIGHT, Claimed, ClaimsDb, DatabaseSlow, NewClaim, Picked
 from pool.claims.schemas import ClaimCreate
 from pool.models import Claim, Instance
+from shared.db import libpq_url
 from tests.pool.factories import make_instance
 
 
@@ -175,7 +176,7 @@ async def test_an_outcome_is_recorded_only_on_claims_still_pending_in_the_batch(
 async def test_a_batch_the_database_refuses_is_retried_claim_by_claim(
     db: ClaimsDb, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def refused(pool: asyncpg.Pool, claims: list[NewClaim]) -> list[asyncpg.Record]:
+    async def refused(pool: asyncpg.Pool, claims: list[NewClaim], *, timeout: float) -> list[asyncpg.Record]:
         raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
 
     monkeypatch.setattr(batches, "reserve", refused)
@@ -183,3 +184,34 @@ async def test_a_batch_the_database_refuses_is_retried_claim_by_claim(
     picked = await burst(db, [new() for _ in range(8)])
     assert db._reserves.batches >= 1
     assert len({p.id for p in picked if p is not None}) == 8
+
+
+async def test_a_write_that_waits_past_its_bound_answers_503_and_leaves_nothing_behind(
+    pool_db_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A claim whose key another transaction is still inserting waits for it; past the statement
+    bound the claim, and every claim batched with it, is refused (503) instead of hanging, and the
+    cancelled statement kept nothing."""
+    await idle(sessionmaker, 8)
+    slow = ClaimsDb(pool_db_url, statement_timeout=0.5)
+    holder = await asyncpg.connect(libpq_url(pool_db_url))
+    try:
+        blocking = holder.transaction()
+        await blocking.start()
+        await holder.execute(
+            "INSERT INTO claims (id, caller, idempotency_key, request_hash, status, template)"
+            " VALUES ('holder', 'api', 'k1', 'h', 'pending', 'default')"
+        )
+        claims = [*(new() for _ in range(ALONE_IN_FLIGHT)), new(key="k1"), new(), new()]
+        answers = await asyncio.gather(*(slow.reserve(c) for c in claims), return_exceptions=True)
+        await blocking.rollback()
+    finally:
+        await holder.close()
+        await slow.close()
+    assert all(isinstance(a, Picked) for a in answers[:ALONE_IN_FLIGHT])
+    # The blocked claim and the two that travelled with it in its batch.
+    assert all(isinstance(a, DatabaseSlow) for a in answers[ALONE_IN_FLIGHT:]), answers
+    assert DatabaseSlow().status_code == 503
+    instances, stored = await rows(sessionmaker)
+    assert Counter(i.status for i in instances) == {"claiming": ALONE_IN_FLIGHT, "idle": 8 - ALONE_IN_FLIGHT}
+    assert len(stored) == ALONE_IN_FLIGHT
