@@ -11,12 +11,13 @@ template sets them), else the original's defaults (pool.claims.schemas).
 
 Looked up on the claims' asyncpg pool and remembered for `CACHE_SECONDS`: a claim that names no
 template and sends its own name and instructions (the common case) costs no statement at all,
-and a burst of claims of one template costs one lookup, not one each. An edit or an archive
-reaches claims within that time.
+and a burst of claims of one template costs one lookup, not one each, even as its entry expires
+(claims that miss together share one read). An edit or an archive reaches claims within that time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -62,6 +63,7 @@ class TemplateChooser:
         self._db = db
         self._cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str], tuple[float, ChosenTemplate | None]] = {}
+        self._reading: dict[tuple[str, str], asyncio.Task[ChosenTemplate | None]] = {}
 
     async def choose(self, body: ClaimCreate) -> tuple[str, ClaimCreate]:
         """The claim's template id, and the body with the template's defaults filled in."""
@@ -94,14 +96,25 @@ class TemplateChooser:
         return default
 
     async def _lookup(self, by: str, value: str) -> ChosenTemplate | None:
-        now = time.monotonic()
-        cached = self._cache.get((by, value))
-        if cached is not None and now - cached[0] < self._cache_seconds:
+        key = (by, value)
+        cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
+        # Claims that miss together share one read: a burst of a template's claims as its entry
+        # expires costs one statement, not one each. Shielded: a caller that gives up does not
+        # cancel the read the others wait for.
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.create_task(self._read(by, value))
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        return await asyncio.shield(reading)
+
+    async def _read(self, by: str, value: str) -> ChosenTemplate | None:
+        read_at = time.monotonic()
         async with self._db.connection() as connection:
             row = await connection.fetchrow(BY_ID if by == "id" else BY_SLUG, value)
         chosen = None if row is None else ChosenTemplate(**dict(row))
         if len(self._cache) > 1000:
             self._cache.clear()  # bounded: claims naming many unknown templates cannot grow it
-        self._cache[(by, value)] = (now, chosen)
+        self._cache[(by, value)] = (read_at, chosen)
         return chosen
