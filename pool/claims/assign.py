@@ -4,7 +4,7 @@ background tasks (`pool.claims.dispatcher`)."""
 from __future__ import annotations
 
 from pool.claims import queue, queue_db
-from pool.claims.db import Picked
+from pool.claims.records import Picked
 from pool.claims.schemas import ClaimCreate
 from pool.claims.service import fail, provision, recover
 from pool.config import CLAIM_MAX_INSTANCES

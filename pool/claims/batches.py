@@ -4,14 +4,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import asyncpg
 
+from pool.claims.records import Claimed, NewClaim
 from pool.claims.statements import MARK_CLAIMED_MANY, RESERVE_MANY
-
-if TYPE_CHECKING:
-    from pool.claims.db import Claimed, NewClaim
 
 
 async def reserve(pool: asyncpg.Pool, claims: list[NewClaim], *, timeout: float) -> list[asyncpg.Record]:

@@ -1,8 +1,9 @@
 """Concurrent calls of one kind run as one: the claim's group commit (issue 15).
 
-A call that finds none of its kind in flight runs alone, at once, so a lone claim waits for
-nothing. Calls that arrive while one is in flight wait for it, then run together as one batch
-(`pool.claims.batches`: one statement over arrays), and the next arrivals wait for that batch.
+A call that finds fewer than `in_flight` of its kind in flight runs alone, at once, so a lone
+claim waits for nothing. Calls that arrive while `in_flight` are in flight wait for one of them to
+end, then run together as one batch (`pool.claims.batches`: one statement over arrays), and the
+next arrivals wait in turn.
 Under a burst the batches grow by themselves to what arrives during one round trip, so 50 claims
 cost a handful of statements instead of 50: fewer round trips, fewer commits, less of the pool's
 and PostgreSQL's CPU per claim (bench/findings.md has the figures).
@@ -42,7 +43,7 @@ class Coalescer(Generic[T, R]):
         self._in_flight = 0
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()
-        self.batches = 0  # batches of more than one call run so far (tests and the bench read it)
+        self.batches = 0  # batches of more than one call run so far (the tests read it)
 
     async def __call__(self, item: T) -> R:
         if self._in_flight < self._max_in_flight:

@@ -19,8 +19,9 @@ from typing import Any
 
 import asyncpg
 
-from pool.claims.db import ClaimsDb, Picked
+from pool.claims.db import ClaimsDb
 from pool.claims.eta import Supply, next_platform
+from pool.claims.records import Picked
 from shared.errors import error_body
 
 IN_QUEUE = "queued"

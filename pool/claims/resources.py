@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 
 from pool.claims import queue, queue_db, quota, service
 from pool.claims import repository as repo
-from pool.claims.db import NewClaim
 from pool.claims.eta import eta_seconds
+from pool.claims.records import NewClaim
 from pool.claims.schemas import Claim, ClaimCreate, ClaimEnqueue, ClaimError, ClaimTicket
 from pool.deps import PoolState
 from pool.status import HOLDS_JOIN

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from pool.claims import queue, quota, recovery
 from pool.claims import repository as repo
-from pool.claims.db import Claimed, DatabaseSlow, Duplicate, NewClaim, Picked
+from pool.claims.db import DatabaseSlow, Duplicate
+from pool.claims.records import Claimed, NewClaim, Picked
 from pool.claims.schemas import Claim, ClaimCreate
 from pool.config import CLAIM_MAX_INSTANCES
 from pool.deps import PoolState

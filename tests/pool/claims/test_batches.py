@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pool.claims import batches
-from pool.claims.db import ALONE_IN_FLIGHT, Claimed, ClaimsDb, DatabaseSlow, NewClaim, Picked
+from pool.claims.db import ALONE_IN_FLIGHT, ClaimsDb, DatabaseSlow
+from pool.claims.records import Claimed, NewClaim, Picked
 from pool.claims.schemas import ClaimCreate
 from pool.models import Claim, Instance
 from shared.db import libpq_url
