@@ -62,7 +62,7 @@ def build_state(settings: Settings, engine_pool_size: int = 20) -> PoolState:
     sessionmaker = make_sessionmaker(engine)
     instances = InstanceClient()
     box = SecretBox(settings.encryption_key)
-    claims_db = ClaimsDb(settings.database_url)
+    claims_db = ClaimsDb(settings.database_url, on_batch=metrics.record_write_batch)
     ctx = TickContext(sessionmaker, services, instances, box, settings, metrics)
     queue = Dispatcher(claims_db, metrics, lock_key=locks.claim_queue(ctx.fleet))
     # An instance that may have become idle goes to the queue's head before any newcomer.

@@ -41,6 +41,20 @@ class PoolMetrics:
         # `labels()` looks its child up under a lock on every call; a claim records one outcome
         # of a handful, so each outcome's child is looked up once.
         self._claims_by_outcome: dict[str, Counter] = {}
+        # The group commit (pool.claims.coalesce): how often concurrent claims' writes went as one
+        # statement, and how many claims did; their ratio is the mean batch.
+        self.claim_write_batches = Counter(
+            "pool_claim_write_batches",
+            "Claim writes sent as one statement for several concurrent claims, by write",
+            ["write"],
+            registry=self.registry,
+        )
+        self.claim_writes_batched = Counter(
+            "pool_claim_writes_batched",
+            "Claims whose write went in such a batch, by write (reserve, claimed)",
+            ["write"],
+            registry=self.registry,
+        )
         self.claim_latency = Histogram(
             "pool_claim_latency_seconds", "Claim latency", buckets=CLAIM_BUCKETS, registry=self.registry
         )
@@ -103,6 +117,10 @@ class PoolMetrics:
         # The dashboard's pictures count the same outcomes per minute (pool/activity/recorder.py).
         if self.claim_listener is not None:
             self.claim_listener(outcome, seconds)
+
+    def record_write_batch(self, write: str, claims: int) -> None:
+        self.claim_write_batches.labels(write=write).inc()
+        self.claim_writes_batched.labels(write=write).inc(claims)
 
     def observe_tick(self, seconds: float) -> None:
         self.tick_duration.observe(seconds)

@@ -34,11 +34,13 @@ class Coalescer(Generic[T, R]):
         alone_on: tuple[type[BaseException], ...],
         in_flight: int = 1,
         max_batch: int = 100,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._one = one
         self._many = many
         self._alone_on = alone_on
         self._max_batch = max_batch
+        self._on_batch = on_batch  # told each batch's size (the pool's metrics)
         self._max_in_flight = in_flight
         self._in_flight = 0
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
@@ -73,6 +75,8 @@ class Coalescer(Generic[T, R]):
                 await _settle(batch[0][1], self._one(batch[0][0]))
                 return
             self.batches += 1
+            if self._on_batch is not None:
+                self._on_batch(len(batch))
             try:
                 results = await self._many([item for item, _ in batch])
             except self._alone_on:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -89,7 +90,12 @@ class ClaimsDb:
     """A small asyncpg pool, opened on first use (so building the app state stays synchronous)."""
 
     def __init__(
-        self, url: str, *, max_size: int = 10, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS
+        self,
+        url: str,
+        *,
+        max_size: int = 10,
+        statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
+        on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
         self._dsn = libpq_url(url)
         self._timeout = statement_timeout
@@ -105,10 +111,18 @@ class ClaimsDb:
         # statement the database refused did nothing, so its batch's claims may retry alone.
         refused = (asyncpg.PostgresError,)
         self._reserves = Coalescer(
-            self._reserve_alone, self._reserve_batch, alone_on=refused, in_flight=ALONE_IN_FLIGHT
+            self._reserve_alone,
+            self._reserve_batch,
+            alone_on=refused,
+            in_flight=ALONE_IN_FLIGHT,
+            on_batch=None if on_batch is None else functools.partial(on_batch, "reserve"),
         )
         self._records = Coalescer(
-            self._mark_claimed_alone, self._mark_claimed_batch, alone_on=refused, in_flight=ALONE_IN_FLIGHT
+            self._mark_claimed_alone,
+            self._mark_claimed_batch,
+            alone_on=refused,
+            in_flight=ALONE_IN_FLIGHT,
+            on_batch=None if on_batch is None else functools.partial(on_batch, "claimed"),
         )
 
     async def _target(self) -> Any:

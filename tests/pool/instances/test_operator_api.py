@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pool.claims.db import ALONE_IN_FLIGHT
 from pool.models import STATUSES, Claim, Instance
 from shared.errors import error_body
 from tests.fakes.fleet import FakeFleet
@@ -190,3 +193,24 @@ async def test_metrics_are_prometheus_text_with_instances_and_claims(
 async def test_healthz_and_version(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"ok": True, "app": "pool", "database": "ok"}
     assert (await client.get("/version")).json()["app"] == "pool"
+
+
+async def test_metrics_count_the_claim_writes_that_went_in_batches(
+    client: httpx.AsyncClient, fleet: FakeFleet, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A burst of claims: beyond the few that run alone, their writes go as batches, and the
+    metrics say how many batches and how many claims (pool.claims.coalesce)."""
+    await add_fleet_instances(sessionmaker, fleet, 20)
+    answers = await asyncio.gather(
+        *(client.post("/api/pool/claim", json=BODY, headers=AUTH) for _ in range(20))
+    )
+    assert [a.status_code for a in answers] == [200] * 20
+
+    lines = (await client.get("/metrics")).text.splitlines()
+    batched = {
+        line.split()[0]: float(line.split()[1]) for line in lines if line.startswith("pool_claim_write")
+    }
+    assert batched['pool_claim_write_batches_total{write="reserve"}'] >= 1
+    # At most every claim but the ones that ran first, alone, went in a reserve batch.
+    assert 2 <= batched['pool_claim_writes_batched_total{write="reserve"}'] <= 20 - ALONE_IN_FLIGHT
+    assert batched['pool_claim_writes_batched_total{write="claimed"}'] >= 2
