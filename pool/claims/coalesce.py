@@ -40,12 +40,11 @@ class Coalescer(Generic[T, R]):
         self._many = many
         self._alone_on = alone_on
         self._max_batch = max_batch
-        self._on_batch = on_batch  # told each batch's size (the pool's metrics)
+        self._on_batch = on_batch  # told each batch's size (the pool's metrics, the tests)
         self._max_in_flight = in_flight
         self._in_flight = 0
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()
-        self.batches = 0  # batches of more than one call run so far (the tests read it)
 
     async def __call__(self, item: T) -> R:
         if self._in_flight < self._max_in_flight:
@@ -74,7 +73,6 @@ class Coalescer(Generic[T, R]):
             if len(batch) == 1:
                 await _settle(batch[0][1], self._one(batch[0][0]))
                 return
-            self.batches += 1
             if self._on_batch is not None:
                 self._on_batch(len(batch))
             try:

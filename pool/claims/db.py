@@ -98,7 +98,7 @@ class ClaimsDb:
         on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
         self._dsn = libpq_url(url)
-        self._timeout = statement_timeout
+        self.statement_timeout = statement_timeout  # a claim's reserve, record and template read
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
@@ -200,7 +200,7 @@ class ClaimsDb:
                 claim.template,
                 claim.source,
                 claim.owner_id,
-                timeout=self._timeout,
+                timeout=self.statement_timeout,
             )
         assert row is not None  # the outer SELECT always yields one row
         return row
@@ -208,7 +208,7 @@ class ClaimsDb:
     async def _reserve_batch(self, claims: list[NewClaim]) -> list[asyncpg.Record]:
         pool = await self._get()
         async with self._slots:
-            return await batches.reserve(pool, claims, timeout=self._timeout)
+            return await batches.reserve(pool, claims, timeout=self.statement_timeout)
 
     async def register(self, claim: NewClaim) -> Picked | Duplicate | None:
         """`reserve`'s slower twin, which tells why nothing was reserved: the claim is registered
@@ -270,9 +270,12 @@ class ClaimsDb:
     async def _mark_claimed_alone(self, claimed: Claimed) -> bool:
         pool = await self._target()
         async with self._slot():
-            return await pool.fetchrow(MARK_CLAIMED, *claimed.arguments(), timeout=self._timeout) is not None
+            return (
+                await pool.fetchrow(MARK_CLAIMED, *claimed.arguments(), timeout=self.statement_timeout)
+                is not None
+            )
 
     async def _mark_claimed_batch(self, records: list[Claimed]) -> list[bool]:
         pool = await self._get()
         async with self._slots:
-            return await batches.mark_claimed(pool, records, timeout=self._timeout)
+            return await batches.mark_claimed(pool, records, timeout=self.statement_timeout)

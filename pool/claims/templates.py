@@ -21,7 +21,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from pool.claims.db import ClaimsDb
+from pool.claims.db import ClaimsDb, DatabaseSlow
 from pool.claims.schemas import ClaimCreate
 from pool.claims.statements import DEFAULT_TEMPLATE
 from pool.templates.schemas import DEFAULT_OWNER as OPERATOR
@@ -111,8 +111,13 @@ class TemplateChooser:
 
     async def _read(self, by: str, value: str) -> ChosenTemplate | None:
         read_at = time.monotonic()
-        async with self._db.connection() as connection:
-            row = await connection.fetchrow(BY_ID if by == "id" else BY_SLUG, value)
+        try:
+            async with self._db.connection() as connection:
+                statement = BY_ID if by == "id" else BY_SLUG
+                row = await connection.fetchrow(statement, value, timeout=self._db.statement_timeout)
+        except TimeoutError as exc:
+            # Shared by every claim of the template that missed: bounded like the claim's writes.
+            raise DatabaseSlow from exc
         chosen = None if row is None else ChosenTemplate(**dict(row))
         if len(self._cache) > 1000:
             self._cache.clear()  # bounded: claims naming many unknown templates cannot grow it

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import pytest
 
-from pool.claims.db import ClaimsDb
+from pool.claims.db import ClaimsDb, DatabaseSlow
 from pool.claims.schemas import ClaimCreate
 from pool.claims.templates import TemplateChooser
+from shared.db import libpq_url
 from shared.errors import NotFound
 
 
@@ -67,3 +69,27 @@ async def test_a_claim_that_gives_up_does_not_cancel_the_read_others_wait_for(db
     first.cancel()
     assert [template for template, _ in await asyncio.gather(*others)] == ["default"] * 3
     assert db.reads == 1
+
+
+async def test_a_template_read_the_database_does_not_answer_is_refused_in_time(pool_db_url: str) -> None:
+    """The read every claim of a template shares is bounded like the claim's writes: while another
+    transaction holds the templates table, the claims that wait on it are refused (503), they do
+    not hang."""
+    slow = CountingDb(pool_db_url, statement_timeout=0.5)
+    holder = await asyncpg.connect(libpq_url(pool_db_url))
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE templates IN ACCESS EXCLUSIVE MODE")
+            chooser = TemplateChooser(slow)
+            answers = await asyncio.wait_for(
+                asyncio.gather(
+                    *(chooser.choose(ClaimCreate(templateId="default")) for _ in range(3)),
+                    return_exceptions=True,
+                ),
+                timeout=5,
+            )
+    finally:
+        await holder.close()
+        await slow.close()
+    assert all(isinstance(answer, DatabaseSlow) for answer in answers), answers
+    assert slow.reads == 1
