@@ -118,8 +118,11 @@ async def test_a_steady_tick_asks_only_starting_failing_and_rotated_idle_instanc
 
             # Next tick: another idle instance, never the same one within the period.
             counted.asked.clear()
-            # A conversation we did not give it: found when its turn comes, then destroyed.
-            fleet.agents[idle[-1]].conversation_id = "conv_out_of_band"
+            # A conversation we did not give it: found when its turn comes, then destroyed. Not the
+            # one the first tick already asked (ids are random: which that was is chance), whose
+            # turn does not come again within the period.
+            tainted = next(i for i in reversed(idle) if i not in rotated)
+            fleet.agents[tainted].conversation_id = "conv_out_of_band"
             seen = rotated
             for _ in range(5):
                 await runner.run_once()
@@ -127,7 +130,7 @@ async def test_a_steady_tick_asks_only_starting_failing_and_rotated_idle_instanc
                 seen |= set(counted.asked) & set(idle)
                 counted.asked.clear()
             assert seen == set(idle)
-            assert idle[-1] not in await rows(runner) and idle[-1] not in fleet.agents
+            assert tainted not in await rows(runner) and tainted not in fleet.agents
 
             # Unprobed (services' deadline) is no observation: the counter stays where it was.
             async with runner.ctx.sessionmaker.begin() as session:
